@@ -1,0 +1,377 @@
+//! One login, from module arguments to a verdict, in safe Rust.
+//!
+//! The PAM handle is reached only through the [`Conversation`] and [`Logger`] traits,
+//! which `ffi` implements over libpam; tests can drive this without libpam at all.
+//!
+//! Order of work, and why:
+//! 1. config and user; a user without a record is still prompted (no enumeration);
+//! 2. a short look at the state: a locked-out user is told to wait and not prompted;
+//! 3. the prompt, with no lock held (a slow typist must not block other logins);
+//! 4. under the user's exclusive state lock: re-check the lock-out, verify the code,
+//!    and durably record the outcome (step used, or one more failure) before answering.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::account::{Account, AccountError};
+use crate::config::Config;
+use crate::record::Record;
+use crate::record_store::{RecordLocation, StoreError};
+use crate::state::{LoginState, StateDir};
+use crate::verify::{self, TypedCode, Verdict};
+
+/// What the user is told when the module cannot work for a reason only the admin can fix.
+pub const UNAVAILABLE_MESSAGE: &str =
+    "The second factor cannot be checked right now; please contact your system administrator.";
+
+/// How the module talks to the user.
+pub trait Conversation {
+    /// Asks with echo off; `Ok(None)` when the application returned no answer.
+    ///
+    /// # Errors
+    /// The conversation failed (the client went away).
+    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError>;
+    /// Shows an error line to the user; failures to show it are ignored.
+    fn show_error(&mut self, text: &str);
+}
+
+/// The conversation could not be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationError;
+
+impl fmt::Display for ConversationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("conversation failed")
+    }
+}
+
+/// Syslog priorities the module uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Err,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+/// Where the module's lines for the admin go (`pam_syslog` in production).
+pub trait Logger {
+    fn log(&self, priority: Priority, message: &str);
+}
+
+/// The PAM-visible result of one login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Right code: `PAM_SUCCESS`.
+    Success,
+    /// Wrong, replayed or missing code, not enrolled, locked out: `PAM_AUTH_ERR`.
+    Denied,
+    /// Not enrolled and `nullok`: `PAM_IGNORE`.
+    Ignore,
+    /// The client went away mid-conversation: `PAM_CONV_ERR`.
+    ConversationFailed,
+    /// Config, store or state unusable; fail closed: `PAM_SYSTEM_ERR`.
+    SystemError,
+}
+
+/// Who is logging in and from where, as PAM reported it.
+#[derive(Debug, Clone)]
+pub struct Login<'a> {
+    pub user: &'a str,
+    pub rhost: Option<&'a str>,
+    pub args: &'a [String],
+    /// Unix time of the attempt.
+    pub now: u64,
+}
+
+impl Login<'_> {
+    /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
+    fn who(&self) -> String {
+        // The user name comes from the client: keep control characters out of syslog.
+        let clean = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect::<String>()
+        };
+        format!(
+            "user={} rhost={}",
+            clean(self.user),
+            clean(self.rhost.unwrap_or(""))
+        )
+    }
+}
+
+/// Runs one authentication.
+pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Logger) -> Outcome {
+    let config = match Config::from_module_args(login.args) {
+        Ok(config) => config,
+        Err(e) => {
+            log.log(
+                Priority::Err,
+                &format!("configuration error, refusing all logins: {e}"),
+            );
+            conv.show_error(UNAVAILABLE_MESSAGE);
+            return Outcome::SystemError;
+        }
+    };
+    let debug = |message: &str| {
+        if config.debug {
+            log.log(Priority::Debug, message);
+        }
+    };
+
+    let record = match find_record(login, &config) {
+        Ok(found) => found,
+        Err(Missing::Unknown) => return refuse_after_prompt(login, &config, conv, log, "unknown user"),
+        Err(Missing::NotEnrolled) if config.nullok => {
+            debug(&format!("no enrollment record, nullok; {}", login.who()));
+            return Outcome::Ignore;
+        }
+        Err(Missing::NotEnrolled) => return refuse_after_prompt(login, &config, conv, log, "not enrolled"),
+        Err(Missing::Unusable(message)) => {
+            log.log(Priority::Err, &format!("{message}; {}", login.who()));
+            conv.show_error(UNAVAILABLE_MESSAGE);
+            return Outcome::SystemError;
+        }
+    };
+
+    let state_dir = match StateDir::open(&config.state_dir) {
+        Ok(dir) => dir,
+        Err(e) => return system_error(login, conv, log, &e),
+    };
+    match state_dir.lock(login.user) {
+        Ok(locked) if !config.is_lockout_exempt(login.user) && locked.state().locked_until > login.now => {
+            return refuse_locked_out(login, conv, log, locked.state().locked_until);
+        }
+        Ok(_) => {}
+        Err(e) => return system_error(login, conv, log, &e),
+    }
+
+    let reply = match conv.ask_hidden(&config.prompt) {
+        Ok(reply) => reply.unwrap_or_default(),
+        Err(e) => {
+            log.log(Priority::Notice, &format!("{e}; {}", login.who()));
+            return Outcome::ConversationFailed;
+        }
+    };
+    let code = TypedCode::parse(&reply, record.digits);
+    drop(reply);
+    settle(login, &config, &state_dir, &record, code.as_ref(), conv, log)
+}
+
+/// Under the user's lock: re-check the lock-out, verify, and durably record the result.
+fn settle(
+    login: &Login<'_>,
+    config: &Config,
+    state_dir: &StateDir,
+    record: &Record,
+    code: Option<&TypedCode>,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+) -> Outcome {
+    let exempt = config.is_lockout_exempt(login.user);
+    let mut locked = match state_dir.lock(login.user) {
+        Ok(locked) => locked,
+        Err(e) => return system_error(login, conv, log, &e),
+    };
+    let before = locked.state();
+    if !exempt && before.locked_until > login.now {
+        return refuse_locked_out(login, conv, log, before.locked_until);
+    }
+    let verdict = code.map_or(Verdict::Invalid, |code| {
+        verify::check(record, code, login.now, config.window, before.last_step)
+    });
+    let (after, reason) = match verdict {
+        Verdict::Accepted { step } => {
+            let after = LoginState {
+                last_step: step,
+                failures: 0,
+                locked_until: 0,
+                last_success: login.now,
+                ..before
+            };
+            (after, None)
+        }
+        Verdict::Replayed => (
+            record_failure(config, before, login.now, exempt),
+            Some("replayed code"),
+        ),
+        Verdict::Invalid if code.is_none() => (
+            record_failure(config, before, login.now, exempt),
+            Some("malformed code"),
+        ),
+        Verdict::Invalid => (
+            record_failure(config, before, login.now, exempt),
+            Some("invalid code"),
+        ),
+    };
+    if let Err(e) = locked.save(after) {
+        return system_error(login, conv, log, &e);
+    }
+    drop(locked);
+
+    let Some(reason) = reason else {
+        log.log(
+            Priority::Info,
+            &format!("authentication success; {}", login.who()),
+        );
+        return Outcome::Success;
+    };
+    log.log(
+        Priority::Notice,
+        &format!(
+            "authentication failure; {} reason={reason} failures={}",
+            login.who(),
+            after.failures
+        ),
+    );
+    if after.locked_until > login.now && before.locked_until <= login.now {
+        let length = after.locked_until - login.now;
+        log.log(
+            Priority::Warning,
+            &format!("too many failed attempts; {} locked for {length} s", login.who()),
+        );
+    }
+    Outcome::Denied
+}
+
+/// Why no usable record was found.
+enum Missing {
+    Unknown,
+    NotEnrolled,
+    Unusable(String),
+}
+
+fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
+    let account = match Account::lookup(login.user) {
+        Ok(account) => account,
+        Err(AccountError::Unknown | AccountError::InvalidName) => return Err(Missing::Unknown),
+        Err(e) => return Err(Missing::Unusable(e.to_string())),
+    };
+    let location =
+        RecordLocation::for_account(config, account).map_err(|e| Missing::Unusable(e.to_string()))?;
+    location.read().map_err(|e| match e {
+        StoreError::NotFound => Missing::NotEnrolled,
+        other => Missing::Unusable(format!("cannot use record {}: {other}", location.path.display())),
+    })
+}
+
+/// Counts one more failure and starts or lengthens a lock-out once there are enough.
+fn record_failure(config: &Config, before: LoginState, now: u64, exempt: bool) -> LoginState {
+    let failures = before.failures.saturating_add(1);
+    let locked_until = if exempt || failures < config.max_failures {
+        before.locked_until
+    } else {
+        let doublings = (failures - config.max_failures).min(32);
+        let length = config
+            .lockout_seconds
+            .saturating_mul(1u64 << doublings)
+            .min(config.lockout_max_seconds);
+        now.saturating_add(length)
+    };
+    LoginState {
+        failures,
+        locked_until,
+        ..before
+    }
+}
+
+/// Prompts as for an enrolled user, so a caller cannot tell who is enrolled, then refuses.
+fn refuse_after_prompt(
+    login: &Login<'_>,
+    config: &Config,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+    reason: &str,
+) -> Outcome {
+    if conv.ask_hidden(&config.prompt).is_err() {
+        return Outcome::ConversationFailed;
+    }
+    log.log(
+        Priority::Notice,
+        &format!("authentication failure; {} reason={reason}", login.who()),
+    );
+    Outcome::Denied
+}
+
+fn refuse_locked_out(
+    login: &Login<'_>,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+    until: u64,
+) -> Outcome {
+    let minutes = until.saturating_sub(login.now).div_ceil(60).max(1);
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    conv.show_error(&format!(
+        "Too many failed attempts; try again in {minutes} {unit}."
+    ));
+    log.log(
+        Priority::Notice,
+        &format!(
+            "authentication refused; {} reason=locked out for {} more s",
+            login.who(),
+            until - login.now
+        ),
+    );
+    Outcome::Denied
+}
+
+fn system_error(
+    login: &Login<'_>,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+    e: &dyn fmt::Display,
+) -> Outcome {
+    log.log(Priority::Err, &format!("{e}; {}", login.who()));
+    conv.show_error(UNAVAILABLE_MESSAGE);
+    Outcome::SystemError
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Config {
+        Config {
+            max_failures: 3,
+            lockout_seconds: 30,
+            lockout_max_seconds: 100,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn lockout_starts_at_max_failures_and_doubles_up_to_the_cap() {
+        let mut state = LoginState::default();
+        let mut lengths = Vec::new();
+        for _ in 0..6 {
+            state = record_failure(&policy(), state, 1000, false);
+            lengths.push(state.locked_until.saturating_sub(1000));
+        }
+        assert_eq!(lengths, [0, 0, 30, 60, 100, 100]);
+        assert_eq!(state.failures, 6);
+    }
+
+    #[test]
+    fn exempt_users_are_counted_but_never_locked() {
+        let mut state = LoginState::default();
+        for _ in 0..10 {
+            state = record_failure(&policy(), state, 1000, true);
+        }
+        assert_eq!((state.failures, state.locked_until), (10, 0));
+    }
+
+    #[test]
+    fn failure_counts_saturate_instead_of_overflowing() {
+        let state = LoginState {
+            failures: u32::MAX,
+            ..LoginState::default()
+        };
+        let after = record_failure(&policy(), state, u64::MAX - 5, false);
+        assert_eq!((after.failures, after.locked_until), (u32::MAX, u64::MAX));
+    }
+}

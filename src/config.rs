@@ -1,0 +1,421 @@
+//! The admin's policy: `/etc/security/pam_totp.toml`, overridden by module arguments.
+//!
+//! One serde struct is the single source of truth for every key, its type and its
+//! default. Module arguments (`key=value`, or a bare `flag`) are merged into the file's
+//! table before that struct is deserialised, so both paths are checked the same way and
+//! an unknown key or a bad value is an error naming the key and where it came from.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+use crate::algorithm::Algorithm;
+
+/// Where the admin config lives unless `config=` / `--config` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/security/pam_totp.toml";
+
+/// A config file larger than this is refused rather than parsed.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Every policy key, with its default. `deny_unknown_fields` makes a typo an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where each user's enrollment record lives (`${USER}`, `${HOME}`, leading `~`).
+    pub secret_path: String,
+    /// Root-owned directory holding one login-state file per user.
+    pub state_dir: PathBuf,
+    /// Time steps accepted either side of now.
+    pub window: u8,
+    /// Let users without a record pass (`PAM_IGNORE`) instead of refusing them.
+    pub nullok: bool,
+    /// Log the decisions of each login (never a secret or a code).
+    pub debug: bool,
+    /// The conversation prompt for the code.
+    pub prompt: String,
+    /// Name shown in the authenticator app; empty means the host name.
+    pub issuer: String,
+    /// Algorithm for new enrollments.
+    pub algorithm: Algorithm,
+    /// Digits for new enrollments.
+    pub digits: u8,
+    /// Seconds per time step for new enrollments.
+    pub period: u64,
+    /// Consecutive failures before a lock-out starts.
+    pub max_failures: u32,
+    /// Length of the first lock-out, in seconds; it doubles with each further failure.
+    pub lockout_seconds: u64,
+    /// The longest a lock-out can grow to, in seconds.
+    pub lockout_max_seconds: u64,
+    /// Users who are never locked out (failures are still counted and logged).
+    pub lockout_exempt: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            secret_path: "~/.pam_totp".to_owned(),
+            state_dir: PathBuf::from("/var/lib/pam_totp"),
+            window: 1,
+            nullok: false,
+            debug: false,
+            prompt: "Verification code: ".to_owned(),
+            issuer: String::new(),
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+            max_failures: 5,
+            lockout_seconds: 30,
+            lockout_max_seconds: 15 * 60,
+            lockout_exempt: Vec::new(),
+        }
+    }
+}
+
+/// Why a configuration could not be used. The module fails closed on every one.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    Read { path: PathBuf, source: io::Error },
+    /// The file is larger than any sane config.
+    TooLarge { path: PathBuf },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    Invalid { origin: String, message: String },
+    /// A value of the right type that makes no sense (`digits = 12`).
+    Value {
+        origin: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read config {}: {source}", path.display())
+            }
+            ConfigError::TooLarge { path } => write!(
+                f,
+                "config {} is larger than {MAX_CONFIG_BYTES} bytes",
+                path.display()
+            ),
+            ConfigError::Invalid { origin, message } => write!(f, "{origin}: {message}"),
+            ConfigError::Value { origin, key, message } => {
+                write!(f, "{origin}: bad value for `{key}`: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads the file at `path` (missing = all defaults) and applies `overrides`,
+    /// module arguments in PAM style: `key=value` or a bare `flag` meaning `true`.
+    ///
+    /// # Errors
+    /// Any unreadable file, syntax error, unknown key or bad value.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut table = match read_capped(path) {
+            Ok(text) => toml::from_str::<Table>(&text).map_err(|e| ConfigError::Invalid {
+                origin: path.display().to_string(),
+                message: e.message().to_owned(),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Table::new(),
+            Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                return Err(ConfigError::TooLarge {
+                    path: path.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let origin = if overrides.is_empty() {
+            path.display().to_string()
+        } else {
+            format!("{} with module arguments", path.display())
+        };
+        for arg in overrides {
+            let (key, value) = parse_override(arg)?;
+            table.insert(key, value);
+        }
+        // Deserialising from text (not from the table) keeps spans, so a wrong value's
+        // error can name its key.
+        let merged = toml::to_string(&table).unwrap_or_default();
+        let config: Config = toml::from_str(&merged).map_err(|e| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: describe_value_error(&merged, &e),
+        })?;
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    /// Builds the config from PAM module arguments: `config=PATH` names the file (default
+    /// [`DEFAULT_CONFIG_PATH`]), `secret=` is the PAM-style name of `secret_path`, and every
+    /// other argument overrides the file's key of the same name.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_module_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut path = PathBuf::from(DEFAULT_CONFIG_PATH);
+        let mut overrides = Vec::with_capacity(args.len());
+        for arg in args {
+            if let Some(value) = arg.strip_prefix("config=") {
+                path = PathBuf::from(value);
+            } else if let Some(value) = arg.strip_prefix("secret=") {
+                overrides.push(format!("secret_path={value}"));
+            } else {
+                overrides.push(arg.clone());
+            }
+        }
+        Config::load(&path, &overrides)
+    }
+
+    /// Whether `user` is never locked out.
+    #[must_use]
+    pub fn is_lockout_exempt(&self, user: &str) -> bool {
+        self.lockout_exempt.iter().any(|exempt| exempt == user)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: &str| ConfigError::Value {
+            origin: origin.to_owned(),
+            key,
+            message: message.to_owned(),
+        };
+        if self.window > 10 {
+            return Err(bad("window", "must be between 0 and 10 time steps"));
+        }
+        if !(6..=8).contains(&self.digits) {
+            return Err(bad("digits", "must be 6, 7 or 8"));
+        }
+        if !(10..=300).contains(&self.period) {
+            return Err(bad("period", "must be between 10 and 300 seconds"));
+        }
+        if self.secret_path.is_empty() {
+            return Err(bad("secret_path", "must not be empty"));
+        }
+        if !self.state_dir.is_absolute() {
+            return Err(bad("state_dir", "must be an absolute path"));
+        }
+        if self.prompt.contains('\0') {
+            return Err(bad("prompt", "must not contain NUL"));
+        }
+        if self.issuer.contains(':') {
+            return Err(bad(
+                "issuer",
+                "must not contain `:` (the Key URI Format reserves it)",
+            ));
+        }
+        if self.max_failures == 0 {
+            return Err(bad("max_failures", "must be at least 1"));
+        }
+        if self.lockout_seconds == 0 || self.lockout_max_seconds < self.lockout_seconds {
+            return Err(bad(
+                "lockout_max_seconds",
+                "lockout_seconds must be positive and not above lockout_max_seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads at most [`MAX_CONFIG_BYTES`]; a longer file is `FileTooLarge`.
+fn read_capped(path: &Path) -> io::Result<String> {
+    let file = fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(io::Error::from(io::ErrorKind::FileTooLarge));
+    }
+    Ok(text)
+}
+
+/// `window: invalid type: ...`: the message, prefixed with the key its span points at.
+fn describe_value_error(text: &str, error: &toml::de::Error) -> String {
+    let key = error.span().and_then(|span| {
+        let line_start = text[..span.start.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let line = &text[line_start..];
+        line.split_once('=').map(|(key, _)| key.trim().to_owned())
+    });
+    match key {
+        Some(key) if !key.is_empty() && !error.message().contains(&key) => {
+            format!("`{key}`: {}", error.message())
+        }
+        _ => error.message().to_owned(),
+    }
+}
+
+/// Turns one module argument into a TOML key and value.
+///
+/// The value is read as a TOML literal where it is one (`window=0`, `nullok=false`),
+/// else taken as a string (`prompt=Code: `); a string for a key whose default is a list
+/// is split on commas (`lockout_exempt=root,admin`), and a number or boolean for a key
+/// whose default is a string is taken as written (`issuer=2024`).
+fn parse_override(arg: &str) -> Result<(String, Value), ConfigError> {
+    let (key, raw) = match arg.split_once('=') {
+        Some((key, raw)) => (key, Some(raw)),
+        None => (arg, None),
+    };
+    let defaults = Table::try_from(Config::default()).unwrap_or_default();
+    let Some(default) = defaults.get(key) else {
+        return Err(ConfigError::Invalid {
+            origin: "module arguments".to_owned(),
+            message: format!("unknown argument `{key}`"),
+        });
+    };
+    let Some(raw) = raw else {
+        return Ok((key.to_owned(), Value::Boolean(true)));
+    };
+    let literal = toml::from_str::<Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    let value = match (default, literal) {
+        (Value::String(_), _) => Value::String(raw.to_owned()),
+        (Value::Array(_), None | Some(Value::String(_))) => Value::Array(
+            raw.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
+        (_, Some(literal)) => literal,
+        (_, None) => Value::String(raw.to_owned()),
+    };
+    Ok((key.to_owned(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_text(text: &str, args: &[&str]) -> Result<Config, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().map_err(|source| ConfigError::Read {
+            path: PathBuf::new(),
+            source,
+        })?;
+        file.write_all(text.as_bytes())
+            .map_err(|source| ConfigError::Read {
+                path: PathBuf::new(),
+                source,
+            })?;
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        Config::load(file.path(), &args)
+    }
+
+    #[test]
+    fn missing_file_means_defaults() {
+        let config = Config::load(Path::new("/nonexistent/pam_totp.toml"), &[]);
+        assert_eq!(config.ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn defaults_are_what_authenticator_apps_honour() {
+        let config = Config::default();
+        assert_eq!(
+            (config.algorithm, config.digits, config.period),
+            (Algorithm::Sha1, 6, 30)
+        );
+        assert_eq!(config.window, 1);
+        assert_eq!(config.prompt, "Verification code: ");
+    }
+
+    #[test]
+    fn file_values_are_read() {
+        let config = load_text("window = 0\nsecret_path = \"/var/lib/pam_totp/${USER}\"\n", &[]);
+        let config = config.ok();
+        assert_eq!(config.as_ref().map(|c| c.window), Some(0));
+        assert_eq!(
+            config.map(|c| c.secret_path),
+            Some("/var/lib/pam_totp/${USER}".to_owned())
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_key_and_file() {
+        let err = load_text("windw = 2\n", &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("windw"), "{err}");
+        assert!(err.contains(".tmp"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_naming_key() {
+        let err = load_text("window = \"wide\"\n", &[]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("window")));
+    }
+
+    #[test]
+    fn out_of_range_value_is_an_error() {
+        let err = load_text("digits = 12\n", &[]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("digits")));
+        assert!(load_text("window = 200\n", &[]).is_err());
+    }
+
+    #[test]
+    fn module_arguments_override_the_file() {
+        let config = load_text(
+            "window = 3\n",
+            &[
+                "window=0",
+                "nullok",
+                "debug",
+                "prompt=Code: ",
+                "lockout_exempt=root,ops",
+            ],
+        );
+        let config = config.ok().unwrap_or_default();
+        assert_eq!(config.window, 0);
+        assert!(config.nullok && config.debug);
+        assert_eq!(config.prompt, "Code: ");
+        assert_eq!(config.lockout_exempt, vec!["root".to_owned(), "ops".to_owned()]);
+    }
+
+    #[test]
+    fn string_keys_take_numeric_looking_values_as_text() {
+        let config = load_text("", &["issuer=2024", "secret=x"]);
+        assert!(config.is_err(), "`secret` is not a config key");
+        let config = load_text("", &["issuer=2024"]).ok().unwrap_or_default();
+        assert_eq!(config.issuer, "2024");
+    }
+
+    #[test]
+    fn module_arguments_name_the_file_and_alias_secret() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"window = 4\n").unwrap();
+        let args = [
+            format!("config={}", file.path().display()),
+            "secret=/srv/otp/${USER}".to_owned(),
+        ];
+        let config = Config::from_module_args(&args).unwrap();
+        assert_eq!(config.window, 4);
+        assert_eq!(config.secret_path, "/srv/otp/${USER}");
+    }
+
+    #[test]
+    fn unknown_module_argument_is_an_error() {
+        let err = load_text("", &["use_frist_pass"]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("use_frist_pass")));
+    }
+
+    #[test]
+    fn garbage_file_is_an_error_not_a_panic() {
+        assert!(load_text("\u{0}\u{1}[[[", &[]).is_err());
+        assert!(load_text(&"x".repeat(100_000), &[]).is_err());
+    }
+}

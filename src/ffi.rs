@@ -1,0 +1,123 @@
+//! The PAM boundary: the only `unsafe` code in the module.
+//!
+//! Entry points come from `pam-bindings` (pinned to 0.4.0, MIT). It was chosen over
+//! `pam` / `pamsm` because its `pam_hooks!` wrapper catches a panic at each entry point
+//! and turns it into `PAM_ABORT` (a panic must never unwind into sshd), and its
+//! conversation replies are zeroized buffers. It does not wrap `pam_syslog`, so that
+//! one function is declared here.
+//!
+//! Everything past this file is safe Rust: [`crate::authenticate`] decides, through the
+//! [`Conversation`] and [`Logger`] traits implemented below.
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PamFlag, PamResultCode};
+use pam::conv::Conv;
+use pam::items::RHost;
+use pam::module::{PamHandle, PamHooks};
+use zeroize::Zeroizing;
+
+use crate::authenticate::{self, Conversation, ConversationError, Logger, Login, Outcome, Priority};
+
+#[link(name = "pam")]
+unsafe extern "C" {
+    /// `void pam_syslog(const pam_handle_t *pamh, int priority, const char *fmt, ...)`:
+    /// logs to authpriv with the `pam_totp(service:type): ` prefix admins grep for.
+    fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+}
+
+struct PamTotp;
+pam::pam_hooks!(PamTotp);
+
+impl PamHooks for PamTotp {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        #[cfg(feature = "panic-test")]
+        if args.iter().any(|a| a == "test_panic") {
+            #[allow(clippy::panic)]
+            {
+                panic!("panic forced by the test_panic argument");
+            }
+        }
+        let logger = PamLogger(pamh);
+        let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+            logger.log(Priority::Err, "system clock is before 1970; refusing");
+            return PamResultCode::PAM_SYSTEM_ERR;
+        };
+        let user = match pamh.get_user(None) {
+            Ok(user) => user,
+            Err(code) => {
+                PamLogger(pamh).log(Priority::Err, "cannot determine the user name");
+                return code;
+            }
+        };
+        let rhost = match pamh.get_item::<RHost>() {
+            Ok(Some(rhost)) => Some(rhost.0.to_string_lossy().into_owned()),
+            _ => None,
+        };
+        let login = Login {
+            user: &user,
+            rhost: rhost.as_deref(),
+            args: &args,
+            now: now.as_secs(),
+        };
+        let mut conv = PamConversation(pamh);
+        let outcome = authenticate::authenticate(&login, &mut conv, &PamLogger(pamh));
+        match outcome {
+            Outcome::Success => PamResultCode::PAM_SUCCESS,
+            Outcome::Denied => PamResultCode::PAM_AUTH_ERR,
+            Outcome::Ignore => PamResultCode::PAM_IGNORE,
+            Outcome::ConversationFailed => PamResultCode::PAM_CONV_ERR,
+            Outcome::SystemError => PamResultCode::PAM_SYSTEM_ERR,
+        }
+    }
+
+    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        // A code grants no credentials; succeed so stacks with `required` work.
+        PamResultCode::PAM_SUCCESS
+    }
+}
+
+struct PamConversation<'a>(&'a PamHandle);
+
+impl PamConversation<'_> {
+    fn send(&self, style: c_int, text: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+        let Ok(Some(conv)) = self.0.get_item::<Conv>() else {
+            return Err(ConversationError);
+        };
+        let reply = conv.send(style, text).map_err(|_| ConversationError)?;
+        Ok(reply.map(|bytes| Zeroizing::new(bytes.as_bytes().to_vec())))
+    }
+}
+
+impl Conversation for PamConversation<'_> {
+    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+        self.send(PAM_PROMPT_ECHO_OFF, prompt)
+    }
+
+    fn show_error(&mut self, text: &str) {
+        let _ = self.send(PAM_ERROR_MSG, text);
+    }
+}
+
+struct PamLogger<'a>(&'a PamHandle);
+
+impl Logger for PamLogger<'_> {
+    fn log(&self, priority: Priority, message: &str) {
+        let priority = match priority {
+            Priority::Err => libc::LOG_ERR,
+            Priority::Warning => libc::LOG_WARNING,
+            Priority::Notice => libc::LOG_NOTICE,
+            Priority::Info => libc::LOG_INFO,
+            Priority::Debug => libc::LOG_DEBUG,
+        };
+        let Ok(message) = CString::new(message.replace('\0', "?")) else {
+            return;
+        };
+        // SAFETY: `self.0` is the live handle PAM passed to this call; the format is a
+        // static "%s" and its one argument a valid NUL-terminated string, so the
+        // variadic call reads exactly one `char *`.
+        unsafe { pam_syslog(self.0, priority, c"%s".as_ptr(), message.as_ptr()) };
+    }
+}

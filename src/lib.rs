@@ -1,0 +1,26 @@
+//! `pam_totp`: a TOTP (RFC 6238) second factor for PAM, and the safe core shared with
+//! `totp-enroll`.
+//!
+//! Map of the crate (see ARCHITECTURE.md for the path of a login and the invariants):
+//! - [`ffi`]: the PAM entry points and the only `unsafe` code;
+//! - [`authenticate`]: one login, start to verdict;
+//! - [`config`]: the admin's policy file and module arguments;
+//! - [`account`], [`template`]: who the user is and where their record lives;
+//! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
+//! - [`state`]: replay protection and failure counters, one durable write per login;
+//! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
+//! - [`privs`]: acting with a user's file-system rights.
+
+pub mod account;
+pub mod algorithm;
+pub mod authenticate;
+pub mod config;
+#[allow(unsafe_code)]
+mod ffi;
+pub mod privs;
+pub mod record;
+pub mod record_store;
+pub mod secret;
+pub mod state;
+pub mod template;
+pub mod verify;

@@ -1,0 +1,314 @@
+//! Finding, reading and writing enrollment records on disk, safely as root.
+//!
+//! Reading: the directory is opened first, then the file relative to it with
+//! `O_NOFOLLOW | O_NONBLOCK` (no symlink, no FIFO that would hang a login), and the
+//! open file is checked with `fstat`: a regular file, the expected owner, no group or
+//! other bits, and a bounded size. Home-directory records are read with the user's
+//! file-system rights ([`crate::privs`]).
+//!
+//! Writing (the command only): a temporary file in the same directory, `fsync`,
+//! `rename`, and an `fsync` of the directory, so a crash or a full disk leaves the old
+//! record or the new one, never a torn or missing one.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::Uid;
+use zeroize::Zeroizing;
+
+use crate::account::Account;
+use crate::config::Config;
+use crate::privs::UserRights;
+use crate::record::{Record, RecordError};
+use crate::template::{self, StoreKind, TemplateError};
+
+/// A record file larger than this is refused unread.
+pub const MAX_RECORD_BYTES: u64 = 16 * 1024;
+
+/// Where one user's record is, and under which rules it is read and written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordLocation {
+    pub path: PathBuf,
+    pub kind: StoreKind,
+    pub account: Account,
+}
+
+/// Why a record could not be read or written. Names the problem, never the content.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The user has no record (not enrolled).
+    NotFound,
+    /// `secret_path` does not expand for this user.
+    Template(TemplateError),
+    /// The record is a symbolic link.
+    Symlink,
+    /// The record is a directory, FIFO, device or socket.
+    NotRegular,
+    /// The record's owner is neither the user (home store) nor root (system store).
+    WrongOwner { found: u32, expected: u32 },
+    /// The record can be read or written by group or others.
+    TooOpen { mode: u32 },
+    /// A system store's directory is not root-owned or is group/world writable.
+    UnsafeDirectory { path: PathBuf },
+    /// Larger than [`MAX_RECORD_BYTES`].
+    TooLarge,
+    /// The content is not a valid record.
+    Record(RecordError),
+    /// Any other I/O failure, with what was being done.
+    Io { action: &'static str, source: io::Error },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("no enrollment record"),
+            StoreError::Template(e) => e.fmt(f),
+            StoreError::Symlink => f.write_str("record is a symbolic link; refused"),
+            StoreError::NotRegular => f.write_str("record is not a regular file; refused"),
+            StoreError::WrongOwner { found, expected } => {
+                write!(
+                    f,
+                    "record is owned by uid {found}, expected uid {expected}; refused"
+                )
+            }
+            StoreError::TooOpen { mode } => write!(
+                f,
+                "record mode is {:04o}; group/other bits must be clear (chmod 600)",
+                mode & 0o7777
+            ),
+            StoreError::UnsafeDirectory { path } => write!(
+                f,
+                "record directory {} must be owned by root and not group/world writable",
+                path.display()
+            ),
+            StoreError::TooLarge => write!(f, "record is larger than {MAX_RECORD_BYTES} bytes; refused"),
+            StoreError::Record(e) => e.fmt(f),
+            StoreError::Io { action, source } => write!(f, "cannot {action}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl RecordLocation {
+    /// Where `account`'s record is under `config`.
+    ///
+    /// # Errors
+    /// The template does not expand.
+    pub fn for_account(config: &Config, account: Account) -> Result<RecordLocation, StoreError> {
+        let path = template::expand(&config.secret_path, &account).map_err(StoreError::Template)?;
+        Ok(RecordLocation {
+            path,
+            kind: template::store_kind(&config.secret_path),
+            account,
+        })
+    }
+
+    /// The uid a record here must belong to.
+    #[must_use]
+    pub fn expected_owner(&self) -> Uid {
+        match self.kind {
+            StoreKind::Home => self.account.uid,
+            StoreKind::System => Uid::from_raw(0),
+        }
+    }
+
+    fn split(&self) -> Result<(&Path, &Path), StoreError> {
+        match (self.path.parent(), self.path.file_name()) {
+            (Some(dir), Some(name)) => Ok((dir, Path::new(name))),
+            _ => Err(StoreError::Template(TemplateError::NotAbsolute)),
+        }
+    }
+
+    /// Home stores are touched with the user's rights; system stores as root.
+    fn rights(&self) -> Result<Option<UserRights>, StoreError> {
+        match self.kind {
+            StoreKind::Home => UserRights::assume(&self.account)
+                .map(Some)
+                .map_err(|source| StoreError::Io {
+                    action: "switch to the user's file rights",
+                    source,
+                }),
+            StoreKind::System => Ok(None),
+        }
+    }
+
+    fn open_dir(&self, dir: &Path) -> Result<File, StoreError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => StoreError::NotFound,
+                _ => StoreError::Io {
+                    action: "open the record directory",
+                    source,
+                },
+            })?;
+        if self.kind == StoreKind::System {
+            let meta = file.metadata().map_err(|source| StoreError::Io {
+                action: "stat the record directory",
+                source,
+            })?;
+            if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+                return Err(StoreError::UnsafeDirectory { path: dir.to_owned() });
+            }
+        }
+        Ok(file)
+    }
+
+    /// Reads and parses the record.
+    ///
+    /// # Errors
+    /// See [`StoreError`]; a missing record is [`StoreError::NotFound`].
+    pub fn read(&self) -> Result<Record, StoreError> {
+        let (dir, name) = self.split()?;
+        let _rights = self.rights()?;
+        let dir = self.open_dir(dir)?;
+        let flags =
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        let fd = fcntl::openat(dir.as_fd(), name, flags, Mode::empty()).map_err(|errno| match errno {
+            Errno::ENOENT => StoreError::NotFound,
+            Errno::ELOOP => StoreError::Symlink,
+            other => StoreError::Io {
+                action: "open the record",
+                source: other.into(),
+            },
+        })?;
+        let file = File::from(fd);
+        self.check_file(&file)?;
+        let mut text = Zeroizing::new(Vec::new());
+        file.take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut text)
+            .map_err(|source| StoreError::Io {
+                action: "read the record",
+                source,
+            })?;
+        if text.len() as u64 > MAX_RECORD_BYTES {
+            return Err(StoreError::TooLarge);
+        }
+        let text = std::str::from_utf8(&text)
+            .map_err(|_| StoreError::Record(RecordError::Malformed { line: None }))?;
+        Record::parse(text).map_err(StoreError::Record)
+    }
+
+    fn check_file(&self, file: &File) -> Result<(), StoreError> {
+        let meta = file.metadata().map_err(|source| StoreError::Io {
+            action: "stat the record",
+            source,
+        })?;
+        if !meta.file_type().is_file() {
+            return Err(StoreError::NotRegular);
+        }
+        let expected = self.expected_owner().as_raw();
+        if meta.uid() != expected {
+            return Err(StoreError::WrongOwner {
+                found: meta.uid(),
+                expected,
+            });
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(StoreError::TooOpen { mode: meta.mode() });
+        }
+        if meta.len() > MAX_RECORD_BYTES {
+            return Err(StoreError::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// Whether a record exists here (any file, even an unusable one, counts).
+    ///
+    /// # Errors
+    /// The directory cannot be opened for a reason other than not existing.
+    pub fn exists(&self) -> Result<bool, StoreError> {
+        let (dir, name) = self.split()?;
+        let _rights = self.rights()?;
+        let dir = match self.open_dir(dir) {
+            Ok(dir) => dir,
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match nix::sys::stat::fstatat(dir.as_fd(), name, fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(_) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(errno) => Err(StoreError::Io {
+                action: "look for the record",
+                source: errno.into(),
+            }),
+        }
+    }
+
+    /// Writes `record` atomically, mode 0600, owned by the expected owner.
+    ///
+    /// # Errors
+    /// The directory is unsafe or unwritable, or the disk refused the write; the
+    /// existing record, if any, is then unchanged.
+    pub fn write(&self, record: &Record) -> Result<(), StoreError> {
+        let (dir_path, name) = self.split()?;
+        let _rights = self.rights()?;
+        let dir = self.open_dir(dir_path)?;
+        let temp_name = PathBuf::from(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+        let result = write_then_rename(&dir, &temp_name, name, record.to_toml().as_bytes());
+        if result.is_err() {
+            let _ = nix::unistd::unlinkat(dir.as_fd(), &temp_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        result.map_err(|(action, source)| StoreError::Io { action, source })
+    }
+
+    /// Removes the record. Not an error if there is none.
+    ///
+    /// # Errors
+    /// The directory or file could not be changed.
+    pub fn remove(&self) -> Result<(), StoreError> {
+        let (dir_path, name) = self.split()?;
+        let _rights = self.rights()?;
+        let dir = match self.open_dir(dir_path) {
+            Ok(dir) => dir,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(errno) => {
+                return Err(StoreError::Io {
+                    action: "remove the record",
+                    source: errno.into(),
+                });
+            }
+        }
+        dir.sync_all().map_err(|source| StoreError::Io {
+            action: "sync the record directory",
+            source,
+        })
+    }
+}
+
+fn write_then_rename(
+    dir: &File,
+    temp_name: &Path,
+    name: &Path,
+    bytes: &[u8],
+) -> Result<(), (&'static str, io::Error)> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = fcntl::openat(dir.as_fd(), temp_name, flags, Mode::from_bits_truncate(0o600))
+        .map_err(|e| ("create a temporary record", io::Error::from(e)))?;
+    let mut temp = File::from(fd);
+    // A stale temporary from a killed writer may carry other bits; ours must not.
+    nix::sys::stat::fchmod(temp.as_fd(), Mode::from_bits_truncate(0o600))
+        .map_err(|e| ("set the record's mode", io::Error::from(e)))?;
+    temp.write_all(bytes).map_err(|e| ("write the record", e))?;
+    temp.sync_all().map_err(|e| ("sync the record", e))?;
+    drop(temp);
+    fcntl::renameat(dir.as_fd(), temp_name, dir.as_fd(), name)
+        .map_err(|e| ("replace the record", io::Error::from(e)))?;
+    dir.sync_all().map_err(|e| ("sync the record directory", e))
+}

@@ -1,0 +1,183 @@
+//! Checking a typed code against a record: normalisation, the time window, and replay.
+//!
+//! The HMAC and the HOTP truncation are totp-rs's. What is ours is how the window is
+//! searched: every step in it is computed and compared in constant time, with no early
+//! exit, so neither the digit that differs nor the step that matched shows in timing.
+
+#![forbid(unsafe_code)]
+
+use constant_time_eq::constant_time_eq;
+use zeroize::Zeroizing;
+
+use crate::record::Record;
+
+/// Longest reply we look at; anything longer is refused unread (it is no code).
+pub const MAX_REPLY_BYTES: usize = 256;
+
+/// A code as typed: ASCII digits only, of the record's length.
+#[derive(PartialEq, Eq)]
+pub struct TypedCode(Zeroizing<String>);
+
+impl std::fmt::Debug for TypedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypedCode(redacted)")
+    }
+}
+
+impl TypedCode {
+    /// Normalises a reply: blanks around it and between digit groups (`123 456`, as
+    /// authenticator apps show codes) are dropped; anything else but digits, or the
+    /// wrong count of them, is not a code.
+    #[must_use]
+    pub fn parse(reply: &[u8], digits: u8) -> Option<TypedCode> {
+        if reply.len() > MAX_REPLY_BYTES {
+            return None;
+        }
+        let code: Zeroizing<String> = Zeroizing::new(
+            reply
+                .iter()
+                .filter(|b| **b != b' ' && **b != b'\t' && **b != b'\n' && **b != b'\r')
+                .map(|b| char::from(*b))
+                .collect(),
+        );
+        let well_formed = code.len() == usize::from(digits) && code.bytes().all(|b| b.is_ascii_digit());
+        well_formed.then_some(TypedCode(code))
+    }
+}
+
+/// The result of checking one code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid for `step`, which is newer than the last accepted one.
+    Accepted { step: u64 },
+    /// Valid, but for a step already used: a replay.
+    Replayed,
+    /// Not valid in the window.
+    Invalid,
+}
+
+/// Checks `code` for the steps `window` either side of `now`, refusing any step not
+/// newer than `last_step`.
+#[must_use]
+pub fn check(record: &Record, code: &TypedCode, now: u64, window: u8, last_step: u64) -> Verdict {
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(record.algorithm.to_totp())
+        .with_digits(record.digits)
+        .with_step_duration(record.period)
+        .with_secret(record.secret.as_bytes().to_vec())
+        .build_noncompliant();
+    let current = now / record.period;
+    let mut fresh: Option<u64> = None;
+    let mut replayed = false;
+    for step in current.saturating_sub(u64::from(window))..=current.saturating_add(u64::from(window)) {
+        let expected = Zeroizing::new(totp.generate(step.saturating_mul(record.period)).to_string());
+        let matches = constant_time_eq(expected.as_bytes(), code.0.as_bytes());
+        // Both branches do the same work; only the bookkeeping differs.
+        if matches && step > last_step {
+            fresh = Some(step);
+        } else if matches {
+            replayed = true;
+        }
+    }
+    match (fresh, replayed) {
+        (Some(step), _) => Verdict::Accepted { step },
+        (None, true) => Verdict::Replayed,
+        (None, false) => Verdict::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::Algorithm;
+    use crate::secret::SecretKey;
+
+    /// RFC 6238 appendix B: the seeds are ASCII "1234567890" repeated to the hash size.
+    fn rfc_record(algorithm: Algorithm) -> Record {
+        let seed: &[u8] = match algorithm {
+            Algorithm::Sha1 => b"12345678901234567890",
+            Algorithm::Sha256 => b"12345678901234567890123456789012",
+            Algorithm::Sha512 => b"1234567890123456789012345678901234567890123456789012345678901234",
+        };
+        Record::new(
+            SecretKey::from_bytes(seed.to_vec()).unwrap(),
+            algorithm,
+            8,
+            30,
+            String::new(),
+        )
+    }
+
+    fn code(text: &str, digits: u8) -> TypedCode {
+        TypedCode::parse(text.as_bytes(), digits).unwrap()
+    }
+
+    #[test]
+    fn rfc6238_appendix_b_vectors() {
+        let vectors: [(u64, &str, &str, &str); 6] = [
+            (59, "94287082", "46119246", "90693936"),
+            (1_111_111_109, "07081804", "68084774", "25091201"),
+            (1_111_111_111, "14050471", "67062674", "99943326"),
+            (1_234_567_890, "89005924", "91819424", "93441116"),
+            (2_000_000_000, "69279037", "90698825", "38618901"),
+            (20_000_000_000, "65353130", "77737706", "47863826"),
+        ];
+        for (time, sha1, sha256, sha512) in vectors {
+            for (algorithm, expected) in [
+                (Algorithm::Sha1, sha1),
+                (Algorithm::Sha256, sha256),
+                (Algorithm::Sha512, sha512),
+            ] {
+                let verdict = check(&rfc_record(algorithm), &code(expected, 8), time, 0, 0);
+                assert_eq!(
+                    verdict,
+                    Verdict::Accepted { step: time / 30 },
+                    "{algorithm} at {time}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn window_accepts_neighbouring_steps_only() {
+        let record = rfc_record(Algorithm::Sha1);
+        // 94287082 is the code of step 1 (t = 30..59).
+        let c = code("94287082", 8);
+        assert_eq!(check(&record, &c, 89, 1, 0), Verdict::Accepted { step: 1 });
+        assert_eq!(check(&record, &c, 0, 1, 0), Verdict::Accepted { step: 1 });
+        assert_eq!(check(&record, &c, 89, 0, 0), Verdict::Invalid);
+        assert_eq!(check(&record, &c, 120, 1, 0), Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_used_step_is_a_replay() {
+        let record = rfc_record(Algorithm::Sha1);
+        let c = code("94287082", 8);
+        assert_eq!(check(&record, &c, 59, 1, 1), Verdict::Replayed);
+        assert_eq!(check(&record, &c, 59, 1, 5), Verdict::Replayed);
+    }
+
+    #[test]
+    fn replies_are_normalised_or_refused() {
+        assert!(TypedCode::parse(b" 123456\n", 6).is_some());
+        assert!(TypedCode::parse(b"123 456", 6).is_some());
+        for bad in [
+            &b"12345"[..],
+            b"1234567",
+            b"12345a",
+            b"",
+            b"123\x00456",
+            b"\xff\xfe\xfd\xfc\xfb\xfa",
+            b"+12345",
+            b"-12345",
+        ] {
+            assert!(TypedCode::parse(bad, 6).is_none(), "{bad:?}");
+        }
+        assert!(TypedCode::parse(&[b'1'; 10_000], 6).is_none());
+    }
+
+    #[test]
+    fn debug_hides_the_code() {
+        assert_eq!(format!("{:?}", code("123456", 6)), "TypedCode(redacted)");
+    }
+}

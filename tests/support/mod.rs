@@ -1,0 +1,240 @@
+//! Shared fixtures for the integration tests: a test user, a PAM service directory with
+//! the freshly built module, `totp-enroll` runs, and codes from `oathtool`.
+//!
+//! Tests need root (they create a system user, and the module reads records with the
+//! user's file rights), `oathtool`, and `cargo build --workspace` first; each missing
+//! piece fails the test with a message saying so.
+
+#![allow(dead_code)]
+// Test fixtures: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use pam_client::{Login, Transcript};
+
+/// The system user the tests log in as; created on first use.
+pub const TEST_USER: &str = "pamtotp-test";
+/// A 160-bit secret, as an admin would provision it.
+pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+/// `target/debug` (or release), found from the running test binary.
+#[must_use]
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_owned()
+}
+
+/// The built `totp-enroll`.
+#[must_use]
+pub fn enroll_bin() -> PathBuf {
+    let bin = build_dir().join("totp-enroll");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Creates [`TEST_USER`] with a home directory, once per test binary.
+pub fn ensure_test_user() {
+    static CREATE: Once = Once::new();
+    CREATE.call_once(|| {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the integration tests must run as root"
+        );
+        if nix::unistd::User::from_name(TEST_USER).ok().flatten().is_none() {
+            let status = Command::new("useradd")
+                .args(["--create-home", "--shell", "/bin/sh", TEST_USER])
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success() || s.code() == Some(9)),
+                "useradd {TEST_USER} failed"
+            );
+        }
+    });
+}
+
+/// A PAM service directory with its own config, state directory and module copy.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub service: String,
+    /// `~/.pam_totp-<tag>`: each fixture its own record, so tests do not share one.
+    pub secret_path: String,
+}
+
+impl Fixture {
+    /// A service `totp` whose single auth line is our module with `args`, and a config
+    /// file holding `config` plus this fixture's record path and state directory.
+    #[must_use]
+    pub fn new(config: &str, args: &str) -> Fixture {
+        ensure_test_user();
+        let dir = tempfile::Builder::new()
+            .prefix("pam_totp-test")
+            .tempdir()
+            .expect("tempdir");
+        let tag = dir
+            .path()
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let secret_path = format!("~/.pam_totp-{tag}");
+        let fixture = Fixture {
+            dir,
+            service: "totp".to_owned(),
+            secret_path,
+        };
+        let module = fixture.path("pam_totp.so");
+        std::fs::copy(build_dir().join("libpam_totp.so"), &module)
+            .expect("libpam_totp.so is missing: run `cargo build --workspace` first");
+        fixture.write_config(config);
+        let line = format!(
+            "auth required {} config={} {args}\n",
+            module.display(),
+            fixture.config_path().display()
+        );
+        std::fs::write(fixture.path("totp"), line).expect("service file");
+        fixture
+    }
+
+    #[must_use]
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    #[must_use]
+    pub fn config_path(&self) -> PathBuf {
+        self.path("pam_totp.toml")
+    }
+
+    #[must_use]
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Rewrites the config (the record path and state directory stay this fixture's).
+    pub fn write_config(&self, config: &str) {
+        let text = format!(
+            "secret_path = \"{}\"\nstate_dir = \"{}\"\n{config}\n",
+            self.secret_path,
+            self.state_dir().display()
+        );
+        std::fs::write(self.config_path(), text).expect("config file");
+    }
+
+    /// The record file of [`TEST_USER`] for this fixture.
+    #[must_use]
+    pub fn record_path(&self) -> PathBuf {
+        let home = nix::unistd::User::from_name(TEST_USER)
+            .ok()
+            .flatten()
+            .expect("test user")
+            .dir;
+        home.join(self.secret_path.trim_start_matches("~/"))
+    }
+
+    /// Runs `totp-enroll --config <ours> ARGS`.
+    #[must_use]
+    pub fn enroll(&self, args: &[&str]) -> Output {
+        Command::new(enroll_bin())
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .expect("run totp-enroll")
+    }
+
+    /// Provisions [`TEST_USER`] with `secret` the way an admin migrates a user.
+    pub fn provision(&self, secret: &str) {
+        let out = self.enroll(&["--user", TEST_USER, "--secret", secret, "--no-confirm"]);
+        assert!(
+            out.status.success(),
+            "totp-enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// One `pam_authenticate` for `user`, answering the prompts with `answers`.
+    #[must_use]
+    pub fn login_as(&self, user: &str, answers: &[&[u8]]) -> Transcript {
+        let login = Login {
+            confdir: self.dir.path(),
+            service: &self.service,
+            user,
+            rhost: Some("192.0.2.7"),
+        };
+        pam_client::authenticate(&login, answers)
+    }
+
+    /// One `pam_authenticate` for [`TEST_USER`] answering `code`.
+    #[must_use]
+    pub fn login(&self, code: &str) -> Transcript {
+        self.login_as(TEST_USER, &[code.as_bytes()])
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.record_path());
+    }
+}
+
+/// Unix time now.
+#[must_use]
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Waits, if needed, so that at least `margin` seconds remain in the current 30 s step;
+/// tests that compare steps then cannot straddle a boundary.
+pub fn settle_in_step(margin: u64) {
+    let into = now() % 30;
+    if into + margin >= 30 {
+        std::thread::sleep(std::time::Duration::from_secs(30 - into));
+    }
+}
+
+/// The code `oathtool` (an independent implementation) gives for `secret` at `time`.
+#[must_use]
+pub fn oathtool_at(secret: &str, time: u64) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "--base32", &format!("--now=@{time}"), secret])
+        .output()
+        .expect("oathtool is not installed (apt-get install oathtool)");
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+/// `oathtool`'s code for `secret` in the step `offset` steps from now.
+#[must_use]
+pub fn oathtool(secret: &str, offset: i64) -> String {
+    let time = now().checked_add_signed(offset * 30).expect("time in range");
+    oathtool_at(secret, time)
+}
+
+/// A code that is certainly wrong now (the right one with its last digit changed).
+#[must_use]
+pub fn wrong_code(secret: &str) -> String {
+    let right = oathtool(secret, 0);
+    let mut bytes = right.into_bytes();
+    if let Some(last) = bytes.last_mut() {
+        *last = if *last == b'9' { b'0' } else { *last + 1 };
+    }
+    String::from_utf8(bytes).expect("digits")
+}
