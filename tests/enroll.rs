@@ -844,6 +844,7 @@ fn help_documents_commands_and_exit_codes_and_usage_errors_exit_2() {
         &["--digits", "9"][..],
         &["--bogus"],
         &["status", "--json", "extra"],
+        &["--force", "status"],
     ] {
         let out = Command::new(enroll_bin()).args(args).output().expect("run");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));

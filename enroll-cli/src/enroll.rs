@@ -43,7 +43,7 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
     }
     if exists && !target.caller_is_root {
         let current = store::read_existing(&location, target)?;
-        proof::ask(config, &current, true)?;
+        proof::ask(config, &target.account.name, &current, true)?;
     }
 
     let secret = match &args.secret {
