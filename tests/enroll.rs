@@ -854,3 +854,41 @@ fn help_documents_commands_and_exit_codes_and_usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2), "bad config: {}", show(&out));
     assert!(text(&out.stderr).contains("windw"), "{}", show(&out));
 }
+
+// --- a system store (records kept by root) ------------------------------------------------
+
+#[test]
+fn in_a_system_store_root_enrolls_and_lists_users_and_users_are_sent_to_root() {
+    let fixture = Fixture::new("", "");
+    let records = fixture.path("records");
+    std::fs::create_dir(&records).expect("mkdir");
+    std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::write(
+        fixture.config_path(),
+        format!(
+            "secret_path = \"{}/${{USER}}\"\nstate_dir = \"{}\"\n",
+            records.display(),
+            fixture.state_dir().display()
+        ),
+    )
+    .expect("config");
+    let codes = provision_with_codes(&fixture, SECRET);
+    assert!(records.join(TEST_USER).exists());
+    assert_eq!(fixture.login(&codes[9]).status, SUCCESS);
+
+    let out = fixture.enroll(&["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list[0]["user"], TEST_USER, "{list}");
+    assert_eq!(list[0]["recovery_codes_left"], 9, "{list}");
+
+    open_to_test_user(&fixture);
+    for args in [&["status"][..], &["recovery-codes"], &["--force", "--no-qr"]] {
+        let out = enroll_as_test_user(&fixture, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", show(&out));
+        assert!(
+            text(&out.stderr).contains("kept by the administrator"),
+            "{args:?}: {}",
+            show(&out)
+        );
+    }
+}
