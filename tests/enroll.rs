@@ -892,3 +892,28 @@ fn in_a_system_store_root_enrolls_and_lists_users_and_users_are_sent_to_root() {
         );
     }
 }
+
+#[test]
+fn status_of_an_unusable_record_says_logins_are_refused_and_exits_1() {
+    use std::os::unix::fs::MetadataExt;
+    let fixture = Fixture::new("", "");
+    provision_with_codes(&fixture, SECRET);
+    let meta = std::fs::metadata(fixture.record_path()).expect("record");
+    std::fs::write(fixture.record_path(), "version = 1\nsecret = 5\n").expect("damage");
+    assert_eq!(
+        std::fs::metadata(fixture.record_path()).expect("record").uid(),
+        meta.uid()
+    );
+    let out = fixture.enroll(&["status", "--user", TEST_USER]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stdout).contains("record is unusable"), "{}", show(&out));
+    assert!(text(&out.stderr).contains("--force"), "{}", show(&out));
+    let json = status_json(&fixture);
+    assert_eq!(json["enrolled"], true);
+    assert!(
+        json["record_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("malformed")),
+        "{json}"
+    );
+}
