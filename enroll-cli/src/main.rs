@@ -50,7 +50,8 @@ fn run(cli: &Cli) -> CliResult<()> {
                 .to_owned(),
         ));
     }
-    let config = Config::load(&cli.config, &[]).map_err(|e| CliError::Usage(e.to_string()))?;
+    let config = Config::load(&cli.config, &[])
+        .map_err(|e| CliError::Usage(format!("{e}; fix the config file, or name another with --config")))?;
     let target = caller::resolve(cli.user.as_deref())?;
     match &cli.command {
         None => enroll::run(&config, &target, &cli.enroll),
