@@ -250,3 +250,19 @@ fn the_default_config_file_means_the_defaults_as_shipped_and_uncommented() {
     let loaded = Config::load(&path, &[]).map_err(|e| e.to_string());
     assert_eq!(loaded, Ok(Config::default()), "{DEFAULT_CONFIG} uncommented");
 }
+
+#[test]
+fn the_man_pages_carry_the_version_being_built() {
+    let version = format!("\"pam_totp {}\"", env!("CARGO_PKG_VERSION"));
+    for page in [MODULE_PAGE, TOML_PAGE] {
+        let title = read(page)
+            .lines()
+            .find(|line| line.starts_with(".TH "))
+            .map(str::to_owned)
+            .unwrap_or_default();
+        assert!(
+            title.contains(&version),
+            "{page}: the .TH line `{title}` must name {version}"
+        );
+    }
+}
