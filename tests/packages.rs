@@ -111,9 +111,11 @@ fn the_rpm_holds_exactly_the_expected_files_with_their_modes() {
     assert!(requires.contains("libpam.so.0()(64bit)"), "{requires}");
 }
 
-/// Puts the machine back however the test ends: no package, no service file, no record.
+/// Puts the machine back however the test ends: no package, no service file, no record,
+/// and an `/etc/security/pam_totp.toml` found before the test back in its place.
 struct Installed {
     config_dir: tempfile::TempDir,
+    saved_conffile: Option<PathBuf>,
 }
 
 impl Installed {
@@ -158,6 +160,9 @@ impl Drop for Installed {
         let _ = std::fs::remove_file(Self::service_file());
         let _ = std::fs::remove_file(Self::record());
         let _ = run("dpkg", &["--purge", DEB_PACKAGE]);
+        if let Some(saved) = &self.saved_conffile {
+            let _ = std::fs::copy(saved, CONFFILE);
+        }
     }
 }
 
@@ -209,8 +214,17 @@ fn the_deb_changes_no_login_setting_and_marks_the_config_a_conffile() {
 fn the_deb_installs_a_module_that_authenticates_through_pamtester_and_removes_cleanly() {
     ensure_test_user();
     let deb = deb();
+    let config_dir = tempfile::tempdir().unwrap();
+    // A config left by something else would make dpkg ask about the conffile.
+    let saved_conffile = Path::new(CONFFILE).exists().then(|| {
+        let saved = config_dir.path().join("saved-pam_totp.toml");
+        std::fs::copy(CONFFILE, &saved).unwrap();
+        std::fs::remove_file(CONFFILE).unwrap();
+        saved
+    });
     let installed = Installed {
-        config_dir: tempfile::tempdir().unwrap(),
+        config_dir,
+        saved_conffile,
     };
     ok("dpkg", &["-i", deb.to_str().unwrap()]);
     assert_eq!(dpkg_status(), "install ok installed");
