@@ -364,3 +364,42 @@ fn make_install_honours_destdir_prefix_and_pamdir_and_uninstall_keeps_the_config
     assert_eq!(tree(dest.path()), set(&["644 /etc/security/pam_totp.toml"]));
     assert!(!dest.path().join("opt/totp/share/doc/pam_totp").exists());
 }
+
+#[test]
+fn the_packaged_binaries_are_stripped_lto_builds_that_keep_unwinding() {
+    let manifest: toml::Table = read_manifest();
+    let release = &manifest["profile"]["release"];
+    assert_eq!(release.get("lto"), Some(&toml::Value::Boolean(true)));
+    assert_eq!(release.get("strip"), Some(&toml::Value::Boolean(true)));
+    assert_eq!(
+        release.get("panic").and_then(toml::Value::as_str),
+        Some("unwind"),
+        "the FFI boundary catches panics: that needs unwinding"
+    );
+    for binary in ["libpam_totp.so", "totp-enroll"] {
+        let path = package_input(binary);
+        let sections = ok("readelf", &["--section-headers", path.to_str().unwrap()]);
+        assert!(!sections.contains(".symtab"), "{binary} is not stripped");
+        if binary == "libpam_totp.so" {
+            assert!(
+                sections.contains(".gcc_except_table"),
+                "{binary} has no unwinding tables: is panic = \"abort\"?"
+            );
+        }
+    }
+}
+
+fn read_manifest() -> toml::Table {
+    toml::from_str(&std::fs::read_to_string(repo("Cargo.toml")).unwrap()).unwrap()
+}
+
+/// A release build output that `make install` packages.
+fn package_input(name: &str) -> PathBuf {
+    let path = repo("target/release").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build` first (make test does)",
+        path.display()
+    );
+    path
+}
