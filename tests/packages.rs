@@ -86,8 +86,22 @@ fn the_rpm_holds_exactly_the_expected_files_with_their_modes() {
         ("-rw-r--r--", "d", "/usr/share/man/man8/pam_totp.8.gz"),
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp"),
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp/pam.d"),
-        ("-rw-r--r--", "d", "/usr/share/doc/pam_totp/pam.d/sshd"),
     ];
+    // Every example service file of pam.d/ is shipped as documentation.
+    let snippets: Vec<String> = std::fs::read_dir(repo("pam.d"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                "/usr/share/doc/pam_totp/pam.d/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    assert!(!snippets.is_empty());
+    let expected: Vec<(&str, &str, &str)> = expected
+        .into_iter()
+        .chain(snippets.iter().map(|s| ("-rw-r--r--", "d", s.as_str())))
+        .collect();
     let names: BTreeSet<String> = expected.iter().map(|(_, _, n)| (*n).to_owned()).collect();
     assert_eq!(listed, names, "rpm -qlp {rpm}");
 
