@@ -3,6 +3,7 @@
 #   make build    release build of pam_totp.so and totp-enroll
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
+#   make bench    (as root, quiet machine) the side-by-side benchmark of BENCHMARKS.md
 
 CARGO ?= cargo
 
@@ -23,6 +24,7 @@ PACKAGES := target/packages
 
 .PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages
+.PHONY: bench
 
 build:
 	$(CARGO) build --release --workspace
@@ -92,3 +94,8 @@ test: lint
 	$(CARGO) build --workspace
 	$(MAKE) packages
 	$(CARGO) test --workspace
+
+# Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
+bench:
+	$(CARGO) build --release -p pam_totp -p pam-bench
+	target/release/pam-bench --out target/bench.md
