@@ -180,3 +180,50 @@ fn the_server_and_its_sessions_are_gone_after_a_failed_test() {
         "a mount of ours is visible outside the namespace"
     );
 }
+
+const ONE_PROMPT: &str = "Password & verification code: ";
+
+#[test]
+fn forward_pass_logs_in_with_password_and_code_in_one_answer_by_the_password_method() {
+    let server = Sshd::start(Scenario::OnePrompt, "");
+    server.provision(SECRET);
+    settle_in_step(5);
+    let answer = format!("{SSH_PASSWORD}{}", oathtool(SECRET, 0));
+    let session = server.ssh_password_method(&answer, "echo one-prompt");
+    assert!(
+        session.logged_in_and_printed("one-prompt"),
+        "{session:?}\n{}",
+        server.log()
+    );
+    assert_eq!(session.prompts.len(), 1, "{session:?}");
+    assert!(session.prompts[0].ends_with("'s password: "), "{session:?}");
+}
+
+#[test]
+fn forward_pass_over_keyboard_interactive_shows_one_prompt() {
+    let server = Sshd::start(Scenario::OnePrompt, "");
+    server.provision(SECRET);
+    settle_in_step(5);
+    let answer = format!("{SSH_PASSWORD}{}", oathtool(SECRET, 0));
+    let session = server.ssh_password(&[&answer], "echo one-prompt-kbd");
+    assert!(session.logged_in_and_printed("one-prompt-kbd"), "{session:?}");
+    assert_eq!(session.prompts, [ONE_PROMPT]);
+}
+
+#[test]
+fn forward_pass_refuses_a_wrong_password_or_a_wrong_code() {
+    let server = Sshd::start(Scenario::OnePrompt, "");
+    server.provision(SECRET);
+    settle_in_step(10);
+    let wrong_password = format!("not-the-password{}", oathtool(SECRET, 0));
+    let wrong_code = format!("{SSH_PASSWORD}{}", wrong_code(SECRET));
+    let by_password = server.ssh_password_method(&wrong_password, "echo logged-in");
+    assert!(by_password.refused(), "{by_password:?}");
+    let by_code = server.ssh_password_method(&wrong_code, "echo logged-in");
+    assert!(by_code.refused(), "{by_code:?}");
+    assert_eq!(by_password.prompts, by_code.prompts);
+    assert_eq!(by_password.output, by_code.output);
+    let kbd = server.ssh_password(&[&wrong_code], "echo logged-in");
+    assert!(kbd.refused(), "{kbd:?}");
+    assert_eq!(kbd.prompts, [ONE_PROMPT]);
+}

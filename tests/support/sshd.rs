@@ -45,6 +45,9 @@ pub enum Scenario {
     PasswordAndCode,
     /// `pam.d/sshd-publickey` + `pam_totp-publickey.conf`: key, then the code.
     PublicKeyAndCode,
+    /// `pam.d/sshd-one-prompt` + `pam_totp-one-prompt.conf`: `forward_pass`, password
+    /// and code in one answer, by the password method or keyboard-interactive.
+    OnePrompt,
 }
 
 impl Scenario {
@@ -52,6 +55,7 @@ impl Scenario {
         repo_dir().join(match self {
             Scenario::PasswordAndCode => "pam.d/sshd",
             Scenario::PublicKeyAndCode => "pam.d/sshd-publickey",
+            Scenario::OnePrompt => "pam.d/sshd-one-prompt",
         })
     }
 
@@ -59,6 +63,7 @@ impl Scenario {
         repo_dir().join(match self {
             Scenario::PasswordAndCode => "pam.d/sshd_config.d/pam_totp-password.conf",
             Scenario::PublicKeyAndCode => "pam.d/sshd_config.d/pam_totp-publickey.conf",
+            Scenario::OnePrompt => "pam.d/sshd_config.d/pam_totp-one-prompt.conf",
         })
     }
 }
@@ -394,6 +399,12 @@ impl Sshd {
             answers,
             command,
         )
+    }
+
+    /// Logs in with sshd's "password" method only (one prompt, answered with `answer`).
+    #[must_use]
+    pub fn ssh_password_method(&self, answer: &str, command: &str) -> Session {
+        self.ssh(&["-o", "PreferredAuthentications=password"], &[answer], command)
     }
 
     /// Logs in with the authorized client key, then keyboard-interactive.
