@@ -439,6 +439,8 @@ impl Sshd {
                 "-o",
                 "UserKnownHostsFile=/dev/null",
                 "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
                 "LogLevel=ERROR",
                 "-o",
                 "NumberOfPasswordPrompts=1",
