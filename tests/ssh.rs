@@ -227,3 +227,21 @@ fn forward_pass_refuses_a_wrong_password_or_a_wrong_code() {
     assert!(kbd.refused(), "{kbd:?}");
     assert_eq!(kbd.prompts, [ONE_PROMPT]);
 }
+
+#[test]
+fn public_key_alone_lets_an_unenrolled_user_in_with_nullok() {
+    let server = Sshd::start(Scenario::PublicKeyAndCode, "nullok");
+    let session = server.ssh_key(&[], "echo key-alone");
+    assert!(session.logged_in_and_printed("key-alone"), "{session:?}");
+    assert!(session.prompts.is_empty(), "{session:?}");
+}
+
+#[test]
+fn public_key_and_nullok_still_ask_an_enrolled_user_for_the_code() {
+    let server = Sshd::start(Scenario::PublicKeyAndCode, "nullok");
+    server.provision(SECRET);
+    settle_in_step(5);
+    let session = server.ssh_key(&[&wrong_code(SECRET)], "echo logged-in");
+    assert!(session.refused(), "{session:?}");
+    assert_eq!(session.prompts, [CODE_PROMPT]);
+}
