@@ -22,9 +22,14 @@ die() { echo "demo: $*" >&2; exit 1; }
 [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing: apt-get install openssh-server"
 command -v unshare >/dev/null || die "unshare is missing: apt-get install util-linux"
 
-echo "==> Building pam_totp.so and totp-enroll"
-"$CARGO" build --workspace --quiet
-build=target/debug
+# PAMTOTP_DEMO_BUILD_DIR: use an existing build there instead of building (the test).
+if [ -n "${PAMTOTP_DEMO_BUILD_DIR:-}" ]; then
+    build=$PAMTOTP_DEMO_BUILD_DIR
+else
+    echo "==> Building pam_totp.so and totp-enroll"
+    "$CARGO" build --workspace --quiet
+    build=target/debug
+fi
 [ -f "$build/libpam_totp.so" ] && [ -x "$build/totp-enroll" ] || die "build output missing in $build"
 
 tmp=
