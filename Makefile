@@ -1,4 +1,5 @@
 # Entry points for people; cargo does the work.
+#   make demo     a real SSH login with a code, on a throwaway sshd (root; touches no config)
 #   make test     the whole test suite (as root: tests create a test user and load PAM)
 #   make build    release build of pam_totp.so and totp-enroll
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
@@ -24,7 +25,7 @@ PACKAGES := target/packages
 
 .PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages
-.PHONY: bench
+.PHONY: bench demo
 
 build:
 	$(CARGO) build --release --workspace
@@ -44,13 +45,14 @@ install:
 	@test -n "$(PAMDIR)" || { echo "make install: PAM module directory not found; give PAMDIR=" >&2; exit 1; }
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
-	install -d $(DESTDIR)$(DOCDIR)/pam.d
+	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
 	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
 	install -m 0755 target/release/totp-enroll $(DESTDIR)$(BINDIR)/totp-enroll
 	install -m 0644 target/man/totp-enroll.1 $(DESTDIR)$(MANDIR)/man1/totp-enroll.1
 	install -m 0644 man/pam_totp.toml.5 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
 	install -m 0644 man/pam_totp.8 $(DESTDIR)$(MANDIR)/man8/pam_totp.8
-	install -m 0644 pam.d/* $(DESTDIR)$(DOCDIR)/pam.d/
+	install -m 0644 $$(find pam.d -maxdepth 1 -type f) $(DESTDIR)$(DOCDIR)/pam.d/
+	install -m 0644 pam.d/sshd_config.d/* $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d/
 	@# An existing config is the admin's: never overwritten.
 	if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml ]; then \
 	    echo "keeping $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml"; \
@@ -65,8 +67,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_totp.so $(DESTDIR)$(BINDIR)/totp-enroll
 	rm -f $(DESTDIR)$(MANDIR)/man1/totp-enroll.1 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_totp.8
-	for f in pam.d/*; do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
-	-rmdir $(DESTDIR)$(DOCDIR)/pam.d $(DESTDIR)$(DOCDIR)
+	for f in $$(find pam.d -type f); do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
+	-rmdir $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d $(DESTDIR)$(DOCDIR)/pam.d $(DESTDIR)$(DOCDIR)
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml and the login state; remove them by hand"
 
 # Packages from a staged `make install` (packaging/README.md says why not cargo-deb or
@@ -99,3 +101,6 @@ test: lint
 bench:
 	$(CARGO) build --release -p pam_totp -p pam-bench
 	target/release/pam-bench --out target/bench.md
+
+demo:
+	CARGO=$(CARGO) ./scripts/demo.sh

@@ -55,6 +55,9 @@ pub struct Config {
     pub lockout_max_seconds: u64,
     /// Users who are never locked out (failures are still counted and logged).
     pub lockout_exempt: Vec<String>,
+    /// One prompt for password and code together; the password part is handed on to
+    /// the next module as `PAM_AUTHTOK` (see [`crate::forward_pass`]).
+    pub forward_pass: bool,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             lockout_seconds: 30,
             lockout_max_seconds: 15 * 60,
             lockout_exempt: Vec::new(),
+            forward_pass: false,
         }
     }
 }
@@ -382,6 +386,9 @@ mod tests {
         let config = config.ok().unwrap_or_default();
         assert_eq!(config.window, 0);
         assert!(config.nullok && config.debug);
+        assert!(!config.forward_pass);
+        let forward = load_text("", &["forward_pass"]).ok().unwrap_or_default();
+        assert!(forward.forward_pass, "a bare `forward_pass` argument turns it on");
         assert_eq!(config.prompt, "Code: ");
         assert_eq!(config.lockout_exempt, vec!["root".to_owned(), "ops".to_owned()]);
     }

@@ -9,6 +9,7 @@
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
+//! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`privs`]: acting with a user's file-system rights.
 
 pub mod account;
@@ -17,6 +18,7 @@ pub mod authenticate;
 pub mod config;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod forward_pass;
 pub mod privs;
 pub mod record;
 pub mod record_store;

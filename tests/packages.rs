@@ -68,6 +68,17 @@ fn lines(text: &str) -> BTreeSet<String> {
     text.lines().map(str::to_owned).collect()
 }
 
+/// The examples in pam.d/ (service files and sshd_config.d/ drop-ins), relative to it.
+fn pam_d_examples() -> Vec<String> {
+    ["", "sshd_config.d"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(repo("pam.d").join(sub)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| p.strip_prefix(repo("pam.d")).unwrap().display().to_string())
+        .collect()
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -86,16 +97,12 @@ fn the_rpm_holds_exactly_the_expected_files_with_their_modes() {
         ("-rw-r--r--", "d", "/usr/share/man/man8/pam_totp.8.gz"),
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp"),
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp/pam.d"),
+        ("drwxr-xr-x", "", "/usr/share/doc/pam_totp/pam.d/sshd_config.d"),
     ];
-    // Every example service file of pam.d/ is shipped as documentation.
-    let snippets: Vec<String> = std::fs::read_dir(repo("pam.d"))
-        .unwrap()
-        .map(|e| {
-            format!(
-                "/usr/share/doc/pam_totp/pam.d/{}",
-                e.unwrap().file_name().to_string_lossy()
-            )
-        })
+    // Every example of pam.d/ is shipped as documentation.
+    let snippets: Vec<String> = pam_d_examples()
+        .iter()
+        .map(|relative| format!("/usr/share/doc/pam_totp/pam.d/{relative}"))
         .collect();
     assert!(!snippets.is_empty());
     let expected: Vec<(&str, &str, &str)> = expected
@@ -358,15 +365,19 @@ fn make_install_honours_destdir_prefix_and_pamdir_and_uninstall_keeps_the_config
         "packaging/pamdir said {pamdir}"
     );
     make(&["install", &destdir, "PREFIX=/opt/totp"]);
-    let expected = set(&[
+    let mut expected = set(&[
         &format!("644 {pamdir}/pam_totp.so"),
         "755 /opt/totp/bin/totp-enroll",
         "644 /opt/totp/share/man/man1/totp-enroll.1",
         "644 /opt/totp/share/man/man5/pam_totp.toml.5",
         "644 /opt/totp/share/man/man8/pam_totp.8",
-        "644 /opt/totp/share/doc/pam_totp/pam.d/sshd",
         "644 /etc/security/pam_totp.toml",
     ]);
+    expected.extend(
+        pam_d_examples()
+            .iter()
+            .map(|e| format!("644 /opt/totp/share/doc/pam_totp/pam.d/{e}")),
+    );
     assert_eq!(tree(dest.path()), expected);
 
     // The admin's config survives a reinstall and an uninstall.
