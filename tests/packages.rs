@@ -68,7 +68,7 @@ fn lines(text: &str) -> BTreeSet<String> {
     text.lines().map(str::to_owned).collect()
 }
 
-/// The examples in pam.d/ (service files and sshd_config.d/ drop-ins), relative to it.
+/// The examples in `pam.d/` (service files and `sshd_config.d/` drop-ins), relative to it.
 fn pam_d_examples() -> Vec<String> {
     ["", "sshd_config.d"]
         .iter()
