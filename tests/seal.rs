@@ -372,3 +372,55 @@ fn reseal_include_plain_seals_records_written_before_sealing() {
     settle_in_step(3);
     assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
 }
+
+#[test]
+fn reseal_finds_the_records_of_a_system_store() {
+    let fixture = Fixture::new("", "");
+    let records = fixture.path("records");
+    std::fs::create_dir(&records).unwrap();
+    std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Written whole: the fixture's own secret_path is a home store.
+    let config = format!(
+        "secret_path = \"{}/totp-${{USER}}.toml\"\nstate_dir = \"{}\"\n{}",
+        records.display(),
+        fixture.state_dir().display(),
+        sealing_config(&fixture, "")
+    );
+    std::fs::write(fixture.config_path(), config).unwrap();
+    std::fs::write(records.join("unrelated"), "not a record").unwrap();
+    succeed(&fixture.enroll(&["keygen"]));
+    fixture.provision(SECRET);
+    let record = records.join(format!("totp-{TEST_USER}.toml"));
+    let sealed = std::fs::read_to_string(&record).unwrap();
+    assert!(sealed.contains("sealed_secret"), "{sealed}");
+
+    succeed(&fixture.enroll(&["keygen", "--force"]));
+    let out = fixture.enroll(&["reseal"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the old key is not listed: reseal fails"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        sealed,
+        "left unchanged"
+    );
+
+    let retired = std::fs::read_dir(fixture.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("host.key.retired-"))
+        .unwrap();
+    let config = std::fs::read_to_string(fixture.config_path()).unwrap();
+    let listed = format!("{config}\nretired_keys = [\"{}\"]\n", retired.display());
+    std::fs::write(fixture.config_path(), listed).unwrap();
+    let out = succeed(&fixture.enroll(&["reseal"]));
+    assert!(out.contains("1 resealed"), "{out}");
+    let meta = std::fs::metadata(&record).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+    std::fs::remove_file(&retired).unwrap();
+    settle_in_step(3);
+    assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
+}
