@@ -74,12 +74,10 @@ impl SealedRecord {
         self.0.sealed_secret.as_deref().unwrap_or_default()
     }
 
-    /// The record, with the secret the box held.
-    ///
-    /// # Errors
-    /// None today (the rest was checked when parsed); kept for symmetry with parsing.
-    pub fn open(&self, secret: SecretKey) -> Result<Record, RecordError> {
-        Ok(Record::from_file(&self.0, secret))
+    /// The record, with the secret the box held (the rest was checked when parsed).
+    #[must_use]
+    pub fn open(&self, secret: SecretKey) -> Record {
+        Record::from_file(&self.0, secret)
     }
 }
 
@@ -245,7 +243,7 @@ mod tests {
             panic!("not read as sealed");
         };
         assert_eq!(stored.sealed_secret(), "x25519-sealedbox:0011223344556677:AAAA");
-        assert_eq!(stored.open(plain.secret.clone()), Ok(plain));
+        assert_eq!(stored.open(plain.secret.clone()), plain);
         let both = format!("{GOOD}sealed_secret = \"x\"\n");
         assert_eq!(Record::parse(&both).err(), Some(RecordError::SecretFields));
         let neither = GOOD.replace("secret = \"JBSWY3DPEHPK3PXP\"\n", "");

@@ -358,7 +358,7 @@ pub fn open_record(config: &Config, user: &str, sealed: &SealedRecord) -> Result
         })?
     };
     let secret = key.unseal(sealed.sealed_secret(), user)?;
-    sealed.open(secret).map_err(SealError::Record)
+    Ok(sealed.open(secret))
 }
 
 /// The retired key with id `wanted`, if one is listed. Every listed file read on the way

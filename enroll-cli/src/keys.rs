@@ -158,6 +158,13 @@ pub fn reseal(config: &Config, target: &Target, include_plain: bool) -> CliResul
     Ok(())
 }
 
+/// A record as first read, to compare with the file just before it is replaced.
+#[derive(PartialEq, Eq)]
+enum Before {
+    Plain(pam_totp::record::Record),
+    Sealed(String),
+}
+
 enum Outcome {
     Resealed,
     Current,
@@ -172,11 +179,17 @@ fn reseal_one(
     include_plain: bool,
 ) -> Result<Outcome, String> {
     let user = &location.account.name;
+    // What was read, to check just before writing that the user has not re-enrolled
+    // meanwhile (records have no lock; this keeps the window to a moment).
+    let before: Before;
     let record = match location.read_stored() {
         Err(StoreError::NotFound) => return Ok(Outcome::None),
         Err(e) => return Err(e.to_string()),
         Ok(StoredRecord::Plain(_)) if !include_plain => return Ok(Outcome::Plain),
-        Ok(StoredRecord::Plain(record)) => record,
+        Ok(StoredRecord::Plain(record)) => {
+            before = Before::Plain(record.clone());
+            record
+        }
         Ok(StoredRecord::Sealed(sealed)) => {
             let id = seal::sealed_key_id(sealed.sealed_secret()).map_err(|e| e.to_string())?;
             if id == host.id() {
@@ -190,13 +203,22 @@ fn reseal_one(
             let secret = old
                 .unseal(sealed.sealed_secret(), user)
                 .map_err(|e| e.to_string())?;
-            sealed.open(secret).map_err(|e| e.to_string())?
+            before = Before::Sealed(sealed.sealed_secret().to_owned());
+            sealed.open(secret)
         }
     };
     let boxed = host
         .public()
         .seal(&mut OsRng, user, &record.secret)
         .map_err(|e| e.to_string())?;
+    let now = match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => Before::Plain(record),
+        Ok(StoredRecord::Sealed(sealed)) => Before::Sealed(sealed.sealed_secret().to_owned()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if now != before {
+        return Err("changed while being resealed (re-enrolled?); left as it is".to_owned());
+    }
     location
         .write_sealed(&record, &boxed)
         .map_err(|e| e.to_string())?;
