@@ -26,6 +26,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -405,8 +406,36 @@ fn read_key_file(kind: KeyKind, path: &Path) -> Result<Zeroizing<String>, SealEr
         path: path.to_owned(),
         source,
     };
+    // The directory first: whoever can write it can swap the key (or, for the public
+    // key, make users seal to a key of their own). Then the file relative to it.
+    let (Some(dir_path), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(SealError::Missing {
+            kind,
+            path: path.to_owned(),
+        });
+    };
+    let dir = fcntl::open(
+        dir_path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|errno| match errno {
+        Errno::ENOENT => SealError::Missing {
+            kind,
+            path: path.to_owned(),
+        },
+        other => io(other.into()),
+    })?;
+    let dir_meta = dir.metadata().map_err(io)?;
+    if dir_meta.uid() != 0 || dir_meta.mode() & 0o022 != 0 {
+        return Err(unsafe_file(format!(
+            "is in {}, which must be owned by root and not group/world writable",
+            dir_path.display()
+        )));
+    }
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-    let fd = fcntl::open(path, flags, Mode::empty()).map_err(|errno| match errno {
+    let fd = fcntl::openat(dir.as_fd(), name, flags, Mode::empty()).map_err(|errno| match errno {
         Errno::ENOENT => SealError::Missing {
             kind,
             path: path.to_owned(),
@@ -601,6 +630,14 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(err.contains("not root"), "{err}");
+            nix::unistd::chown(&good, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+            assert!(HostKey::read(&good).is_ok());
         }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = HostKey::read(&good)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("not group/world writable"), "{err}");
     }
 }
