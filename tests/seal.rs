@@ -333,6 +333,18 @@ fn an_ordinary_user_enrolls_sealed_with_the_public_key_alone() {
     }
     succeed(&child.wait_with_output().unwrap());
     assert!(record_text(&fixture).contains("sealed_secret"));
+    for admin_only in ["keygen", "reseal"] {
+        let out = Command::new("runuser")
+            .args(["-u", TEST_USER, "--"])
+            .arg(enroll_bin())
+            .arg("--config")
+            .arg(fixture.config_path())
+            .arg(admin_only)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{admin_only} by a user");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("root only"));
+    }
     assert_eq!(
         std::fs::metadata(fixture.record_path()).unwrap().uid(),
         user.uid.as_raw()
@@ -360,6 +372,12 @@ fn reseal_include_plain_seals_records_written_before_sealing() {
     assert!(record_text(&fixture).contains(SECRET));
     fixture.write_config(&sealing_config(&fixture, ""));
     succeed(&fixture.enroll(&["keygen"]));
+    settle_in_step(3);
+    assert_eq!(
+        fixture.login(&oathtool(SECRET, -1)).status,
+        SUCCESS,
+        "a plain record still works on a sealing host"
+    );
     let out = succeed(&fixture.enroll(&["reseal"]));
     assert!(out.contains("1 not sealed"), "{out}");
     assert!(
