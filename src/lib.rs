@@ -7,6 +7,7 @@
 //! - [`config`]: the admin's policy file and module arguments;
 //! - [`account`], [`template`]: who the user is and where their record lives;
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
+//! - [`seal`]: secrets sealed to a host key, opened only by the module;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
 //! - [`forward_pass`]: password and code in one prompt, the password handed on;
@@ -22,6 +23,7 @@ pub mod forward_pass;
 pub mod privs;
 pub mod record;
 pub mod record_store;
+pub mod seal;
 pub mod secret;
 pub mod state;
 pub mod template;

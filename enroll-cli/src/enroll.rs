@@ -6,9 +6,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crypto_box::aead::OsRng;
 use pam_totp::config::Config;
 use pam_totp::record::Record;
 use pam_totp::record_store::RecordLocation;
+use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
 use pam_totp::template::StoreKind;
 use pam_totp::verify::{self, TypedCode, Verdict};
@@ -49,6 +51,17 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         )));
     }
 
+    // With `seal = true` the secret is sealed to the host's public key (world-readable,
+    // so an ordinary user can enroll); checked before any secret is made or shown.
+    let sealing = if config.seal {
+        Some(
+            PublicHostKey::read(&config.host_public_key)
+                .map_err(|e| CliError::Usage(format!("seal = true, but {e}")))?,
+        )
+    } else {
+        None
+    };
+
     let secret = match &args.secret {
         Some(text) => SecretKey::from_base32(text).map_err(|e| CliError::Usage(format!("--secret: {e}")))?,
         None => new_secret()?,
@@ -65,15 +78,28 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         show(config, target, &record, args.no_qr);
         confirm(config, &record)?;
     }
-    location.write(&record).map_err(|e| {
+    let written = match &sealing {
+        Some(public) => {
+            let sealed = public
+                .seal(&mut OsRng, &target.account.name, &record.secret)
+                .map_err(|e| CliError::Refused(format!("{e}; nothing was changed")))?;
+            location.write_sealed(&record, &sealed)
+        }
+        None => location.write(&record),
+    };
+    written.map_err(|e| {
         CliError::Refused(format!(
             "cannot write {}: {e}; nothing was changed",
             location.path.display()
         ))
     })?;
     let action = if exists { "re-enrolled" } else { "enrolled" };
+    let sealed_to = sealing
+        .as_ref()
+        .map(|public| format!(" sealed_to={}", public.id()))
+        .unwrap_or_default();
     audit::record(&format!(
-        "user={} {action} by {} record={}",
+        "user={} {action} by {} record={}{sealed_to}",
         target.account.name,
         target.caller_name,
         location.path.display()

@@ -7,6 +7,7 @@ mod caller;
 mod cli;
 mod enroll;
 mod error;
+mod keys;
 mod qr;
 mod terminal;
 mod unlock;
@@ -43,5 +44,7 @@ fn run(cli: &Cli) -> CliResult<()> {
     match &cli.command {
         None => enroll::run(&config, &target, &cli.enroll),
         Some(Command::Unlock) => unlock::run(&config, &target),
+        Some(Command::Keygen { force }) => keys::keygen(&config, &target, *force),
+        Some(Command::Reseal { include_plain }) => keys::reseal(&config, &target, *include_plain),
     }
 }
