@@ -1,18 +1,106 @@
 # Entry points for people; cargo does the work.
+#   make demo     a real SSH login with a code, on a throwaway sshd (root; touches no config)
 #   make test     the whole test suite (as root: tests create a test user and load PAM)
 #   make build    release build of pam_totp.so and totp-enroll
+#   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
+#   make deb rpm  packages in target/packages/ (packaging/README.md)
+#   make bench    (as root, quiet machine) the side-by-side benchmark of BENCHMARKS.md
 
 CARGO ?= cargo
 
+# make install: DESTDIR stages (packages), PREFIX places the command, man pages and docs.
+# PAMDIR is where libpam loads modules from (packaging/pamdir finds pam_unix.so's
+# directory), whatever PREFIX is; the config is always /etc/security/pam_totp.toml,
+# the path the module reads.
+DESTDIR ?=
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/pam_totp
+SYSCONFDIR ?= /etc
+PAMDIR ?= $(shell sh packaging/pamdir)
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+PACKAGES := target/packages
+
 .PHONY: build test lint
+.PHONY: man install uninstall deb rpm packages
+.PHONY: bench demo
 
 build:
 	$(CARGO) build --release --workspace
+	$(MAKE) man
+
+# totp-enroll(1) is generated from the command's clap definition (man/mangen);
+# pam_totp(8) and pam_totp.toml(5) are in man/, checked against the code by tests.
+man:
+	mkdir -p target/man
+	target/release/totp-enroll-man >target/man/totp-enroll.1.tmp
+	mv target/man/totp-enroll.1.tmp target/man/totp-enroll.1
+
+# Copies what `make build` made; it does not build, so root needs no Rust toolchain.
+install:
+	@for f in target/release/libpam_totp.so target/release/totp-enroll target/man/totp-enroll.1; do \
+	    test -f $$f || { echo "make install: $$f is missing; run make first" >&2; exit 1; }; done
+	@test -n "$(PAMDIR)" || { echo "make install: PAM module directory not found; give PAMDIR=" >&2; exit 1; }
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
+	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
+	install -m 0755 target/release/totp-enroll $(DESTDIR)$(BINDIR)/totp-enroll
+	install -m 0644 target/man/totp-enroll.1 $(DESTDIR)$(MANDIR)/man1/totp-enroll.1
+	install -m 0644 man/pam_totp.toml.5 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
+	install -m 0644 man/pam_totp.8 $(DESTDIR)$(MANDIR)/man8/pam_totp.8
+	install -m 0644 $$(find pam.d -maxdepth 1 -type f) $(DESTDIR)$(DOCDIR)/pam.d/
+	install -m 0644 pam.d/sshd_config.d/* $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d/
+	@# An existing config is the admin's: never overwritten.
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml ]; then \
+	    echo "keeping $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml"; \
+	else \
+	    install -m 0644 packaging/pam_totp.toml $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml; \
+	fi
+	@echo "installed; nothing in /etc/pam.d or sshd_config was changed (see pam_totp(8))"
+
+# Removes what install put there but the config (the admin's) and login state.
+uninstall:
+	@test -n "$(PAMDIR)" || { echo "make uninstall: PAM module directory not found; give PAMDIR=" >&2; exit 1; }
+	rm -f $(DESTDIR)$(PAMDIR)/pam_totp.so $(DESTDIR)$(BINDIR)/totp-enroll
+	rm -f $(DESTDIR)$(MANDIR)/man1/totp-enroll.1 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
+	rm -f $(DESTDIR)$(MANDIR)/man8/pam_totp.8
+	for f in $$(find pam.d -type f); do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
+	-rmdir $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d $(DESTDIR)$(DOCDIR)/pam.d $(DESTDIR)$(DOCDIR)
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml and the login state; remove them by hand"
+
+# Packages from a staged `make install` (packaging/README.md says why not cargo-deb or
+# cargo-generate-rpm): dpkg-deb and rpmbuild only.
+deb: build
+	rm -rf $(PACKAGES)/deb-root
+	$(MAKE) install DESTDIR=$(PACKAGES)/deb-root PREFIX=/usr \
+	    PAMDIR=/usr/lib/$$(dpkg-architecture -qDEB_HOST_MULTIARCH)/security \
+	    DOCDIR=/usr/share/doc/libpam-totp
+	sh packaging/build-deb $(PACKAGES)/deb-root $(PACKAGES) $(VERSION)
+
+rpm: build
+	rm -rf $(PACKAGES)/rpm-root
+	$(MAKE) install DESTDIR=$(PACKAGES)/rpm-root PREFIX=/usr PAMDIR=/usr/lib64/security
+	sh packaging/build-rpm $(PACKAGES)/rpm-root $(PACKAGES) $(VERSION)
+
+packages: deb rpm
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The packages are built before the tests that install and inspect them (tests/packages.rs).
 test: lint
 	$(CARGO) build --workspace
+	$(MAKE) packages
 	$(CARGO) test --workspace
+
+# Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
+bench:
+	$(CARGO) build --release -p pam_totp -p pam-bench
+	target/release/pam-bench --out target/bench.md
+
+demo:
+	CARGO=$(CARGO) ./scripts/demo.sh

@@ -18,9 +18,11 @@ use zeroize::Zeroizing;
 
 use crate::account::{Account, AccountError};
 use crate::config::Config;
-use crate::record::Record;
+use crate::forward_pass;
+use crate::record::{Record, StoredRecord};
 use crate::record_store::{RecordLocation, StoreError};
 use crate::recovery::{self, Answer, RecoveryVerdict};
+use crate::seal;
 use crate::state::{LoginState, StateDir};
 use crate::verify::{self, Verdict};
 
@@ -37,6 +39,13 @@ pub trait Conversation {
     fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError>;
     /// Shows an error line to the user; failures to show it are ignored.
     fn show_error(&mut self, text: &str);
+    /// Hands `password` on to the next module as `PAM_AUTHTOK` (`forward_pass`).
+    ///
+    /// # Errors
+    /// The item could not be set (by default: not supported).
+    fn set_authtok(&mut self, _password: &[u8]) -> Result<(), ConversationError> {
+        Err(ConversationError)
+    }
 }
 
 /// The conversation could not be held.
@@ -152,12 +161,20 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
         Err(e) => return system_error(login, conv, log, &e),
     }
 
-    let reply = match conv.ask_hidden(&config.prompt) {
+    let reply = match conv.ask_hidden(forward_pass::prompt(&config)) {
         Ok(reply) => reply.unwrap_or_default(),
         Err(e) => {
             log.log(Priority::Notice, &format!("{e}; {}", login.who()));
             return Outcome::ConversationFailed;
         }
+    };
+    let reply = if config.forward_pass {
+        match forward_pass::hand_on(conv, &reply, record.digits) {
+            Ok(code) => code,
+            Err(_) => return system_error(login, conv, log, &"cannot set PAM_AUTHTOK for forward_pass"),
+        }
+    } else {
+        reply
     };
     let answer = Answer::parse(&reply, &record);
     drop(reply);
@@ -271,10 +288,18 @@ fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
     };
     let location =
         RecordLocation::for_account(config, account).map_err(|e| Missing::Unusable(e.to_string()))?;
-    location.read().map_err(|e| match e {
-        StoreError::NotFound => Missing::NotEnrolled,
-        other => Missing::Unusable(format!("cannot use record {}: {other}", location.path.display())),
-    })
+    let unusable = |e: &dyn fmt::Display| {
+        Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
+    };
+    match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => Ok(record),
+        // The host key is read only here, for a sealed record; any problem fails closed.
+        Ok(StoredRecord::Sealed(sealed)) => {
+            seal::open_record(config, &location.account.name, &sealed).map_err(|e| unusable(&e))
+        }
+        Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
+        Err(other) => Err(unusable(&other)),
+    }
 }
 
 /// Counts one more failure and starts or lengthens a lock-out once there are enough.
@@ -305,8 +330,12 @@ fn refuse_after_prompt(
     log: &dyn Logger,
     reason: &str,
 ) -> Outcome {
-    if conv.ask_hidden(&config.prompt).is_err() {
+    let Ok(reply) = conv.ask_hidden(forward_pass::prompt(config)) else {
         return Outcome::ConversationFailed;
+    };
+    if config.forward_pass {
+        // The next module checks the password as for anyone: same prompts, same answer.
+        let _ = forward_pass::hand_on(conv, &reply.unwrap_or_default(), config.digits);
     }
     log.log(
         Priority::Notice,

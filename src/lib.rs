@@ -7,8 +7,10 @@
 //! - [`config`]: the admin's policy file and module arguments;
 //! - [`account`], [`template`]: who the user is and where their record lives;
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
+//! - [`seal`]: secrets sealed to a host key, opened only by the module;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
+//! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`recovery`]: recovery codes (format, argon2id hashes, burning);
 //! - [`privs`]: acting with a user's file-system rights.
 
@@ -18,10 +20,12 @@ pub mod authenticate;
 pub mod config;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod forward_pass;
 pub mod privs;
 pub mod record;
 pub mod record_store;
 pub mod recovery;
+pub mod seal;
 pub mod secret;
 pub mod state;
 pub mod template;

@@ -8,6 +8,7 @@ mod cli;
 mod codes;
 mod enroll;
 mod error;
+mod keys;
 mod proof;
 mod qr;
 mod remove;
@@ -60,5 +61,7 @@ fn run(cli: &Cli) -> CliResult<()> {
         Some(Command::List { json }) => status::list(&config, &target, *json),
         Some(Command::RecoveryCodes) => codes::run(&config, &target),
         Some(Command::Remove) => remove::run(&config, &target),
+        Some(Command::Keygen { force }) => keys::keygen(&config, &target, *force),
+        Some(Command::Reseal { include_plain }) => keys::reseal(&config, &target, *include_plain),
     }
 }

@@ -221,54 +221,104 @@ pub struct Login<'a> {
     pub rhost: Option<&'a str>,
 }
 
-/// Runs `pam_start_confdir` → `pam_authenticate` → `pam_end`, answering the prompts in
-/// order with `answers` (bytes, so tests can send NULs and invalid UTF-8).
-///
-/// # Panics
-/// A path, service or user with an interior NUL (a bug in the test).
-#[must_use]
-#[allow(clippy::expect_used)]
-pub fn authenticate(login: &Login<'_>, answers: &[&[u8]]) -> Transcript {
-    let service = CString::new(login.service).expect("service without NUL");
-    let user = CString::new(login.user).expect("user without NUL");
-    let confdir = CString::new(login.confdir.as_os_str().as_encoded_bytes()).expect("confdir without NUL");
-    let rhost = login.rhost.map(|r| CString::new(r).expect("rhost without NUL"));
-    let mut script = Script {
-        answers: answers.iter().map(|a| a.to_vec()).collect(),
-        ..Script::default()
-    };
-    let conv = PamConv {
-        conv: converse,
-        appdata_ptr: ptr::from_mut(&mut script).cast(),
-    };
-    let mut pamh: *mut PamHandle = ptr::null_mut();
-    // SAFETY: all strings are NUL-terminated and live across the call; `conv` and
-    // `script` outlive the transaction, which ends with `pam_end` below.
-    let started = unsafe {
-        pam_start_confdir(
-            service.as_ptr(),
-            user.as_ptr(),
-            &raw const conv,
-            confdir.as_ptr(),
-            &raw mut pamh,
-        )
-    };
-    if started != PAM_SUCCESS {
-        return Transcript {
-            status: started,
-            shown: script.shown,
+/// An open PAM transaction: modules loaded by `pam_start_confdir`, ended (and unloaded)
+/// by `pam_end` on drop.
+pub struct Transaction {
+    pamh: *mut PamHandle,
+    status: c_int,
+    // Boxed so their addresses, given to libpam, stay put while this moves.
+    script: Box<Script>,
+    _conv: Box<PamConv>,
+}
+
+impl Transaction {
+    /// `pam_start_confdir` for `login`, with `answers` scripted for the prompts (bytes,
+    /// so tests can send NULs and invalid UTF-8).
+    ///
+    /// # Errors
+    /// The status `pam_start_confdir` returned.
+    ///
+    /// # Panics
+    /// A path, service or user with an interior NUL (a bug in the caller).
+    #[allow(clippy::expect_used)]
+    pub fn start(login: &Login<'_>, answers: &[&[u8]]) -> Result<Transaction, i32> {
+        let service = CString::new(login.service).expect("service without NUL");
+        let user = CString::new(login.user).expect("user without NUL");
+        let confdir =
+            CString::new(login.confdir.as_os_str().as_encoded_bytes()).expect("confdir without NUL");
+        let mut script = Box::new(Script {
+            answers: answers.iter().map(|a| a.to_vec()).collect(),
+            ..Script::default()
+        });
+        let conv = Box::new(PamConv {
+            conv: converse,
+            appdata_ptr: ptr::from_mut(script.as_mut()).cast(),
+        });
+        let mut pamh: *mut PamHandle = ptr::null_mut();
+        // SAFETY: the strings are NUL-terminated and live across the call (libpam copies
+        // them); `conv` and `script` are boxed and owned by the returned Transaction,
+        // which ends the transaction before dropping them.
+        let started = unsafe {
+            pam_start_confdir(
+                service.as_ptr(),
+                user.as_ptr(),
+                &raw const *conv,
+                confdir.as_ptr(),
+                &raw mut pamh,
+            )
         };
+        if started != PAM_SUCCESS {
+            return Err(started);
+        }
+        let transaction = Transaction {
+            pamh,
+            status: PAM_SUCCESS,
+            script,
+            _conv: conv,
+        };
+        if let Some(rhost) = login.rhost {
+            let rhost = CString::new(rhost).expect("rhost without NUL");
+            // SAFETY: `pamh` is live; libpam copies the string.
+            unsafe { pam_set_item(transaction.pamh, PAM_RHOST, rhost.as_ptr().cast()) };
+        }
+        Ok(transaction)
     }
-    if let Some(rhost) = &rhost {
-        // SAFETY: `pamh` is live; libpam copies the string.
-        unsafe { pam_set_item(pamh, PAM_RHOST, rhost.as_ptr().cast()) };
+
+    /// `pam_authenticate`; returns its status.
+    pub fn authenticate(&mut self) -> i32 {
+        // SAFETY: `pamh` is live until drop.
+        self.status = unsafe { pam_authenticate(self.pamh, 0) };
+        self.status
     }
-    // SAFETY: `pamh` is live until `pam_end`.
-    let status = unsafe { pam_authenticate(pamh, 0) };
-    // SAFETY: ends the transaction started above; `pamh` is not used afterwards.
-    unsafe { pam_end(pamh, status) };
-    Transcript {
-        status,
-        shown: script.shown,
+
+    /// What the user has been shown so far.
+    #[must_use]
+    pub fn shown(&self) -> &[Shown] {
+        &self.script.shown
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        // SAFETY: ends the transaction started in `start`; `pamh` is not used again.
+        unsafe { pam_end(self.pamh, self.status) };
+    }
+}
+
+/// Runs `pam_start_confdir` → `pam_authenticate` → `pam_end`, answering the prompts in
+/// order with `answers`.
+#[must_use]
+pub fn authenticate(login: &Login<'_>, answers: &[&[u8]]) -> Transcript {
+    match Transaction::start(login, answers) {
+        Ok(mut transaction) => {
+            let status = transaction.authenticate();
+            let shown = transaction.shown().to_vec();
+            drop(transaction);
+            Transcript { status, shown }
+        }
+        Err(status) => Transcript {
+            status,
+            shown: Vec::new(),
+        },
     }
 }
