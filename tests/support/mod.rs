@@ -180,6 +180,22 @@ impl Fixture {
     pub fn login(&self, code: &str) -> Transcript {
         self.login_as(TEST_USER, &[code.as_bytes()])
     }
+
+    /// [`TEST_USER`]'s login state as the module left it (read under the state lock).
+    #[must_use]
+    pub fn state(&self) -> pam_totp::state::LoginState {
+        pam_totp::state::StateDir::open(&self.state_dir())
+            .and_then(|dir| dir.lock(TEST_USER))
+            .map(|locked| locked.state())
+            .expect("state file readable")
+    }
+
+    /// Replaces [`TEST_USER`]'s login state, as if time had passed or a crash left it.
+    pub fn set_state(&self, state: pam_totp::state::LoginState) {
+        pam_totp::state::StateDir::open(&self.state_dir())
+            .and_then(|dir| dir.lock(TEST_USER).and_then(|mut locked| locked.save(state)))
+            .expect("state file writable");
+    }
 }
 
 impl Drop for Fixture {
