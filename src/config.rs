@@ -10,6 +10,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -231,9 +232,16 @@ impl Config {
     }
 }
 
-/// Reads at most [`MAX_CONFIG_BYTES`]; a longer file is `FileTooLarge`.
+/// Reads at most [`MAX_CONFIG_BYTES`]; a longer file is `FileTooLarge`. Only a regular
+/// file is read: opening does not block (a FIFO must not hang every login).
 fn read_capped(path: &Path) -> io::Result<String> {
-    let file = fs::File::open(path)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
     let mut text = String::new();
     file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_CONFIG_BYTES {

@@ -2,6 +2,9 @@
 //! them locks the account out for a time that doubles up to a cap, and the admin has a
 //! way out (`totp-enroll unlock`, `lockout_exempt`).
 
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 mod support;
 
 use pam_client::{AUTH_ERR, SUCCESS};
