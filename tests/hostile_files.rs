@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pam_client::{SUCCESS, SYSTEM_ERR, Transcript};
-use support::{Fixture, SECRET, oathtool, settle_in_step, test_user};
+use support::{Fixture, RemoveOnDrop, SECRET, oathtool, settle_in_step, test_user};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -82,18 +82,17 @@ fn a_directory_as_record_is_refused() {
     let fixture = Fixture::new("", "");
     fs::create_dir(fixture.record_path()).expect("mkdir");
     assert_refused(&fixture, "directory");
-    fs::remove_dir(fixture.record_path()).expect("rmdir");
 }
 
 #[test]
 fn a_hard_link_to_a_root_owned_record_is_refused() {
     let fixture = Fixture::new("", "");
     let target = fixture.record_path().with_extension("root-owned");
+    let _cleanup = RemoveOnDrop(target.clone());
     fs::write(&target, good_record_text()).expect("write");
     fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).expect("chmod");
     fs::hard_link(&target, fixture.record_path()).expect("link");
     assert_refused(&fixture, "hard link to a root-owned file");
-    fs::remove_file(&target).expect("cleanup");
 }
 
 #[test]
@@ -165,6 +164,7 @@ fn a_symlinked_directory_cannot_make_root_read_where_the_user_cannot() {
     std::os::unix::fs::chown(&planted, Some(user.uid.as_raw()), Some(user.gid.as_raw())).expect("chown");
     fs::set_permissions(&planted, fs::Permissions::from_mode(0o600)).expect("chmod");
     let link = fixture.record_path().with_extension("dir");
+    let _cleanup = RemoveOnDrop(link.clone());
     symlink(private.path(), &link).expect("symlink");
     let name = link.file_name().expect("name").to_string_lossy().into_owned();
     fixture.set_args(&format!("secret=~/{name}/record"));
@@ -177,7 +177,6 @@ fn a_symlinked_directory_cannot_make_root_read_where_the_user_cannot() {
     fs::set_permissions(private.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
     settle_in_step(3);
     assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
-    fs::remove_file(&link).expect("cleanup");
 }
 
 #[test]

@@ -227,7 +227,19 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.record_path());
+        let record = self.record_path();
+        let _ = std::fs::remove_file(&record);
+        let _ = std::fs::remove_dir(&record);
+    }
+}
+
+/// Removes a file, symlink or empty directory a test planted, even when the test fails.
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
 
