@@ -426,4 +426,47 @@ mod tests {
         assert!(load_text("\u{0}\u{1}[[[", &[]).is_err());
         assert!(load_text(&"x".repeat(100_000), &[]).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_config_text_loads_or_is_an_error(text in "\\PC{0,200}") {
+                let _ = load_text(&text, &[]);
+            }
+
+            #[test]
+            fn any_key_value_lines_load_or_are_an_error(
+                lines in proptest::collection::vec(
+                    ("(window|digits|period|max_failures|lockout_seconds|lockout_max_seconds|lockout_exempt|nullok|debug|prompt|issuer|algorithm|state_dir|secret_path|[a-z]{1,8})",
+                     "(-?[0-9]{1,25}|true|false|\"\\PC{0,12}\"|\\[\"[a-z]{0,5}\"\\]|[a-z/~${}]{0,12})"),
+                    0..6,
+                ),
+            ) {
+                let text = lines
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if let Ok(config) = load_text(&text, &[]) {
+                    prop_assert!(config.window <= 10);
+                    prop_assert!((6..=8).contains(&config.digits));
+                    prop_assert!(config.max_failures >= 1);
+                    prop_assert!(config.lockout_seconds >= 1);
+                }
+            }
+
+            #[test]
+            fn any_module_arguments_load_or_are_an_error(
+                args in proptest::collection::vec("\\PC{0,30}", 0..5),
+            ) {
+                let _ = Config::load(Path::new("/nonexistent/pam_totp.toml"), &args);
+                let _ = Config::from_module_args(&args);
+            }
+        }
+    }
 }
