@@ -10,7 +10,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -233,14 +233,24 @@ impl Config {
 }
 
 /// Reads at most [`MAX_CONFIG_BYTES`]; a longer file is `FileTooLarge`. Only a regular
-/// file is read: opening does not block (a FIFO must not hang every login).
+/// file is read: opening does not block (a FIFO must not hang every login), and a file
+/// that others than root (or the caller) could have written is refused.
 fn read_capped(path: &Path) -> io::Result<String> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    // Whoever can write the policy can turn the second factor off (`nullok`).
+    let owner_ok = meta.uid() == 0 || meta.uid() == nix::unistd::geteuid().as_raw();
+    if !owner_ok || meta.mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "refused: it must be owned by root and not writable by group or others",
+        ));
     }
     let mut text = String::new();
     file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
@@ -419,6 +429,24 @@ mod tests {
     fn unknown_module_argument_is_an_error() {
         let err = load_text("", &["use_frist_pass"]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("use_frist_pass")));
+    }
+
+    #[test]
+    fn a_config_others_could_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"window = 1\n").unwrap();
+        for mode in [0o666, 0o620, 0o602] {
+            fs::set_permissions(file.path(), fs::Permissions::from_mode(mode)).unwrap();
+            let err = Config::load(file.path(), &[]).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("not writable by group or others")),
+                "{mode:o}: {err:?}"
+            );
+        }
+        fs::set_permissions(file.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(file.path(), &[]).is_ok());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR};
@@ -129,6 +131,22 @@ fn unusable_config_files_fail_closed() {
     std::fs::create_dir(fixture.config_path()).expect("mkdir");
     assert_eq!(fixture.login("123456").status, SYSTEM_ERR, "directory as config");
     std::fs::remove_dir(fixture.config_path()).expect("rmdir");
+    std::fs::write(fixture.config_path(), "").expect("write");
+    std::fs::set_permissions(fixture.config_path(), Permissions::from_mode(0o666)).expect("chmod");
+    assert_eq!(
+        fixture.login("123456").status,
+        SYSTEM_ERR,
+        "world-writable config"
+    );
+    std::fs::set_permissions(fixture.config_path(), Permissions::from_mode(0o644)).expect("chmod");
+    let user = support::test_user();
+    std::os::unix::fs::chown(fixture.config_path(), Some(user.uid.as_raw()), None).expect("chown");
+    assert_eq!(
+        fixture.login("123456").status,
+        SYSTEM_ERR,
+        "config owned by a user"
+    );
+    std::fs::remove_file(fixture.config_path()).expect("rm");
     nix::unistd::mkfifo(
         &fixture.config_path(),
         nix::sys::stat::Mode::from_bits_truncate(0o600),
