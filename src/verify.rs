@@ -18,6 +18,9 @@ pub const MAX_REPLY_BYTES: usize = 256;
 #[derive(PartialEq, Eq)]
 pub struct TypedCode(Zeroizing<String>);
 
+/// The digits are a `Zeroizing` string, so dropping a code wipes them.
+impl zeroize::ZeroizeOnDrop for TypedCode {}
+
 impl std::fmt::Debug for TypedCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TypedCode(redacted)")
@@ -229,6 +232,13 @@ mod tests {
             });
             assert!((11..=21).contains(&count), "{current}: {count}");
         }
+    }
+
+    #[test]
+    fn typed_codes_are_wiped_on_drop() {
+        // A compile-time guard: replacing the `Zeroizing` string breaks this test.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<TypedCode>();
     }
 
     #[test]
