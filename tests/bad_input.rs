@@ -74,6 +74,7 @@ fn path_like_and_overlong_user_names_are_refused_without_touching_files() {
     ] {
         let transcript = fixture.login_as(user, &[code.as_bytes()]);
         assert_eq!(transcript.status, AUTH_ERR, "{user:?}: {transcript:?}");
+        assert_eq!(transcript.prompts(), ["Verification code: "], "{user:?}");
     }
     let state_files: Vec<_> = std::fs::read_dir(fixture.state_dir())
         .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
