@@ -239,3 +239,38 @@ fn hostile_state_files_are_refused_and_their_targets_untouched() {
     nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     assert_refused(&fixture, "FIFO state file");
 }
+
+#[test]
+fn a_system_store_must_be_root_only() {
+    let fixture = Fixture::new("", "");
+    let store = fixture.path("store");
+    fs::create_dir(&store).expect("mkdir");
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = format!(
+        "secret_path = \"{}/${{USER}}\"\nstate_dir = \"{}\"\n",
+        store.display(),
+        fixture.state_dir().display()
+    );
+    fs::write(fixture.config_path(), config).expect("config");
+    fixture.provision(SECRET);
+    settle_in_step(3);
+    assert_eq!(
+        fixture.login(&oathtool(SECRET, 0)).status,
+        SUCCESS,
+        "a root-only store works"
+    );
+
+    let record = store.join(support::TEST_USER);
+    let user = test_user();
+    std::os::unix::fs::chown(&record, Some(user.uid.as_raw()), None).expect("chown");
+    assert_refused(&fixture, "a user-owned record in a system store");
+    std::os::unix::fs::chown(&record, Some(0), None).expect("chown");
+
+    for mode in [0o775, 0o757] {
+        fs::set_permissions(&store, fs::Permissions::from_mode(mode)).expect("chmod");
+        assert_refused(&fixture, &format!("system store mode {mode:o}"));
+    }
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::chown(&store, Some(user.uid.as_raw()), None).expect("chown");
+    assert_refused(&fixture, "a system store owned by a user");
+}

@@ -325,3 +325,21 @@ fn a_read_only_file_system_fails_closed_and_keeps_the_record() {
         );
     });
 }
+
+#[test]
+fn a_user_name_cannot_forge_syslog_lines() {
+    in_private_namespace(|ns| {
+        let fixture = Fixture::new("", "");
+        let forged = "mallory\npam_totp(sshd:auth): authentication success; user=root";
+        assert_eq!(fixture.login_as(forged, &[b"123456"]).status, AUTH_ERR);
+        let lines = lines_with(ns, "mallory");
+        assert!(lines[0].contains("user=mallory?pam_totp"), "{lines:?}");
+        assert!(
+            !ns.syslog()
+                .iter()
+                .any(|l| l.starts_with("pam_totp(sshd:auth): authentication success")),
+            "a forged line: {:?}",
+            ns.syslog()
+        );
+    });
+}
