@@ -65,6 +65,21 @@ fn fifty_simultaneous_wrong_codes_raise_the_failure_count_by_fifty() {
     assert_eq!(fixture.state().failures, 50);
 }
 
+#[test]
+fn fifty_parallel_guesses_cannot_outrun_the_lockout() {
+    // Every session passes the first look at the lock-out before anyone has failed;
+    // the re-check under the state lock still stops all but the first five guesses.
+    let fixture = Fixture::new("", "");
+    fixture.provision(SECRET);
+    settle_in_step(10);
+    let wrong = wrong_code(SECRET);
+    let statuses = all_at_once(|| fixture.login(&wrong).status);
+    assert!(statuses.iter().all(|s| *s == AUTH_ERR), "{statuses:?}");
+    let state = fixture.state();
+    assert_eq!(state.failures, 5, "only five guesses were checked");
+    assert!(state.locked_until > support::now());
+}
+
 /// A small pseudo-random sequence for kill delays (no need for a dependency).
 struct Jitter(u64);
 
