@@ -1,10 +1,14 @@
 # Entry points for people; cargo does the work.
 #   make test     the whole test suite (as root: tests create a test user and load PAM)
 #   make build    release build of pam_totp.so and totp-enroll
+#   make fuzz     the parsers' property tests with many more cases (part of make test)
 
 CARGO ?= cargo
 
-.PHONY: build test lint
+# Cases per property in `make fuzz`: about half a minute in all on two cores.
+FUZZ_CASES ?= 10000
+
+.PHONY: build test lint fuzz
 
 build:
 	$(CARGO) build --release --workspace
@@ -13,9 +17,15 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# target/panic-test: the module with its test-only panic switch (tests/panic.rs), built
+# apart so that no other build ever holds it.
 test: lint
 	$(CARGO) build --workspace
-	# The module with its test-only panic switch (tests/panic.rs), built apart so no
-	# other build ever holds it.
 	$(CARGO) build -p pam_totp --lib --features panic-test --target-dir target/panic-test
 	$(CARGO) test --workspace
+	$(MAKE) fuzz
+
+# Record, state, config and typed-code parsers (the `properties` modules) on random
+# input; a failing case is saved under proptest-regressions/: commit it.
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p pam_totp --lib properties

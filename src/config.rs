@@ -460,7 +460,8 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
 
             #[test]
             fn any_config_text_loads_or_is_an_error(text in "\\PC{0,200}") {

@@ -199,7 +199,8 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
 
             #[test]
             fn any_text_is_a_record_or_an_error_never_a_panic(text in "\\PC{0,300}") {

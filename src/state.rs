@@ -460,7 +460,8 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
 
             #[test]
             fn any_slot_bytes_decode_or_are_refused_never_a_panic(

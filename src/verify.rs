@@ -251,7 +251,8 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(1024))]
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
 
             #[test]
             fn any_reply_is_a_code_only_if_it_is_the_right_number_of_digits(
