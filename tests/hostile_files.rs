@@ -274,3 +274,51 @@ fn a_system_store_must_be_root_only() {
     std::os::unix::fs::chown(&store, Some(user.uid.as_raw()), None).expect("chown");
     assert_refused(&fixture, "a system store owned by a user");
 }
+
+/// The group the next test gives [`support::TEST_USER`] as a supplementary group.
+const TEST_GROUP: &str = "pamtotp-grp";
+
+#[test]
+fn the_users_supplementary_groups_count_when_reading_the_record() {
+    let fixture = Fixture::new("", "");
+    let user = test_user();
+    if nix::unistd::Group::from_name(TEST_GROUP).ok().flatten().is_none() {
+        let status = std::process::Command::new("groupadd").arg(TEST_GROUP).status();
+        assert!(
+            status.is_ok_and(|s| s.success() || s.code() == Some(9)),
+            "groupadd"
+        );
+    }
+    let status = std::process::Command::new("usermod")
+        .args(["--append", "--groups", TEST_GROUP, support::TEST_USER])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "usermod");
+    let group = nix::unistd::Group::from_name(TEST_GROUP)
+        .ok()
+        .flatten()
+        .expect("test group");
+
+    // A directory only root and members of the group may enter.
+    let shared = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::chown(shared.path(), Some(0), Some(group.gid.as_raw())).expect("chown");
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o750)).expect("chmod");
+    let planted = shared.path().join("record");
+    fs::write(&planted, good_record_text()).expect("write");
+    std::os::unix::fs::chown(&planted, Some(user.uid.as_raw()), Some(user.gid.as_raw())).expect("chown");
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let link = fixture.record_path().with_extension("grp");
+    let _cleanup = RemoveOnDrop(link.clone());
+    symlink(shared.path(), &link).expect("symlink");
+    let name = link.file_name().expect("name").to_string_lossy().into_owned();
+    fixture.set_args(&format!("secret=~/{name}/record"));
+
+    settle_in_step(3);
+    assert_eq!(
+        fixture.login(&oathtool(SECRET, 0)).status,
+        SUCCESS,
+        "the user may enter through a supplementary group, so the module may too"
+    );
+    // Control: for a group the user is not in, the same place is out of reach.
+    std::os::unix::fs::chown(shared.path(), Some(0), Some(0)).expect("chown");
+    assert_refused(&fixture, "a directory of a group the user is not in");
+}
