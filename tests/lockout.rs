@@ -174,3 +174,21 @@ fn root_exempted_by_lockout_exempt_logs_in_after_many_failures() {
     let transcript = fixture.login_as("root", &[oathtool(SECRET, 0).as_bytes()]);
     assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
 }
+
+#[test]
+fn unlock_also_repairs_a_corrupt_state_file() {
+    let fixture = Fixture::new("", "");
+    fixture.provision(SECRET);
+    fail(&fixture, 1);
+    let file = fixture.state_dir().join(format!("{TEST_USER}.state"));
+    std::fs::write(&file, [0x5a; 128]).expect("damage the state");
+    settle_in_step(3);
+    assert_eq!(
+        fixture.login(&oathtool(SECRET, 0)).status,
+        pam_client::SYSTEM_ERR,
+        "a corrupt state fails closed"
+    );
+    let out = fixture.enroll(&["unlock", "--user", TEST_USER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
+}
