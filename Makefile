@@ -5,6 +5,7 @@
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
 #   make bench    (as root, quiet machine) the side-by-side benchmark of BENCHMARKS.md
+#   make fuzz     the parsers' property tests with many more cases (part of make test)
 
 CARGO ?= cargo
 
@@ -23,9 +24,12 @@ PAMDIR ?= $(shell sh packaging/pamdir)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 PACKAGES := target/packages
 
+# Cases per property in `make fuzz`: well under a minute in all on two busy cores.
+FUZZ_CASES ?= 5000
+
 .PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages
-.PHONY: bench demo
+.PHONY: bench demo fuzz
 
 build:
 	$(CARGO) build --release --workspace
@@ -91,11 +95,20 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The packages are built before the tests that install and inspect them (tests/packages.rs).
+# The packages are built before the tests that install and inspect them (tests/packages.rs);
+# target/panic-test: the module with its test-only panic switch (tests/panic.rs), built
+# apart so that no other build ever holds it.
 test: lint
 	$(CARGO) build --workspace
+	$(CARGO) build -p pam_totp --lib --features panic-test --target-dir target/panic-test
 	$(MAKE) packages
 	$(CARGO) test --workspace
+	$(MAKE) fuzz
+
+# Record, state, config and typed-code parsers (the `properties` modules) on random
+# input; a failing case is saved under proptest-regressions/: commit it.
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p pam_totp --lib properties
 
 # Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
 bench:

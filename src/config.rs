@@ -10,6 +10,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -263,9 +264,26 @@ impl Config {
     }
 }
 
-/// Reads at most [`MAX_CONFIG_BYTES`]; a longer file is `FileTooLarge`.
+/// Reads at most [`MAX_CONFIG_BYTES`]; a longer file is `FileTooLarge`. Only a regular
+/// file is read: opening does not block (a FIFO must not hang every login), and a file
+/// that others than root (or the caller) could have written is refused.
 fn read_capped(path: &Path) -> io::Result<String> {
-    let file = fs::File::open(path)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    // Whoever can write the policy can turn the second factor off (`nullok`).
+    let owner_ok = meta.uid() == 0 || meta.uid() == nix::unistd::geteuid().as_raw();
+    if !owner_ok || meta.mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "refused: it must be owned by root and not writable by group or others",
+        ));
+    }
     let mut text = String::new();
     file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_CONFIG_BYTES {
@@ -466,8 +484,70 @@ mod tests {
     }
 
     #[test]
+    fn a_config_others_could_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"window = 1\n").unwrap();
+        for mode in [0o666, 0o620, 0o602] {
+            fs::set_permissions(file.path(), fs::Permissions::from_mode(mode)).unwrap();
+            let err = Config::load(file.path(), &[]).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("not writable by group or others")),
+                "{mode:o}: {err:?}"
+            );
+        }
+        fs::set_permissions(file.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(file.path(), &[]).is_ok());
+    }
+
+    #[test]
     fn garbage_file_is_an_error_not_a_panic() {
         assert!(load_text("\u{0}\u{1}[[[", &[]).is_err());
         assert!(load_text(&"x".repeat(100_000), &[]).is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
+
+            #[test]
+            fn any_config_text_loads_or_is_an_error(text in "\\PC{0,200}") {
+                let _ = load_text(&text, &[]);
+            }
+
+            #[test]
+            fn any_key_value_lines_load_or_are_an_error(
+                lines in proptest::collection::vec(
+                    ("(window|digits|period|max_failures|lockout_seconds|lockout_max_seconds|lockout_exempt|nullok|debug|prompt|issuer|algorithm|state_dir|secret_path|[a-z]{1,8})",
+                     "(-?[0-9]{1,25}|true|false|\"\\PC{0,12}\"|\\[\"[a-z]{0,5}\"\\]|[a-z/~${}]{0,12})"),
+                    0..6,
+                ),
+            ) {
+                let text = lines
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if let Ok(config) = load_text(&text, &[]) {
+                    prop_assert!(config.window <= 10);
+                    prop_assert!((6..=8).contains(&config.digits));
+                    prop_assert!(config.max_failures >= 1);
+                    prop_assert!(config.lockout_seconds >= 1);
+                }
+            }
+
+            #[test]
+            fn any_module_arguments_load_or_are_an_error(
+                args in proptest::collection::vec("\\PC{0,30}", 0..5),
+            ) {
+                let _ = Config::load(Path::new("/nonexistent/pam_totp.toml"), &args);
+                let _ = Config::from_module_args(&args);
+            }
+        }
     }
 }

@@ -398,4 +398,66 @@ mod tests {
             assert!(Record::parse(text).is_err());
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
+
+            #[test]
+            fn any_text_is_a_record_or_an_error_never_a_panic(text in "\\PC{0,300}") {
+                let _ = Record::parse(&text);
+            }
+
+            #[test]
+            fn any_bytes_spliced_into_a_good_record_never_panic(
+                at in 0..GOOD.len(),
+                cut in 0usize..20,
+                junk in proptest::collection::vec(any::<u8>(), 0..40),
+            ) {
+                let mut bytes = GOOD.as_bytes().to_vec();
+                let end = (at + cut).min(bytes.len());
+                bytes.splice(at..end, junk);
+                if let Ok(text) = std::str::from_utf8(&bytes) {
+                    let _ = Record::parse(text);
+                }
+            }
+
+            #[test]
+            fn every_valid_record_round_trips(
+                secret in proptest::collection::vec(any::<u8>(), 10..=128),
+                algorithm in prop_oneof![Just(Algorithm::Sha1), Just(Algorithm::Sha256), Just(Algorithm::Sha512)],
+                digits in 6u8..=8,
+                period in 1u64..=300,
+            ) {
+                let record = Record::new(
+                    SecretKey::from_bytes(secret).map_err(|e| TestCaseError::fail(e.to_string()))?,
+                    algorithm,
+                    digits,
+                    period,
+                    "2026-11-25T10:00:00Z".to_owned(),
+                );
+                prop_assert_eq!(Record::parse(&record.to_toml()), Ok(record));
+            }
+
+            #[test]
+            fn errors_never_quote_a_secret_wherever_it_is_put(
+                secret in "[A-Z2-7]{16,40}",
+                line in 0usize..7,
+                quoted in any::<bool>(),
+            ) {
+                let value = if quoted { format!("\"{secret}\"") } else { secret.clone() };
+                let mut lines: Vec<String> = GOOD.lines().map(str::to_owned).collect();
+                let at = line % lines.len();
+                let key = lines[at].split(" = ").next().unwrap_or("x").to_owned();
+                lines[at] = format!("{key} = {value}");
+                if let Err(e) = Record::parse(&lines.join("\n")) {
+                    prop_assert!(!e.to_string().contains(&secret[..10]), "{}", e);
+                }
+            }
+        }
+    }
 }

@@ -284,6 +284,8 @@ impl RecordLocation {
         let result = write_then_rename(&dir, &temp_name, name, text.as_bytes());
         if result.is_err() {
             let _ = nix::unistd::unlinkat(dir.as_fd(), &temp_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        } else {
+            remove_stale_temporaries(&dir, dir_path, name);
         }
         result.map_err(|(action, source)| StoreError::Io { action, source })
     }
@@ -313,6 +315,27 @@ impl RecordLocation {
             action: "sync the record directory",
             source,
         })
+    }
+}
+
+/// Writers killed mid-update leave `.NAME.tmp.PID` files behind, each holding a secret
+/// that may since have been replaced: once a new record is in place, they go. They never
+/// block anything (each writer uses a name of its own), so this is best effort.
+fn remove_stale_temporaries(dir: &File, dir_path: &Path, name: &Path) {
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir_path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        if file_name.to_string_lossy().starts_with(&prefix) {
+            // Relative to the checked directory, whatever the path now leads to.
+            let _ = nix::unistd::unlinkat(
+                dir.as_fd(),
+                file_name.as_os_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+        }
     }
 }
 

@@ -108,6 +108,9 @@ impl SecretKey {
     }
 }
 
+/// The bytes are a `Zeroizing` buffer, so dropping a key wipes them.
+impl zeroize::ZeroizeOnDrop for SecretKey {}
+
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretKey({} bits, redacted)", self.bits())
@@ -148,6 +151,14 @@ mod tests {
             Err(SecretError::TooLong)
         );
         assert_eq!(SecretKey::from_base32(""), Err(SecretError::TooShort));
+    }
+
+    #[test]
+    fn secrets_are_wiped_on_drop() {
+        // A compile-time guard: replacing the `Zeroizing` buffer breaks this test.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<SecretKey>();
+        wiped_on_drop::<Zeroizing<Vec<u8>>>();
     }
 
     #[test]

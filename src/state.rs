@@ -477,4 +477,73 @@ mod tests {
         ));
         Ok(())
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_state() -> impl Strategy<Value = LoginState> {
+            (
+                any::<u64>(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+            )
+                .prop_map(
+                    |(last_step, failures, locked_until, last_success, recovery_epoch, recovery_used)| {
+                        LoginState {
+                            last_step,
+                            failures,
+                            locked_until,
+                            last_success,
+                            recovery_epoch,
+                            recovery_used,
+                        }
+                    },
+                )
+        }
+
+        proptest! {
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
+
+            #[test]
+            fn any_slot_bytes_decode_or_are_refused_never_a_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..=2 * SLOT_BYTES),
+            ) {
+                let _ = decode_slot(&bytes);
+            }
+
+            #[test]
+            fn every_state_round_trips(state in any_state(), seq in any::<u64>()) {
+                prop_assert_eq!(decode_slot(&encode_slot(&state, seq)), Some((state, seq)));
+            }
+
+            #[test]
+            fn any_torn_byte_is_detected(state in any_state(), seq in any::<u64>(), at in 0..SLOT_BYTES, flip in 1u8..=255) {
+                let mut slot = encode_slot(&state, seq);
+                slot[at] ^= flip;
+                prop_assert_eq!(decode_slot(&slot), None);
+            }
+
+            #[test]
+            fn any_state_file_content_is_read_or_refused(
+                bytes in proptest::collection::vec(any::<u8>(), 0..=3 * SLOT_BYTES),
+            ) {
+                let tmp = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let path = tmp.path().join("fuzz.state");
+                std::fs::write(&path, &bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let dir = StateDir::open(tmp.path()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                match dir.lock("fuzz") {
+                    Ok(_) => prop_assert!(bytes.is_empty() || bytes.len() == 2 * SLOT_BYTES),
+                    Err(StateError::Corrupt | StateError::UnsafeFile { .. }) => {}
+                    Err(e) => prop_assert!(false, "unexpected error {}", e),
+                }
+            }
+        }
+    }
 }

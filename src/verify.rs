@@ -18,6 +18,9 @@ pub const MAX_REPLY_BYTES: usize = 256;
 #[derive(PartialEq, Eq)]
 pub struct TypedCode(Zeroizing<String>);
 
+/// The digits are a `Zeroizing` string, so dropping a code wipes them.
+impl zeroize::ZeroizeOnDrop for TypedCode {}
+
 impl std::fmt::Debug for TypedCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TypedCode(redacted)")
@@ -66,11 +69,24 @@ pub fn check(record: &Record, code: &TypedCode, now: u64, window: u8, last_step:
         .with_step_duration(record.period)
         .with_secret(record.secret.as_bytes().to_vec())
         .build_noncompliant();
-    let current = now / record.period;
+    search_window(now / record.period, window, last_step, code, |step| {
+        Zeroizing::new(totp.generate(step.saturating_mul(record.period)).to_string())
+    })
+}
+
+/// The window search proper, over `expected_at(step)`: every step from `current - window`
+/// to `current + window` is computed and compared, whatever matched before it.
+fn search_window(
+    current: u64,
+    window: u8,
+    last_step: u64,
+    code: &TypedCode,
+    mut expected_at: impl FnMut(u64) -> Zeroizing<String>,
+) -> Verdict {
     let mut fresh: Option<u64> = None;
     let mut replayed = false;
     for step in current.saturating_sub(u64::from(window))..=current.saturating_add(u64::from(window)) {
-        let expected = Zeroizing::new(totp.generate(step.saturating_mul(record.period)).to_string());
+        let expected = expected_at(step);
         let matches = constant_time_eq(expected.as_bytes(), code.0.as_bytes());
         // Both branches do the same work; only the bookkeeping differs.
         if matches && step > last_step {
@@ -177,7 +193,96 @@ mod tests {
     }
 
     #[test]
+    fn every_step_of_the_window_is_computed_and_compared_whatever_matches() {
+        let expected = "123456";
+        // Right, first digit wrong, last digit wrong, all wrong.
+        for typed in ["123456", "923456", "123459", "000000"] {
+            for matching in [None, Some(97), Some(100), Some(103)] {
+                let mut computed = Vec::new();
+                let verdict = search_window(100, 3, 0, &code(typed, 6), |step| {
+                    computed.push(step);
+                    let text = if Some(step) == matching {
+                        expected
+                    } else {
+                        "654321"
+                    };
+                    Zeroizing::new(text.to_owned())
+                });
+                assert_eq!(
+                    computed,
+                    (97..=103).collect::<Vec<_>>(),
+                    "typed {typed}, match at {matching:?}: no early exit"
+                );
+                let accepted = matching.filter(|_| typed == expected);
+                assert_eq!(
+                    verdict,
+                    accepted.map_or(Verdict::Invalid, |step| Verdict::Accepted { step })
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_at_the_epoch_or_the_end_of_time_does_not_overflow() {
+        for current in [0, 1, u64::MAX - 1, u64::MAX] {
+            let mut count = 0;
+            let _ = search_window(current, 10, 0, &code("123456", 6), |_| {
+                count += 1;
+                Zeroizing::new(String::new())
+            });
+            assert!((11..=21).contains(&count), "{current}: {count}");
+        }
+    }
+
+    #[test]
+    fn typed_codes_are_wiped_on_drop() {
+        // A compile-time guard: replacing the `Zeroizing` string breaks this test.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<TypedCode>();
+    }
+
+    #[test]
     fn debug_hides_the_code() {
         assert_eq!(format!("{:?}", code("123456", 6)), "TypedCode(redacted)");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // 256 cases in `cargo test`; `make fuzz` (run by `make test`) sets PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::default())]
+
+            #[test]
+            fn any_reply_is_a_code_only_if_it_is_the_right_number_of_digits(
+                reply in proptest::collection::vec(any::<u8>(), 0..300),
+                digits in 6u8..=8,
+            ) {
+                if let Some(code) = TypedCode::parse(&reply, digits) {
+                    prop_assert_eq!(code.0.len(), usize::from(digits));
+                    prop_assert!(code.0.bytes().all(|b| b.is_ascii_digit()));
+                }
+            }
+
+            #[test]
+            fn digits_with_blanks_around_or_between_are_a_code(
+                code in "[0-9]{6}",
+                before in "[ \t]{0,3}",
+                between in "[ ]{0,1}",
+                after in "[ \t\r\n]{0,3}",
+            ) {
+                let reply = format!("{before}{}{between}{}{after}", &code[..3], &code[3..]);
+                prop_assert!(TypedCode::parse(reply.as_bytes(), 6).is_some());
+            }
+
+            #[test]
+            fn any_code_checks_without_panic(code in "[0-9]{6,8}", now in any::<u64>(), window in 0u8..=10, last_step in any::<u64>()) {
+                let record = rfc_record(Algorithm::Sha1);
+                if let Some(typed) = TypedCode::parse(code.as_bytes(), 8) {
+                    let _ = check(&record, &typed, now, window, last_step);
+                }
+            }
+        }
     }
 }

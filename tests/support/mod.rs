@@ -9,6 +9,8 @@
 // Test fixtures: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod namespace;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
@@ -97,13 +99,18 @@ impl Fixture {
         std::fs::copy(build_dir().join("libpam_totp.so"), &module)
             .expect("libpam_totp.so is missing: run `cargo build --workspace` first");
         fixture.write_config(config);
+        fixture.set_args(args);
+        fixture
+    }
+
+    /// Rewrites the service file with other module arguments.
+    pub fn set_args(&self, args: &str) {
         let line = format!(
             "auth required {} config={} {args}\n",
-            module.display(),
-            fixture.config_path().display()
+            self.path("pam_totp.so").display(),
+            self.config_path().display()
         );
-        std::fs::write(fixture.path("totp"), line).expect("service file");
-        fixture
+        std::fs::write(self.path("totp"), line).expect("service file");
     }
 
     #[must_use]
@@ -180,12 +187,72 @@ impl Fixture {
     pub fn login(&self, code: &str) -> Transcript {
         self.login_as(TEST_USER, &[code.as_bytes()])
     }
+
+    /// Like [`Fixture::login`], but fails the test if the module has not answered within
+    /// `limit` (a hostile file must never hang a login).
+    #[must_use]
+    pub fn login_within(&self, code: &str, limit: std::time::Duration) -> Transcript {
+        let confdir = self.dir.path().to_owned();
+        let service = self.service.clone();
+        let code = code.to_owned();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let login = Login {
+                confdir: &confdir,
+                service: &service,
+                user: TEST_USER,
+                rhost: Some("192.0.2.7"),
+            };
+            let _ = send.send(pam_client::authenticate(&login, &[code.as_bytes()]));
+        });
+        receive
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("the login did not finish within {limit:?}"))
+    }
+
+    /// [`TEST_USER`]'s login state as the module left it (read under the state lock).
+    #[must_use]
+    pub fn state(&self) -> pam_totp::state::LoginState {
+        pam_totp::state::StateDir::open(&self.state_dir())
+            .and_then(|dir| dir.lock(TEST_USER))
+            .map(|locked| locked.state())
+            .expect("state file readable")
+    }
+
+    /// Replaces [`TEST_USER`]'s login state, as if time had passed or a crash left it.
+    pub fn set_state(&self, state: pam_totp::state::LoginState) {
+        pam_totp::state::StateDir::open(&self.state_dir())
+            .and_then(|dir| dir.lock(TEST_USER).and_then(|mut locked| locked.save(state)))
+            .expect("state file writable");
+    }
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.record_path());
+        let record = self.record_path();
+        let _ = std::fs::remove_file(&record);
+        let _ = std::fs::remove_dir(&record);
     }
+}
+
+/// Removes a file, symlink or empty directory a test planted, even when the test fails.
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// [`TEST_USER`]'s passwd entry.
+#[must_use]
+pub fn test_user() -> nix::unistd::User {
+    ensure_test_user();
+    nix::unistd::User::from_name(TEST_USER)
+        .ok()
+        .flatten()
+        .expect("test user")
 }
 
 /// Unix time now.
