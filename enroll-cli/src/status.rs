@@ -131,7 +131,7 @@ fn print_human(status: &Status) {
     println!("user:            {}", status.user);
     if let Some(error) = &status.record_error {
         println!("enrolled:        yes, but the record is unusable: {error}");
-        println!("                 logins are refused; re-enroll with --force (or root: remove)");
+        println!("                 logins are refused; root can remove it (totp-enroll remove --user NAME)");
     } else if status.enrolled {
         println!(
             "enrolled:        yes, since {}",
@@ -214,9 +214,9 @@ pub fn run(config: &Config, target: &Target, json: bool) -> CliResult<()> {
     match (status.enrolled, &status.record_error) {
         (true, None) => Ok(()),
         (true, Some(_)) => Err(CliError::Refused(format!(
-            "{}'s record is unusable, so logins are refused; re-enroll with --force \
-             (or, as root, totp-enroll remove --user {})",
-            status.user, status.user
+            "{}'s record is unusable, so logins are refused; as root: totp-enroll remove \
+             --user {} (or totp-enroll --user {} --force)",
+            status.user, status.user, status.user
         ))),
         (false, _) => Err(CliError::Refused(format!(
             "{} is not enrolled; run totp-enroll to enroll",

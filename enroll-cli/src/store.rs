@@ -79,8 +79,10 @@ pub fn read_existing(config: &Config, location: &RecordLocation, target: &Target
             location.path.display()
         ))),
         Err(other) => Err(CliError::Refused(format!(
-            "cannot use {}: {other}; re-enroll with --force, or ask root to remove it",
-            location.path.display()
+            "cannot use {}: {other}; ask your administrator to remove it (as root: \
+             totp-enroll remove --user {}), then enroll again",
+            location.path.display(),
+            target.account.name
         ))),
     }
 }
