@@ -20,8 +20,9 @@ use crate::account::{Account, AccountError};
 use crate::config::Config;
 use crate::record::Record;
 use crate::record_store::{RecordLocation, StoreError};
+use crate::recovery::{self, Answer, RecoveryVerdict};
 use crate::state::{LoginState, StateDir};
-use crate::verify::{self, TypedCode, Verdict};
+use crate::verify::{self, Verdict};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -158,9 +159,9 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
             return Outcome::ConversationFailed;
         }
     };
-    let code = TypedCode::parse(&reply, record.digits);
+    let answer = Answer::parse(&reply, &record);
     drop(reply);
-    settle(login, &config, &state_dir, &record, code.as_ref(), conv, log)
+    settle(login, &config, &state_dir, &record, &answer, conv, log)
 }
 
 /// Under the user's lock: re-check the lock-out, verify, and durably record the result.
@@ -169,7 +170,7 @@ fn settle(
     config: &Config,
     state_dir: &StateDir,
     record: &Record,
-    code: Option<&TypedCode>,
+    answer: &Answer,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Outcome {
@@ -182,32 +183,41 @@ fn settle(
     if !exempt && before.locked_until > login.now {
         return refuse_locked_out(login, conv, log, before.locked_until);
     }
-    let verdict = code.map_or(Verdict::Invalid, |code| {
-        verify::check(record, code, login.now, config.window, before.last_step)
-    });
-    let (after, reason) = match verdict {
-        Verdict::Accepted { step } => {
-            let after = LoginState {
-                last_step: step,
-                failures: 0,
-                locked_until: 0,
-                last_success: login.now,
-                ..before
-            };
-            (after, None)
-        }
-        Verdict::Replayed => (
-            record_failure(config, before, login.now, exempt),
-            Some("replayed code"),
-        ),
-        Verdict::Invalid if code.is_none() => (
-            record_failure(config, before, login.now, exempt),
-            Some("malformed code"),
-        ),
-        Verdict::Invalid => (
-            record_failure(config, before, login.now, exempt),
-            Some("invalid code"),
-        ),
+    let failure = |reason| (record_failure(config, before, login.now, exempt), Some(reason));
+    // Recovery codes left after this login, when one was used.
+    let mut recovery_left = None;
+    let (after, reason) = match answer {
+        Answer::Code(code) => match verify::check(record, code, login.now, config.window, before.last_step) {
+            Verdict::Accepted { step } => {
+                let after = LoginState {
+                    last_step: step,
+                    failures: 0,
+                    locked_until: 0,
+                    last_success: login.now,
+                    ..before
+                };
+                (after, None)
+            }
+            Verdict::Replayed => failure("replayed code"),
+            Verdict::Invalid => failure("invalid code"),
+        },
+        Answer::Recovery(code) => match recovery::check(record, code, &before) {
+            RecoveryVerdict::Accepted { used, remaining } => {
+                recovery_left = Some(remaining);
+                let after = LoginState {
+                    failures: 0,
+                    locked_until: 0,
+                    last_success: login.now,
+                    recovery_epoch: record.recovery_epoch,
+                    recovery_used: used,
+                    ..before
+                };
+                (after, None)
+            }
+            RecoveryVerdict::AlreadyUsed => failure("recovery code already used"),
+            RecoveryVerdict::Invalid => failure("invalid recovery code"),
+        },
+        Answer::Malformed => failure("malformed code"),
     };
     if let Err(e) = locked.save(after) {
         return system_error(login, conv, log, &e);
@@ -215,6 +225,13 @@ fn settle(
     drop(locked);
 
     let Some(reason) = reason else {
+        if let Some(left) = recovery_left {
+            // Worth the admin's attention: the phone may be lost.
+            log.log(
+                Priority::Warning,
+                &format!("recovery code used; {left} remaining; {}", login.who()),
+            );
+        }
         log.log(
             Priority::Info,
             &format!("authentication success; {}", login.who()),

@@ -9,6 +9,7 @@
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
+//! - [`recovery`]: recovery codes (format, argon2id hashes, burning);
 //! - [`privs`]: acting with a user's file-system rights.
 
 pub mod account;
@@ -20,6 +21,7 @@ mod ffi;
 pub mod privs;
 pub mod record;
 pub mod record_store;
+pub mod recovery;
 pub mod secret;
 pub mod state;
 pub mod template;

@@ -25,6 +25,11 @@ pub struct Record {
     pub period: u64,
     /// When the record was made (RFC 3339, UTC); shown by `status`, never used to decide.
     pub created: String,
+    /// Names the current set of recovery codes; the login state's burnt-code bits
+    /// count only for the same epoch. 0 with no codes.
+    pub recovery_epoch: u64,
+    /// argon2id PHC strings of the recovery codes, in index order (see [`crate::recovery`]).
+    pub recovery: Vec<String>,
 }
 
 /// The on-disk shape; kept private so the secret only leaves as a [`SecretKey`].
@@ -38,6 +43,16 @@ struct RecordFile {
     period: u64,
     #[serde(default)]
     created: String,
+    // Optional, so records written before recovery codes existed stay version 1.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    recovery_epoch: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recovery: Vec<String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl Drop for RecordFile {
@@ -57,6 +72,9 @@ pub enum RecordError {
     Secret(SecretError),
     /// `digits` or `period` outside what any authenticator uses.
     Parameters,
+    /// Too many recovery-code hashes, one that is not a bounded argon2id hash, or an
+    /// epoch TOML cannot hold.
+    Recovery,
 }
 
 impl fmt::Display for RecordError {
@@ -71,6 +89,10 @@ impl fmt::Display for RecordError {
             RecordError::Parameters => {
                 f.write_str("record digits or period out of range (6-8 digits, 1-300 s)")
             }
+            RecordError::Recovery => f.write_str(
+                "record recovery codes are unusable (at most 32 argon2id hashes); \
+                 issue new ones with `totp-enroll recovery-codes`",
+            ),
         }
     }
 }
@@ -87,6 +109,19 @@ impl Record {
             digits,
             period,
             created,
+            recovery_epoch: 0,
+            recovery: Vec::new(),
+        }
+    }
+
+    /// The same record with a new set of recovery codes (`hashes` in index order).
+    /// The epoch keeps 63 bits: TOML integers are signed 64-bit.
+    #[must_use]
+    pub fn with_recovery(self, epoch: u64, hashes: Vec<String>) -> Self {
+        Record {
+            recovery_epoch: epoch & (u64::MAX >> 1),
+            recovery: hashes,
+            ..self
         }
     }
 
@@ -106,6 +141,14 @@ impl Record {
         if !(6..=8).contains(&file.digits) || !(1..=300).contains(&file.period) {
             return Err(RecordError::Parameters);
         }
+        if file.recovery.len() > crate::recovery::MAX_CODES
+            || !file
+                .recovery
+                .iter()
+                .all(|h| crate::recovery::is_acceptable_hash(h))
+        {
+            return Err(RecordError::Recovery);
+        }
         let secret = SecretKey::from_base32(&file.secret).map_err(RecordError::Secret)?;
         Ok(Record {
             secret,
@@ -113,6 +156,8 @@ impl Record {
             digits: file.digits,
             period: file.period,
             created: file.created.clone(),
+            recovery_epoch: file.recovery_epoch,
+            recovery: file.recovery.clone(),
         })
     }
 
@@ -126,6 +171,8 @@ impl Record {
             digits: self.digits,
             period: self.period,
             created: self.created.clone(),
+            recovery_epoch: self.recovery_epoch,
+            recovery: self.recovery.clone(),
         };
         let header = "# pam_totp enrollment record, written by totp-enroll. Keep it private.\n";
         Zeroizing::new(format!("{header}{}", toml::to_string(&file).unwrap_or_default()))
@@ -150,6 +197,31 @@ mod tests {
         let record = Record::parse(GOOD);
         let again = record.as_ref().map(|r| Record::parse(&r.to_toml()));
         assert_eq!(again, Ok(record.clone()));
+    }
+
+    #[test]
+    fn recovery_hashes_round_trip_and_old_records_have_none() {
+        let record = Record::parse(GOOD).unwrap();
+        assert!(record.recovery.is_empty());
+        assert!(!record.to_toml().contains("recovery"));
+        let code = crate::recovery::RecoveryCode::from_random(0, &[7; 11]).unwrap();
+        let hash = code.hash(b"0123456789abcdef").unwrap();
+        let with = record.with_recovery(1 << 40, vec![hash.clone()]);
+        let again = Record::parse(&with.to_toml()).unwrap();
+        assert_eq!((again.recovery_epoch, again.recovery), (1 << 40, vec![hash]));
+    }
+
+    #[test]
+    fn refuses_unusable_recovery_hashes_without_quoting_them() {
+        let text = format!("{GOOD}recovery_epoch = 3\nrecovery = [\"$argon2id$JBSWY3DP\"]\n");
+        let err = Record::parse(&text);
+        assert_eq!(err, Err(RecordError::Recovery));
+        assert!(
+            !err.err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("JBSW")
+        );
     }
 
     #[test]

@@ -5,9 +5,14 @@
 mod audit;
 mod caller;
 mod cli;
+mod codes;
 mod enroll;
 mod error;
+mod proof;
 mod qr;
+mod remove;
+mod status;
+mod store;
 mod terminal;
 mod unlock;
 mod uri;
@@ -43,5 +48,9 @@ fn run(cli: &Cli) -> CliResult<()> {
     match &cli.command {
         None => enroll::run(&config, &target, &cli.enroll),
         Some(Command::Unlock) => unlock::run(&config, &target),
+        Some(Command::Status { json }) => status::run(&config, &target, *json),
+        Some(Command::List { json }) => status::list(&config, &target, *json),
+        Some(Command::RecoveryCodes) => codes::run(&config, &target),
+        Some(Command::Remove) => remove::run(&config, &target),
     }
 }
