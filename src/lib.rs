@@ -10,6 +10,7 @@
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
 //! - [`recovery`]: recovery codes (format, argon2id hashes, burning);
+//! - [`rollout`]: grace period, exempt accounts, enrollment at first login;
 //! - [`privs`]: acting with a user's file-system rights.
 
 pub mod account;
@@ -18,11 +19,14 @@ pub mod authenticate;
 pub mod config;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod login_enroll;
 pub mod privs;
 pub mod record;
 pub mod record_store;
 pub mod recovery;
+pub mod rollout;
 pub mod secret;
 pub mod state;
 pub mod template;
+pub mod uri;
 pub mod verify;
