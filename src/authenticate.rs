@@ -20,10 +20,10 @@ use crate::account::{Account, AccountError};
 use crate::config::Config;
 use crate::record::Record;
 use crate::record_store::{RecordLocation, StoreError};
-use crate::recovery::{self, Answer, RecoveryVerdict};
+use crate::recovery::{Answer, RecoveryVerdict};
 use crate::state::{LoginState, StateDir};
 use crate::verify::{self, Verdict};
-use crate::{login_enroll, rollout};
+use crate::{login_enroll, rollout, scratch};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -202,7 +202,7 @@ fn settle(
             Verdict::Replayed => failure("replayed code"),
             Verdict::Invalid => failure("invalid code"),
         },
-        Answer::Recovery(code) => match recovery::check(record, code, &before) {
+        Answer::Recovery(_) | Answer::Scratch(_) => match scratch::check_answer(record, answer, &before) {
             RecoveryVerdict::Accepted { used, remaining } => {
                 recovery_left = Some(remaining);
                 let after = LoginState {

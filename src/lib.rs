@@ -25,6 +25,7 @@ pub mod record;
 pub mod record_store;
 pub mod recovery;
 pub mod rollout;
+pub mod scratch;
 pub mod secret;
 pub mod state;
 pub mod template;

@@ -43,7 +43,11 @@ pub fn ask(config: &Config, record: &Record, recovery_ok: bool) -> CliResult<()>
                 recovery::check(record, &code, &LoginState::default()),
                 RecoveryVerdict::Accepted { .. }
             ),
-            Answer::Recovery(_) | Answer::Malformed => false,
+            Answer::Scratch(code) if recovery_ok => matches!(
+                pam_totp::scratch::check(record, &code, &LoginState::default()),
+                RecoveryVerdict::Accepted { .. }
+            ),
+            Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => false,
         };
         if right {
             return Ok(());
