@@ -1,4 +1,5 @@
 # Entry points for people; cargo does the work.
+#   make demo     a real SSH login with a code, on a throwaway sshd (root; touches no config)
 #   make test     the whole test suite (as root: tests create a test user and load PAM)
 #   make build    release build of pam_totp.so and totp-enroll
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
@@ -21,7 +22,7 @@ PAMDIR ?= $(shell sh packaging/pamdir)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 PACKAGES := target/packages
 
-.PHONY: build test lint
+.PHONY: build test lint demo
 .PHONY: man install uninstall deb rpm packages
 
 build:
@@ -92,3 +93,6 @@ test: lint
 	$(CARGO) build --workspace
 	$(MAKE) packages
 	$(CARGO) test --workspace
+
+demo:
+	CARGO=$(CARGO) ./scripts/demo.sh

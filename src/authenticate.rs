@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::account::{Account, AccountError};
 use crate::config::Config;
+use crate::forward_pass;
 use crate::record::Record;
 use crate::record_store::{RecordLocation, StoreError};
 use crate::recovery::{Answer, RecoveryVerdict};
@@ -39,7 +40,15 @@ pub trait Conversation {
     /// Shows an error line to the user; failures to show it are ignored.
     fn show_error(&mut self, text: &str);
     /// Shows an information line (`PAM_TEXT_INFO`); failures to show it are ignored.
-    fn show_info(&mut self, text: &str);
+    /// The default shows nothing (for conversations that cannot).
+    fn show_info(&mut self, _text: &str) {}
+    /// Hands `password` on to the next module as `PAM_AUTHTOK` (`forward_pass`).
+    ///
+    /// # Errors
+    /// The item could not be set (by default: not supported).
+    fn set_authtok(&mut self, _password: &[u8]) -> Result<(), ConversationError> {
+        Err(ConversationError)
+    }
 }
 
 /// The conversation could not be held.
@@ -153,12 +162,20 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
         Err(e) => return system_error(login, conv, log, &e),
     }
 
-    let reply = match conv.ask_hidden(&config.prompt) {
+    let reply = match conv.ask_hidden(forward_pass::prompt(&config)) {
         Ok(reply) => reply.unwrap_or_default(),
         Err(e) => {
             log.log(Priority::Notice, &format!("{e}; {}", login.who()));
             return Outcome::ConversationFailed;
         }
+    };
+    let reply = if config.forward_pass {
+        match forward_pass::hand_on(conv, &reply, record.digits) {
+            Ok(code) => code,
+            Err(_) => return system_error(login, conv, log, &"cannot set PAM_AUTHTOK for forward_pass"),
+        }
+    } else {
+        reply
     };
     let answer = Answer::parse(&reply, &record);
     drop(reply);
@@ -344,8 +361,12 @@ fn refuse_after_prompt(
     log: &dyn Logger,
     reason: &str,
 ) -> Outcome {
-    if conv.ask_hidden(&config.prompt).is_err() {
+    let Ok(reply) = conv.ask_hidden(forward_pass::prompt(config)) else {
         return Outcome::ConversationFailed;
+    };
+    if config.forward_pass {
+        // The next module checks the password as for anyone: same prompts, same answer.
+        let _ = forward_pass::hand_on(conv, &reply.unwrap_or_default(), config.digits);
     }
     log.log(
         Priority::Notice,

@@ -26,6 +26,7 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 /// Every policy key, with its default. `deny_unknown_fields` makes a typo an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[allow(clippy::struct_excessive_bools)] // independent admin switches, one key each
 pub struct Config {
     /// Where each user's enrollment record lives (`${USER}`, `${HOME}`, leading `~`).
     pub secret_path: String,
@@ -66,6 +67,9 @@ pub struct Config {
     /// Enroll users without a record at login, through the PAM conversation. Needs a
     /// root-owned store (`secret_path` outside the home).
     pub enroll_at_login: bool,
+    /// One prompt for password and code together; the password part is handed on to
+    /// the next module as `PAM_AUTHTOK` (see [`crate::forward_pass`]).
+    pub forward_pass: bool,
 }
 
 impl Default for Config {
@@ -89,6 +93,7 @@ impl Default for Config {
             exempt_users: Vec::new(),
             exempt_groups: Vec::new(),
             enroll_at_login: false,
+            forward_pass: false,
         }
     }
 }
@@ -397,6 +402,9 @@ mod tests {
         let config = config.ok().unwrap_or_default();
         assert_eq!(config.window, 0);
         assert!(config.nullok && config.debug);
+        assert!(!config.forward_pass);
+        let forward = load_text("", &["forward_pass"]).ok().unwrap_or_default();
+        assert!(forward.forward_pass, "a bare `forward_pass` argument turns it on");
         assert_eq!(config.prompt, "Code: ");
         assert_eq!(config.lockout_exempt, vec!["root".to_owned(), "ops".to_owned()]);
     }

@@ -3,13 +3,13 @@
 //! Entry points come from `pam-bindings` (pinned to 0.4.0, MIT). It was chosen over
 //! `pam` / `pamsm` because its `pam_hooks!` wrapper catches a panic at each entry point
 //! and turns it into `PAM_ABORT` (a panic must never unwind into sshd), and its
-//! conversation replies are zeroized buffers. It does not wrap `pam_syslog`, so that
-//! one function is declared here.
+//! conversation replies are zeroized buffers. It does not wrap `pam_syslog`, nor let a
+//! module set `PAM_AUTHTOK` from its own bytes, so those two functions are declared here.
 //!
 //! Everything past this file is safe Rust: [`crate::authenticate`] decides, through the
 //! [`Conversation`] and [`Logger`] traits implemented below.
 
-use std::ffi::{CStr, CString, c_char, c_int};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
@@ -25,7 +25,14 @@ unsafe extern "C" {
     /// `void pam_syslog(const pam_handle_t *pamh, int priority, const char *fmt, ...)`:
     /// logs to authpriv with the `pam_totp(service:type): ` prefix admins grep for.
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    /// `int pam_set_item(pam_handle_t *pamh, int item_type, const void *item)`: used for
+    /// `PAM_AUTHTOK` only (`forward_pass`); pam-bindings' `AuthTok` cannot be built from
+    /// our own bytes, so its `set_item_str` cannot set it. libpam copies the string.
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
 }
+
+/// `PAM_AUTHTOK` from `<security/_pam_types.h>`.
+const PAM_AUTHTOK: c_int = 6;
 
 struct PamTotp;
 pam::pam_hooks!(PamTotp);
@@ -102,6 +109,27 @@ impl Conversation for PamConversation<'_> {
 
     fn show_info(&mut self, text: &str) {
         let _ = self.send(PAM_TEXT_INFO, text);
+    }
+
+    fn set_authtok(&mut self, password: &[u8]) -> Result<(), ConversationError> {
+        if password.contains(&0) {
+            return Err(ConversationError);
+        }
+        // Built by hand (not CString::new) so no unzeroed copy of the password is left.
+        let mut text = Zeroizing::new(Vec::with_capacity(password.len() + 1));
+        text.extend_from_slice(password);
+        text.push(0);
+        let handle = std::ptr::from_ref::<PamHandle>(self.0).cast_mut();
+        // SAFETY: `handle` is the live handle PAM passed to this call (the Rust type is an
+        // opaque zero-sized marker, so libpam writing its own state through it touches no
+        // Rust-visible memory); `text` is NUL-terminated, free of interior NULs, and lives
+        // across the call; libpam copies it and does not keep the pointer.
+        let status = unsafe { pam_set_item(handle, PAM_AUTHTOK, text.as_ptr().cast()) };
+        if status == PamResultCode::PAM_SUCCESS as c_int {
+            Ok(())
+        } else {
+            Err(ConversationError)
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
 //! - [`recovery`]: recovery codes (format, argon2id hashes, burning);
 //! - [`rollout`]: grace period, exempt accounts, enrollment at first login;
+//! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`privs`]: acting with a user's file-system rights.
 
 pub mod account;
@@ -19,6 +20,7 @@ pub mod authenticate;
 pub mod config;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod forward_pass;
 pub mod login_enroll;
 pub mod privs;
 pub mod record;

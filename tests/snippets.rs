@@ -1,0 +1,155 @@
+//! Shipped `pam.d/` snippets, stacked as written with the built module, run through
+//! real libpam: `sudo` (the way sudo runs it) and `sshd-one-prompt` (`forward_pass`).
+
+// Test fixtures: a failed setup step should stop the test loudly.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/sshd.rs"]
+mod sshd;
+mod support;
+
+use pam_client::{AUTH_ERR, Login, SUCCESS};
+use sshd::{SSH_PASSWORD, SSH_USER, ensure_ssh_user, repo_dir, service_from_snippet};
+use support::{SECRET, build_dir, enroll_bin, oathtool, settle_in_step, wrong_code};
+
+/// A PAM directory whose one service is a shipped snippet.
+struct SnippetService {
+    dir: tempfile::TempDir,
+    secret_path: String,
+}
+
+impl SnippetService {
+    /// The snippet `pam.d/<name>` as the service `<name>`.
+    fn new(name: &str, module_args: &str) -> SnippetService {
+        ensure_ssh_user();
+        let dir = tempfile::Builder::new()
+            .prefix("pam_totp-sudo")
+            .tempdir()
+            .unwrap();
+        let tag = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let service = SnippetService {
+            secret_path: format!("~/.pam_totp-{tag}"),
+            dir,
+        };
+        let module = service.dir.path().join("pam_totp.so");
+        std::fs::copy(build_dir().join("libpam_totp.so"), &module).unwrap();
+        let config = service.dir.path().join("pam_totp.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "secret_path = \"{}\"\nstate_dir = \"{}\"\n",
+                service.secret_path,
+                service.dir.path().join("state").display()
+            ),
+        )
+        .unwrap();
+        let module_line = format!("{} config={} {module_args}", module.display(), config.display());
+        std::fs::write(
+            service.dir.path().join("service"),
+            service_from_snippet(&repo_dir().join("pam.d").join(name), module_line.trim_end()),
+        )
+        .unwrap();
+        service
+    }
+
+    fn provision(&self) {
+        let out = std::process::Command::new(enroll_bin())
+            .arg("--config")
+            .arg(self.dir.path().join("pam_totp.toml"))
+            .args(["--user", SSH_USER, "--secret", SECRET, "--no-confirm"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn login(&self, password: &str, code: &str) -> pam_client::Transcript {
+        self.answer(&[password, code])
+    }
+
+    fn answer(&self, answers: &[&str]) -> pam_client::Transcript {
+        let login = Login {
+            confdir: self.dir.path(),
+            service: "service",
+            user: SSH_USER,
+            rhost: None,
+        };
+        let answers: Vec<&[u8]> = answers.iter().map(|a| a.as_bytes()).collect();
+        pam_client::authenticate(&login, &answers)
+    }
+}
+
+impl Drop for SnippetService {
+    fn drop(&mut self) {
+        if let Ok(Some(user)) = nix::unistd::User::from_name(SSH_USER) {
+            let _ = std::fs::remove_file(user.dir.join(self.secret_path.trim_start_matches("~/")));
+        }
+    }
+}
+
+#[test]
+fn sudo_snippet_asks_password_then_code_and_accepts_both_right() {
+    let sudo = SnippetService::new("sudo", "");
+    sudo.provision();
+    settle_in_step(3);
+    let transcript = sudo.login(SSH_PASSWORD, &oathtool(SECRET, 0));
+    assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
+    assert_eq!(transcript.prompts(), ["Password: ", "Verification code: "]);
+}
+
+#[test]
+fn sudo_snippet_refuses_either_factor_wrong_with_the_same_prompts() {
+    let sudo = SnippetService::new("sudo", "");
+    sudo.provision();
+    settle_in_step(8);
+    let wrong_password = sudo.login("not-the-password", &oathtool(SECRET, 0));
+    let wrong_code = sudo.login(SSH_PASSWORD, &wrong_code(SECRET));
+    assert_eq!(wrong_password.status, AUTH_ERR, "{wrong_password:?}");
+    assert_eq!(wrong_code.status, AUTH_ERR, "{wrong_code:?}");
+    assert_eq!(wrong_password.shown, wrong_code.shown);
+}
+
+#[test]
+fn sudo_snippet_with_nullok_lets_an_unenrolled_user_in_with_the_password_alone() {
+    let sudo = SnippetService::new("sudo", "nullok");
+    let transcript = sudo.login(SSH_PASSWORD, "");
+    assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
+    assert_eq!(transcript.prompts(), ["Password: "]);
+    assert_eq!(sudo.login("not-the-password", "").status, AUTH_ERR);
+}
+
+#[test]
+fn one_prompt_snippet_takes_password_and_code_in_one_answer() {
+    let service = SnippetService::new("sshd-one-prompt", "");
+    service.provision();
+    settle_in_step(3);
+    let transcript = service.answer(&[&format!("{SSH_PASSWORD}{}", oathtool(SECRET, 0))]);
+    assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
+    assert_eq!(
+        transcript.prompts(),
+        ["Password & verification code: "],
+        "pam_unix must not ask again"
+    );
+}
+
+#[test]
+fn one_prompt_snippet_refuses_either_part_wrong_with_one_prompt() {
+    let service = SnippetService::new("sshd-one-prompt", "");
+    service.provision();
+    settle_in_step(8);
+    let wrong_password = service.answer(&[&format!("not-the-password{}", oathtool(SECRET, 0))]);
+    let wrong_code = service.answer(&[&format!("{SSH_PASSWORD}{}", wrong_code(SECRET))]);
+    let too_short = service.answer(&["12345"]);
+    for transcript in [&wrong_password, &wrong_code, &too_short] {
+        assert_eq!(transcript.status, AUTH_ERR, "{transcript:?}");
+        assert_eq!(transcript.prompts(), ["Password & verification code: "]);
+    }
+    assert_eq!(wrong_password.shown, wrong_code.shown);
+}
+
+#[test]
+fn one_prompt_snippet_checks_the_password_of_an_unenrolled_user_too() {
+    let service = SnippetService::new("sshd-one-prompt", "");
+    let transcript = service.answer(&[&format!("{SSH_PASSWORD}123456")]);
+    assert_eq!(transcript.status, AUTH_ERR, "{transcript:?}");
+    assert_eq!(transcript.prompts(), ["Password & verification code: "]);
+}
