@@ -18,7 +18,7 @@ use support::{oathtool, settle_in_step};
 const CODE_PROMPT: &str = "Code shown by your app: ";
 const ENTER_PROMPT: &str = "Press Enter once you have written the recovery codes down: ";
 
-/// A root-owned record store for the server (enroll_at_login needs one).
+/// A root-owned record store for the server (`enroll_at_login` needs one).
 struct Store(tempfile::TempDir);
 
 impl Store {
