@@ -49,7 +49,10 @@ install:
 	install -m 0644 target/man/totp-enroll.1 $(DESTDIR)$(MANDIR)/man1/totp-enroll.1
 	install -m 0644 man/pam_totp.toml.5 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
 	install -m 0644 man/pam_totp.8 $(DESTDIR)$(MANDIR)/man8/pam_totp.8
-	install -m 0644 pam.d/* $(DESTDIR)$(DOCDIR)/pam.d/
+	@# pam.d/: service files, and the sshd_config drop-ins in pam.d/sshd_config.d/.
+	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
+	install -m 0644 $$(find pam.d -maxdepth 1 -type f | sort) $(DESTDIR)$(DOCDIR)/pam.d/
+	install -m 0644 pam.d/sshd_config.d/* $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d/
 	@# An existing config is the admin's: never overwritten.
 	if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml ]; then \
 	    echo "keeping $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml"; \
@@ -64,8 +67,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_totp.so $(DESTDIR)$(BINDIR)/totp-enroll
 	rm -f $(DESTDIR)$(MANDIR)/man1/totp-enroll.1 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_totp.8
-	for f in pam.d/*; do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
-	-rmdir $(DESTDIR)$(DOCDIR)/pam.d $(DESTDIR)$(DOCDIR)
+	for f in $$(find pam.d -type f); do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
+	-rmdir $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d $(DESTDIR)$(DOCDIR)/pam.d $(DESTDIR)$(DOCDIR)
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml and the login state; remove them by hand"
 
 # Packages from a staged `make install` (packaging/README.md says why not cargo-deb or
