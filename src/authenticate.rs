@@ -442,6 +442,74 @@ mod tests {
         assert_eq!((state.failures, state.locked_until), (10, 0));
     }
 
+    /// Remembers what would go to syslog.
+    #[derive(Default)]
+    struct Lines(std::cell::RefCell<Vec<String>>);
+
+    impl Logger for Lines {
+        fn log(&self, _: Priority, message: &str) {
+            self.0.borrow_mut().push(message.to_owned());
+        }
+    }
+
+    struct Silent;
+
+    impl Conversation for Silent {
+        fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+            Ok(None)
+        }
+        fn show_error(&mut self, _: &str) {}
+    }
+
+    #[test]
+    fn a_recovery_code_is_burnt_and_logged_with_the_count_left_never_the_code() {
+        use crate::recovery::RecoveryCode;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let codes: Vec<RecoveryCode> = (0..3)
+            .map(|i| RecoveryCode::from_random(i, &[9; 11]).unwrap())
+            .collect();
+        let hashes = codes
+            .iter()
+            .map(|c| c.hash(b"saltsaltsaltsalt").unwrap())
+            .collect();
+        let record = Record::new(
+            crate::secret::SecretKey::from_base32("JBSWY3DPEHPK3PXP").unwrap(),
+            crate::algorithm::Algorithm::Sha1,
+            6,
+            30,
+            String::new(),
+        )
+        .with_recovery(77, hashes);
+        let login = Login {
+            user: "alice",
+            rhost: None,
+            args: &[],
+            now: 1_000_000,
+        };
+        let typed = codes[1].display();
+        let answer = Answer::parse(typed.as_bytes(), &record);
+        let lines = Lines::default();
+        let outcome = settle(&login, &policy(), &dir, &record, &answer, &mut Silent, &lines);
+        assert_eq!(outcome, Outcome::Success);
+        let state = dir.peek("alice").unwrap().unwrap();
+        assert_eq!((state.recovery_epoch, state.recovery_used), (77, 0b10));
+        let logged = lines.0.borrow().join("\n");
+        assert!(
+            logged.contains("recovery code used; 2 remaining; user=alice"),
+            "{logged}"
+        );
+        assert!(!logged.contains(&typed[5..]), "{logged}");
+
+        let again = settle(&login, &policy(), &dir, &record, &answer, &mut Silent, &lines);
+        assert_eq!(again, Outcome::Denied);
+        let logged = lines.0.borrow().join("\n");
+        assert!(
+            logged.contains("reason=recovery code already used failures=1"),
+            "{logged}"
+        );
+    }
+
     #[test]
     fn failure_counts_saturate_instead_of_overflowing() {
         let state = LoginState {

@@ -82,8 +82,7 @@ pub enum RecordError {
     Secret(SecretError),
     /// `digits` or `period` outside what any authenticator uses.
     Parameters,
-    /// Too many recovery-code hashes, one that is not a bounded argon2id hash, or an
-    /// epoch TOML cannot hold.
+    /// Too many recovery-code hashes, or one that is not a bounded argon2id hash.
     Recovery,
 }
 

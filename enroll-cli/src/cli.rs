@@ -20,7 +20,8 @@ use pam_totp::algorithm::Algorithm;
     about,
     long_about,
     after_help = "Exit codes: 0 ok; 1 refused or failed check (wrong code, not allowed, \
-                  nothing to act on); 2 usage or configuration error."
+                  nothing to act on; `status` of a user who is not enrolled); 2 usage or \
+                  configuration error. Errors go to standard error and say what to do next."
 )]
 pub struct Cli {
     /// The admin config file.
@@ -78,6 +79,22 @@ pub struct EnrollArgs {
     /// Seconds per code instead of the config's (30). Microsoft Authenticator uses 30 only.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=300))]
     pub period: Option<u64>,
+}
+
+impl EnrollArgs {
+    /// Whether any enrollment option was given.
+    #[must_use]
+    pub fn is_used(&self) -> bool {
+        self.secret.is_some()
+            || self.no_confirm
+            || self.force
+            || self.no_qr
+            || self.qr_png.is_some()
+            || self.qr_svg.is_some()
+            || self.algorithm.is_some()
+            || self.digits.is_some()
+            || self.period.is_some()
+    }
 }
 
 /// `--algorithm` values.

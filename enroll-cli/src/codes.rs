@@ -56,7 +56,7 @@ pub fn run(config: &Config, target: &Target) -> CliResult<()> {
     let location = store::location(config, target)?;
     let record = store::read_existing(&location, target)?;
     if !target.caller_is_root {
-        proof::ask(config, &record, false)?;
+        proof::ask(config, &target.account.name, &record, false)?;
     }
     let (record, codes) = new_set(record)?;
     store::write(&location, &record)?;

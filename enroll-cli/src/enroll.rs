@@ -27,7 +27,9 @@ const CONFIRM_ATTEMPTS: u32 = 3;
 
 pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()> {
     if args.no_confirm && !target.caller_is_root {
-        return Err(CliError::Refused("--no-confirm is for root only".to_owned()));
+        return Err(CliError::Refused(
+            "--no-confirm is for root only; leave it out and type the code your app shows".to_owned(),
+        ));
     }
     let (issuer, account) = labels(config, &target.account.name)?;
     let location = store::location(config, target)?;
@@ -43,7 +45,7 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
     }
     if exists && !target.caller_is_root {
         let current = store::read_existing(&location, target)?;
-        proof::ask(config, &current, true)?;
+        proof::ask(config, &target.account.name, &current, true)?;
     }
 
     let secret = match &args.secret {

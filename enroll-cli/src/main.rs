@@ -44,7 +44,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> CliResult<()> {
-    let config = Config::load(&cli.config, &[]).map_err(|e| CliError::Usage(e.to_string()))?;
+    if cli.command.is_some() && cli.enroll.is_used() {
+        return Err(CliError::Usage(
+            "enrollment options (--secret, --force, --no-qr, --qr-png, ...) go without a subcommand; \
+             see totp-enroll --help"
+                .to_owned(),
+        ));
+    }
+    let config = Config::load(&cli.config, &[])
+        .map_err(|e| CliError::Usage(format!("{e}; fix the config file, or name another with --config")))?;
     let target = caller::resolve(cli.user.as_deref())?;
     match &cli.command {
         None => enroll::run(&config, &target, &cli.enroll),

@@ -21,7 +21,7 @@ const ATTEMPTS: u32 = 3;
 const PAUSE_AFTER_WRONG: Duration = Duration::from_secs(1);
 
 /// Asks for a current code (or, with `recovery_ok`, a recovery code) of `record`.
-pub fn ask(config: &Config, record: &Record, recovery_ok: bool) -> CliResult<()> {
+pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> CliResult<()> {
     let prompt = if recovery_ok && !record.recovery.is_empty() {
         "To change your enrollment, enter a current code from your app (or a recovery code): "
     } else {
@@ -57,7 +57,9 @@ pub fn ask(config: &Config, record: &Record, recovery_ok: bool) -> CliResult<()>
             eprintln!("That code does not match your current enrollment; try again.");
         }
     }
-    audit::record("proof of the current enrollment failed 3 times; nothing was changed");
+    audit::record(&format!(
+        "user={user} proof of the current enrollment failed {ATTEMPTS} times; nothing was changed"
+    ));
     Err(CliError::Refused(
         "the code did not match your current enrollment; nothing was changed. \
          If your phone and recovery codes are both lost, ask your administrator \

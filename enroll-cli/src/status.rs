@@ -162,8 +162,11 @@ fn to_json<T: Serialize>(value: &T) -> CliResult<String> {
     serde_json::to_string_pretty(value).map_err(|e| CliError::Refused(format!("cannot write JSON: {e}")))
 }
 
-/// `totp-enroll status [--user NAME] [--json]`: exit 1 if the user is not enrolled.
+/// `totp-enroll status [--user NAME] [--json]`: exit 1 if the user is not enrolled or
+/// the record is unusable.
 pub fn run(config: &Config, target: &Target, json: bool) -> CliResult<()> {
+    // A system store is root's: say so rather than report an unreadable record.
+    store::location(config, target)?;
     let status = of(config, &target.account, target.caller_is_root)?;
     if target.caller_is_root && target.account.name != target.caller_name {
         audit::record(&format!(
@@ -176,10 +179,17 @@ pub fn run(config: &Config, target: &Target, json: bool) -> CliResult<()> {
     } else {
         print_human(&status);
     }
-    if status.enrolled {
-        Ok(())
-    } else {
-        Err(CliError::Refused(format!("{} is not enrolled", status.user)))
+    match (status.enrolled, &status.record_error) {
+        (true, None) => Ok(()),
+        (true, Some(_)) => Err(CliError::Refused(format!(
+            "{}'s record is unusable, so logins are refused; re-enroll with --force \
+             (or, as root, totp-enroll remove --user {})",
+            status.user, status.user
+        ))),
+        (false, _) => Err(CliError::Refused(format!(
+            "{} is not enrolled; run totp-enroll to enroll",
+            status.user
+        ))),
     }
 }
 
