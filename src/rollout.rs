@@ -44,6 +44,13 @@ pub fn validate(config: &Config) -> Result<(), (&'static str, &'static str)> {
              (e.g. \"/var/lib/pam_totp/records/${USER}\"); the module never writes into a home directory",
         ));
     }
+    if config.enroll_at_login && config.forward_pass {
+        return Err((
+            "enroll_at_login",
+            "cannot be combined with forward_pass: with forward_pass the module runs before \
+             the password is checked, and enrollment must only follow a first factor that passed",
+        ));
+    }
     Ok(())
 }
 
@@ -203,6 +210,14 @@ mod tests {
             ..home
         };
         assert_eq!(validate(&system), Ok(()));
+        let one_prompt = Config {
+            forward_pass: true,
+            ..system
+        };
+        assert_eq!(
+            validate(&one_prompt).map_err(|(key, _)| key),
+            Err("enroll_at_login")
+        );
     }
 
     #[test]
