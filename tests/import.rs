@@ -369,3 +369,64 @@ fn a_pam_oath_user_keeps_the_same_codes_in_both_modules() {
     assert!(!stderr.contains("3132333435"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("already enrolled"));
 }
+
+#[test]
+fn other_google_authenticator_settings_are_imported_or_reported() {
+    let fixture = Fixture::new("", "");
+    // 60-second steps, reuse allowed, no rate limit, ten scratch codes, window 17.
+    let path = home_of(TEST_USER).join(format!(
+        ".google_authenticator-{}",
+        fixture.dir.path().file_name().unwrap().to_string_lossy()
+    ));
+    let out = Command::new("runuser")
+        .args(["-u", TEST_USER, "--", "google-authenticator"])
+        .args([
+            "-t", "-D", "-f", "-C", "-q", "-u", "-S", "60", "-e", "10", "-w", "17", "-s",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ga = GaFile(path);
+    let (secret, scratch) = ga_contents(&ga.0);
+    assert_eq!(scratch.len(), 10);
+
+    let out = fixture.enroll(&[
+        "import",
+        "--user",
+        TEST_USER,
+        "--google-authenticator",
+        ga.0.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("10 scratch codes"), "{stdout}");
+    assert!(stdout.contains("time step of 60 s"), "{stdout}");
+    assert!(stdout.contains("allowed code reuse"), "{stdout}");
+    assert!(stdout.contains("WINDOW_SIZE 17"), "{stdout}");
+
+    service(
+        &fixture,
+        "google",
+        &format!(
+            "auth required pam_google_authenticator.so secret={}",
+            ga.0.display()
+        ),
+    );
+    if support::now() % 60 > 54 {
+        std::thread::sleep(std::time::Duration::from_secs(61 - support::now() % 60));
+    }
+    let code = Command::new("oathtool")
+        .args(["--totp", "--base32", "--time-step-size=60s", &secret])
+        .output()
+        .unwrap();
+    let code = String::from_utf8(code.stdout).unwrap().trim().to_owned();
+    assert_eq!(login_service(&fixture, "google", &code).status, SUCCESS);
+    assert_eq!(fixture.login(&code).status, SUCCESS, "60-second step");
+    assert_eq!(fixture.login(&code).status, AUTH_ERR, "never reused in pam_totp");
+    assert_eq!(
+        fixture.login(&scratch[9]).status,
+        SUCCESS,
+        "the tenth scratch code"
+    );
+}
