@@ -58,7 +58,8 @@ pub struct Config {
     pub lockout_exempt: Vec<String>,
     /// Rollout grace period: before this date (`YYYY-MM-DD`, from 00:00 UTC) users
     /// without a record are let through with a warning; from it they are refused.
-    /// Empty: no grace period.
+    /// Empty: no grace period. A TOML date (`2027-01-15` unquoted) is read as its text.
+    #[serde(deserialize_with = "crate::rollout::date_or_text")]
     pub enforce_after: String,
     /// Accounts that never need a code (service accounts); each use is logged.
     pub exempt_users: Vec<String>,

@@ -13,6 +13,8 @@
 
 use std::ffi::CString;
 
+use serde::Deserialize;
+
 use nix::unistd::{self, Group};
 
 use crate::account::{Account, check_user_name};
@@ -52,6 +54,24 @@ pub fn validate(config: &Config) -> Result<(), (&'static str, &'static str)> {
         ));
     }
     Ok(())
+}
+
+/// `enforce_after` as written: a string, or a TOML date literal taken as its text (so
+/// `enforce_after = 2027-01-15` works as well as the quoted form).
+///
+/// # Errors
+/// Neither a string nor a TOML date-time.
+pub fn date_or_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Date(toml::value::Datetime),
+    }
+    Ok(match Written::deserialize(deserializer)? {
+        Written::Text(text) => text,
+        Written::Date(date) => date.to_string(),
+    })
 }
 
 /// Unix time of 00:00 UTC on `YYYY-MM-DD`, or `None` when the text is not a real date
@@ -183,6 +203,20 @@ mod tests {
         ] {
             assert_eq!(parse_date(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn enforce_after_may_be_a_toml_date_or_a_string() {
+        for text in ["enforce_after = 2027-01-15", "enforce_after = \"2027-01-15\""] {
+            let config: Result<Config, _> = toml::from_str(text);
+            assert_eq!(
+                config.map(|c| c.enforce_after).ok().as_deref(),
+                Some("2027-01-15"),
+                "{text}"
+            );
+        }
+        let config: Config = toml::from_str("enforce_after = 2027-01-15T10:00:00Z").unwrap();
+        assert!(validate(&config).is_err(), "a time is not a date");
     }
 
     #[test]
