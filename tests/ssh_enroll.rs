@@ -62,6 +62,11 @@ impl Seen {
 
 /// Logs in with `ssh_enroll.exp` (answers `@CODE` with the code for the key shown).
 fn ssh(server: &Sshd, options: &[&str], answers: &[&str]) -> Seen {
+    ssh_running(server, options, answers, Some("echo logged-in-$USER"))
+}
+
+/// As [`ssh`], running `command`, or an interactive login shell (left with `exit`).
+fn ssh_running(server: &Sshd, options: &[&str], answers: &[&str], command: Option<&str>) -> Seen {
     let mut cmd = Command::new("timeout");
     cmd.args(["--kill-after=5", "90", "expect", "-f"])
         .arg(repo_dir().join("tests/support/ssh_enroll.exp"))
@@ -80,7 +85,7 @@ fn ssh(server: &Sshd, options: &[&str], answers: &[&str]) -> Seen {
         ])
         .args(options)
         .arg(format!("{SSH_USER}@127.0.0.1"))
-        .arg("echo logged-in-$USER")
+        .args(command)
         .env_remove("SSH_AUTH_SOCK")
         .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::null());
@@ -187,4 +192,23 @@ fn with_a_requisite_password_a_wrong_password_never_reaches_enrollment() {
     assert!(logged_in(&right), "{right:?}\n{}", server.log());
     assert_eq!(right.prompts, ["Password: ", CODE_PROMPT, ENTER_PROMPT]);
     assert!(store.record().exists());
+}
+
+#[test]
+fn during_the_grace_period_an_unenrolled_ssh_user_is_let_in_and_told_the_date() {
+    let server = Sshd::start(Scenario::PasswordAndCode, "enforce_after=2099-01-15");
+    // sshd shows what PAM said after the last prompt as a login message, that is to
+    // an interactive login (not to `ssh host command`).
+    let seen = ssh_running(
+        &server,
+        &["-tt", "-o", "PreferredAuthentications=keyboard-interactive"],
+        &[SSH_PASSWORD],
+        None,
+    );
+    assert_eq!(seen.exit, Some(0), "{seen:?}\n{}", server.log());
+    assert_eq!(seen.prompts, ["Password: "], "no code asked");
+    assert!(
+        seen.transcript.contains("from 2099-01-15") && seen.transcript.contains("totp-enroll"),
+        "the warning reaches the user: {seen:?}"
+    );
 }
