@@ -332,7 +332,8 @@ fn a_pam_oath_user_keeps_the_same_codes_in_both_modules() {
         &usersfile,
         format!(
             "# pam_oath users\nHOTP/T30/6\t{TEST_USER}\t-\t3132333435363738393031323334353637383930\n\
-             HOTP/T30/6\tno-such-user-pamtotp\t-\t3132333435363738393031323334353637383930\n"
+             HOTP/T30/6\tno-such-user-pamtotp\t-\t3132333435363738393031323334353637383930\n\
+             HOTP\tno-such-user-pamtotp2\t-\t3132333435363738393031323334353637383930 0\n"
         ),
     )
     .unwrap();
@@ -366,6 +367,7 @@ fn a_pam_oath_user_keeps_the_same_codes_in_both_modules() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("line 3"), "{stderr}");
+    assert!(stderr.contains("counter-based (HOTP)"), "{stderr}");
     assert!(!stderr.contains("3132333435"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("already enrolled"));
 }

@@ -113,6 +113,11 @@ pub fn run(
             let mut results = Vec::new();
             for (line_no, line) in text.lines().enumerate() {
                 let line_no = line_no + 1;
+                // Others' lines (HOTP tokens among them) are no concern of a one-user import.
+                let user_field = line.split_ascii_whitespace().nth(1);
+                if !every_entry && user_field != Some(target.account.name.as_str()) {
+                    continue;
+                }
                 let (name, imported) = match parse_oath_line(line, line_no) {
                     Ok(None) => continue,
                     Ok(Some(entry)) => entry,
@@ -121,9 +126,6 @@ pub fn run(
                         continue;
                     }
                 };
-                if !every_entry && name != target.account.name {
-                    continue;
-                }
                 let result = Account::lookup(&name)
                     .map_err(|e| CliError::Refused(format!("line {line_no}: {e}")))
                     .and_then(|account| {
