@@ -68,6 +68,21 @@ pub fn run(
         Ok(_) => return fail(conv, "records are in homes"),
         Err(e) => return fail(conv, &e.to_string()),
     };
+    // Before any secret is shown: the store must be there to take the record.
+    match location.exists() {
+        Ok(false) if location.path.parent().is_some_and(std::path::Path::is_dir) => {}
+        Ok(false) => {
+            return fail(
+                conv,
+                &format!(
+                    "the record directory of {} does not exist (create it: root-owned, mode 0700)",
+                    location.path.display()
+                ),
+            );
+        }
+        Ok(true) => return fail(conv, "a record appeared meanwhile"),
+        Err(e) => return fail(conv, &e.to_string()),
+    }
     let Some(secret) = random(NEW_SECRET_BYTES).and_then(|b| SecretKey::from_bytes(b.to_vec()).ok()) else {
         return fail(conv, "no randomness from the OS");
     };

@@ -342,3 +342,13 @@ fn during_the_grace_period_enrollment_at_login_can_be_skipped() {
     assert_eq!(transcript.status, AUTH_ERR, "{transcript:?}");
     assert!(!record.exists());
 }
+
+#[test]
+fn enroll_at_login_without_the_store_directory_shows_no_secret_and_fails_closed() {
+    let (fixture, record) = enrolling("");
+    std::fs::remove_dir(record.parent().unwrap()).unwrap();
+    let transcript = fixture.login("123456");
+    assert_eq!(transcript.status, SYSTEM_ERR, "{transcript:?}");
+    assert!(shown_key(&transcript.shown).is_none(), "{transcript:?}");
+    assert!(transcript.prompts().is_empty());
+}
