@@ -352,3 +352,77 @@ fn enroll_at_login_without_the_store_directory_shows_no_secret_and_fails_closed(
     assert!(shown_key(&transcript.shown).is_none(), "{transcript:?}");
     assert!(transcript.prompts().is_empty());
 }
+
+/// A person at the terminal for `authenticate` called directly: reads what is shown,
+/// types the code for the key shown, then Enter.
+#[derive(Default)]
+struct Person {
+    shown: Vec<String>,
+}
+
+impl Conversation for Person {
+    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+        let answer = if prompt.starts_with("Code shown by your app") {
+            let infos: Vec<Shown> = self.shown.iter().cloned().map(Shown::Info).collect();
+            oathtool(&shown_key(&infos).ok_or(ConversationError)?, 0)
+        } else {
+            String::new()
+        };
+        Ok(Some(Zeroizing::new(answer.into_bytes())))
+    }
+    fn show_error(&mut self, text: &str) {
+        self.shown.push(text.to_owned());
+    }
+    fn show_info(&mut self, text: &str) {
+        self.shown.push(text.to_owned());
+    }
+}
+
+#[test]
+fn enrollment_at_login_logs_no_secret_and_no_recovery_code() {
+    let (fixture, record) = enrolling("");
+    let service = std::fs::read_to_string(fixture.path("totp")).unwrap();
+    let args: Vec<String> = service
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .map(str::to_owned)
+        .collect();
+    settle_in_step(5);
+    let mut person = Person::default();
+    let lines = Lines::default();
+    let login = authenticate::Login {
+        user: TEST_USER,
+        rhost: Some("192.0.2.7"),
+        args: &args,
+        now: support::now(),
+    };
+    let outcome = authenticate::authenticate(&login, &mut person, &lines);
+    assert_eq!(outcome, Outcome::Success, "{:?}", person.shown);
+    assert!(record.exists());
+    let infos: Vec<Shown> = person.shown.iter().cloned().map(Shown::Info).collect();
+    let key = shown_key(&infos).unwrap();
+    let codes: Vec<String> = person
+        .shown
+        .iter()
+        .filter_map(|m| m.trim().split_once(". ").map(|(_, c)| c.to_owned()))
+        .filter(|c| c.len() == 14)
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let lines = lines.0.into_inner();
+    assert!(
+        lines
+            .iter()
+            .any(|(_, l)| l.starts_with("enrolled at login; user=pamtotp-test")),
+        "{lines:?}"
+    );
+    for (_, line) in &lines {
+        assert!(!line.contains(&key[..8]), "{line}");
+        assert!(!line.contains("otpauth"), "{line}");
+        for code in &codes {
+            assert!(!line.contains(code.as_str()), "{line}");
+        }
+    }
+}
