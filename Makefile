@@ -4,6 +4,7 @@
 #   make build    release build of pam_totp.so and totp-enroll
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
+#   make bench    (as root, quiet machine) the side-by-side benchmark of BENCHMARKS.md
 
 CARGO ?= cargo
 
@@ -22,8 +23,9 @@ PAMDIR ?= $(shell sh packaging/pamdir)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 PACKAGES := target/packages
 
-.PHONY: build test lint demo
+.PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages
+.PHONY: bench demo
 
 build:
 	$(CARGO) build --release --workspace
@@ -43,15 +45,13 @@ install:
 	@test -n "$(PAMDIR)" || { echo "make install: PAM module directory not found; give PAMDIR=" >&2; exit 1; }
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
-	install -d $(DESTDIR)$(DOCDIR)/pam.d
+	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
 	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
 	install -m 0755 target/release/totp-enroll $(DESTDIR)$(BINDIR)/totp-enroll
 	install -m 0644 target/man/totp-enroll.1 $(DESTDIR)$(MANDIR)/man1/totp-enroll.1
 	install -m 0644 man/pam_totp.toml.5 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
 	install -m 0644 man/pam_totp.8 $(DESTDIR)$(MANDIR)/man8/pam_totp.8
-	@# pam.d/: service files, and the sshd_config drop-ins in pam.d/sshd_config.d/.
-	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
-	install -m 0644 $$(find pam.d -maxdepth 1 -type f | sort) $(DESTDIR)$(DOCDIR)/pam.d/
+	install -m 0644 $$(find pam.d -maxdepth 1 -type f) $(DESTDIR)$(DOCDIR)/pam.d/
 	install -m 0644 pam.d/sshd_config.d/* $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d/
 	@# An existing config is the admin's: never overwritten.
 	if [ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml ]; then \
@@ -96,6 +96,11 @@ test: lint
 	$(CARGO) build --workspace
 	$(MAKE) packages
 	$(CARGO) test --workspace
+
+# Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
+bench:
+	$(CARGO) build --release -p pam_totp -p pam-bench
+	target/release/pam-bench --out target/bench.md
 
 demo:
 	CARGO=$(CARGO) ./scripts/demo.sh

@@ -19,9 +19,10 @@ use zeroize::Zeroizing;
 use crate::account::{Account, AccountError};
 use crate::config::Config;
 use crate::forward_pass;
-use crate::record::Record;
+use crate::record::{Record, StoredRecord};
 use crate::record_store::{RecordLocation, StoreError};
 use crate::recovery::{Answer, RecoveryVerdict};
+use crate::seal;
 use crate::state::{LoginState, StateDir};
 use crate::verify::{self, Verdict};
 use crate::{login_enroll, rollout, scratch};
@@ -289,10 +290,18 @@ fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
     };
     let location =
         RecordLocation::for_account(config, account).map_err(|e| Missing::Unusable(e.to_string()))?;
-    location.read().map_err(|e| match e {
-        StoreError::NotFound => Missing::NotEnrolled,
-        other => Missing::Unusable(format!("cannot use record {}: {other}", location.path.display())),
-    })
+    let unusable = |e: &dyn fmt::Display| {
+        Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
+    };
+    match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => Ok(record),
+        // The host key is read only here, for a sealed record; any problem fails closed.
+        Ok(StoredRecord::Sealed(sealed)) => {
+            seal::open_record(config, &location.account.name, &sealed).map_err(|e| unusable(&e))
+        }
+        Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
+        Err(other) => Err(unusable(&other)),
+    }
 }
 
 /// A known user without a record: enrollment on the spot (`enroll_at_login`), the

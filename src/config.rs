@@ -20,13 +20,19 @@ use crate::algorithm::Algorithm;
 /// Where the admin config lives unless `config=` / `--config` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/security/pam_totp.toml";
 
+/// The host's private key for sealed records, unless `host_key` says otherwise.
+pub const DEFAULT_HOST_KEY: &str = "/etc/security/pam_totp.key";
+/// The host's public key, unless `host_public_key` says otherwise.
+pub const DEFAULT_HOST_PUBLIC_KEY: &str = "/etc/security/pam_totp.pub";
+
 /// A config file larger than this is refused rather than parsed.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 /// Every policy key, with its default. `deny_unknown_fields` makes a typo an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-#[allow(clippy::struct_excessive_bools)] // independent admin switches, one key each
+// One field per config key: each boolean is an independent switch the admin sets.
+#[allow(clippy::struct_excessive_bools)]
 pub struct Config {
     /// Where each user's enrollment record lives (`${USER}`, `${HOME}`, leading `~`).
     pub secret_path: String,
@@ -71,6 +77,14 @@ pub struct Config {
     /// One prompt for password and code together; the password part is handed on to
     /// the next module as `PAM_AUTHTOK` (see [`crate::forward_pass`]).
     pub forward_pass: bool,
+    /// `totp-enroll` seals new secrets to `host_public_key` (see [`crate::seal`]).
+    pub seal: bool,
+    /// The host's private key (root only, 0600): opens sealed records at login.
+    pub host_key: PathBuf,
+    /// The host's public key (world-readable): what `totp-enroll` seals to.
+    pub host_public_key: PathBuf,
+    /// Older private keys that still open records sealed to them until `reseal`.
+    pub retired_keys: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -95,6 +109,10 @@ impl Default for Config {
             exempt_groups: Vec::new(),
             enroll_at_login: false,
             forward_pass: false,
+            seal: false,
+            host_key: PathBuf::from(DEFAULT_HOST_KEY),
+            host_public_key: PathBuf::from(DEFAULT_HOST_PUBLIC_KEY),
+            retired_keys: Vec::new(),
         }
     }
 }
@@ -238,6 +256,15 @@ impl Config {
                 "issuer",
                 "must not contain `:` (the Key URI Format reserves it)",
             ));
+        }
+        if !self.host_key.is_absolute() {
+            return Err(bad("host_key", "must be an absolute path"));
+        }
+        if !self.host_public_key.is_absolute() {
+            return Err(bad("host_public_key", "must be an absolute path"));
+        }
+        if !self.retired_keys.iter().all(|p| p.is_absolute()) {
+            return Err(bad("retired_keys", "must be absolute paths"));
         }
         if self.max_failures == 0 {
             return Err(bad("max_failures", "must be at least 1"));
@@ -429,6 +456,23 @@ mod tests {
         let config = Config::from_module_args(&args).unwrap();
         assert_eq!(config.window, 4);
         assert_eq!(config.secret_path, "/srv/otp/${USER}");
+    }
+
+    #[test]
+    fn sealing_keys_come_from_the_file_or_arguments() {
+        let config = load_text("seal = true\nretired_keys = [\"/etc/security/old.key\"]\n", &[])
+            .ok()
+            .unwrap_or_default();
+        assert!(config.seal);
+        assert_eq!(config.host_key, PathBuf::from(DEFAULT_HOST_KEY));
+        assert_eq!(config.retired_keys, vec![PathBuf::from("/etc/security/old.key")]);
+        let config = load_text("", &["host_key=/k", "retired_keys=/a,/b"])
+            .ok()
+            .unwrap_or_default();
+        assert_eq!(config.host_key, PathBuf::from("/k"));
+        assert_eq!(config.retired_keys.len(), 2);
+        assert!(load_text("host_key = \"relative.key\"\n", &[]).is_err());
+        assert!(load_text("retired_keys = [\"old.key\"]\n", &[]).is_err());
     }
 
     #[test]

@@ -7,11 +7,12 @@
 //! - [`config`]: the admin's policy file and module arguments;
 //! - [`account`], [`template`]: who the user is and where their record lives;
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
+//! - [`seal`]: secrets sealed to a host key, opened only by the module;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
+//! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`recovery`]: recovery codes (format, argon2id hashes, burning);
 //! - [`rollout`]: grace period, exempt accounts, enrollment at first login;
-//! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`privs`]: acting with a user's file-system rights.
 
 pub mod account;
@@ -28,6 +29,7 @@ pub mod record_store;
 pub mod recovery;
 pub mod rollout;
 pub mod scratch;
+pub mod seal;
 pub mod secret;
 pub mod state;
 pub mod template;

@@ -40,7 +40,12 @@ pub struct Record {
 #[serde(deny_unknown_fields)]
 struct RecordFile {
     version: u32,
-    secret: String,
+    // Exactly one of `secret` (base32) and `sealed_secret` (sealed to the host key,
+    // see [`crate::seal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_secret: Option<String>,
     algorithm: Algorithm,
     digits: u8,
     period: u64,
@@ -71,6 +76,60 @@ impl Drop for RecordFile {
     }
 }
 
+/// A record as stored: ready to use, or with its secret sealed to a host key.
+#[derive(Debug)]
+pub enum StoredRecord {
+    Plain(Record),
+    Sealed(SealedRecord),
+}
+
+/// A parsed and checked record whose secret is still sealed ([`crate::seal`] opens it).
+pub struct SealedRecord(RecordFile);
+
+impl fmt::Debug for SealedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedRecord")
+    }
+}
+
+impl SealedRecord {
+    /// The `sealed_secret` value (a box, not the secret).
+    #[must_use]
+    pub fn sealed_secret(&self) -> &str {
+        self.0.sealed_secret.as_deref().unwrap_or_default()
+    }
+
+    /// What the record says besides the secret (for `totp-enroll status`, which may not
+    /// be able to open the box).
+    #[must_use]
+    pub fn info(&self) -> RecordInfo {
+        RecordInfo {
+            algorithm: self.0.algorithm,
+            digits: self.0.digits,
+            period: self.0.period,
+            created: self.0.created.clone(),
+            recovery_codes: self.0.recovery.len(),
+        }
+    }
+
+    /// The record, with the secret the box held (the rest was checked when parsed).
+    #[must_use]
+    pub fn open(&self, secret: SecretKey) -> Record {
+        Record::from_file(&self.0, secret)
+    }
+}
+
+/// A record without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInfo {
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub period: u64,
+    pub created: String,
+    /// How many recovery codes the record's set has.
+    pub recovery_codes: usize,
+}
+
 /// Why a record could not be read. Carries no content of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
@@ -84,6 +143,10 @@ pub enum RecordError {
     Parameters,
     /// Too many recovery-code hashes, or one that is not a bounded argon2id hash.
     Recovery,
+    /// Neither or both of `secret` and `sealed_secret`.
+    SecretFields,
+    /// The secret is sealed to a host key, and this reader cannot open it.
+    Sealed,
 }
 
 impl fmt::Display for RecordError {
@@ -102,6 +165,10 @@ impl fmt::Display for RecordError {
                 "record recovery codes are unusable (at most 32 argon2id hashes); \
                  issue new ones with `totp-enroll recovery-codes`",
             ),
+            RecordError::SecretFields => {
+                f.write_str("record must have exactly one of `secret` and `sealed_secret`")
+            }
+            RecordError::Sealed => f.write_str("record secret is sealed to the host key"),
         }
     }
 }
@@ -121,6 +188,18 @@ impl Record {
             recovery_epoch: 0,
             recovery: Vec::new(),
             scratch_codes: false,
+        }
+    }
+
+    /// What the record says besides the secret.
+    #[must_use]
+    pub fn info(&self) -> RecordInfo {
+        RecordInfo {
+            algorithm: self.algorithm,
+            digits: self.digits,
+            period: self.period,
+            created: self.created.clone(),
+            recovery_codes: self.recovery.len(),
         }
     }
 
@@ -146,11 +225,23 @@ impl Record {
         }
     }
 
-    /// Parses a record file's text.
+    /// Parses a record file's text. A sealed record is [`RecordError::Sealed`]: use
+    /// [`Record::parse_stored`] where sealed records can be opened.
+    ///
+    /// # Errors
+    /// Malformed TOML, unknown version, unusable secret or parameters, or sealed.
+    pub fn parse(text: &str) -> Result<Record, RecordError> {
+        match Record::parse_stored(text)? {
+            StoredRecord::Plain(record) => Ok(record),
+            StoredRecord::Sealed(_) => Err(RecordError::Sealed),
+        }
+    }
+
+    /// Parses a record file's text, plain or sealed.
     ///
     /// # Errors
     /// Malformed TOML, unknown version, unusable secret or parameters.
-    pub fn parse(text: &str) -> Result<Record, RecordError> {
+    pub fn parse_stored(text: &str) -> Result<StoredRecord, RecordError> {
         let file: RecordFile = toml::from_str(text).map_err(|e| RecordError::Malformed {
             line: e
                 .span()
@@ -171,8 +262,19 @@ impl Record {
         {
             return Err(RecordError::Recovery);
         }
-        let secret = SecretKey::from_base32(&file.secret).map_err(RecordError::Secret)?;
-        Ok(Record {
+        match (&file.secret, &file.sealed_secret) {
+            (Some(secret), None) => {
+                let secret = SecretKey::from_base32(secret).map_err(RecordError::Secret)?;
+                Ok(StoredRecord::Plain(Record::from_file(&file, secret)))
+            }
+            (None, Some(_)) => Ok(StoredRecord::Sealed(SealedRecord(file))),
+            _ => Err(RecordError::SecretFields),
+        }
+    }
+
+    /// Everything but the secret comes from the checked file.
+    fn from_file(file: &RecordFile, secret: SecretKey) -> Record {
+        Record {
             secret,
             algorithm: file.algorithm,
             digits: file.digits,
@@ -181,15 +283,14 @@ impl Record {
             recovery_epoch: file.recovery_epoch,
             recovery: file.recovery.clone(),
             scratch_codes: file.scratch_codes,
-        })
+        }
     }
 
-    /// The file's text. Holds the secret, so it is wiped when dropped.
-    #[must_use]
-    pub fn to_toml(&self) -> Zeroizing<String> {
-        let file = RecordFile {
+    fn to_file(&self, secret: Option<String>, sealed_secret: Option<String>) -> RecordFile {
+        RecordFile {
             version: RECORD_VERSION,
-            secret: self.secret.to_base32().to_string(),
+            secret,
+            sealed_secret,
             algorithm: self.algorithm,
             digits: self.digits,
             period: self.period,
@@ -197,7 +298,23 @@ impl Record {
             recovery_epoch: self.recovery_epoch,
             recovery: self.recovery.clone(),
             scratch_codes: self.scratch_codes,
-        };
+        }
+    }
+
+    /// The file's text with the secret sealed: `sealed_secret` is what
+    /// [`crate::seal::PublicHostKey::seal`] made of this record's secret.
+    #[must_use]
+    pub fn to_sealed_toml(&self, sealed_secret: &str) -> Zeroizing<String> {
+        let file = self.to_file(None, Some(sealed_secret.to_owned()));
+        let header = "# pam_totp enrollment record, written by totp-enroll. The secret is sealed \
+                      to the host key.\n";
+        Zeroizing::new(format!("{header}{}", toml::to_string(&file).unwrap_or_default()))
+    }
+
+    /// The file's text. Holds the secret, so it is wiped when dropped.
+    #[must_use]
+    pub fn to_toml(&self) -> Zeroizing<String> {
+        let file = self.to_file(Some(self.secret.to_base32().to_string()), None);
         let header = "# pam_totp enrollment record, written by totp-enroll. Keep it private.\n";
         Zeroizing::new(format!("{header}{}", toml::to_string(&file).unwrap_or_default()))
     }
@@ -246,6 +363,23 @@ mod tests {
                 .unwrap_or_default()
                 .contains("JBSW")
         );
+    }
+
+    #[test]
+    fn a_sealed_record_keeps_its_box_and_needs_exactly_one_secret() {
+        let plain = Record::parse(GOOD).unwrap();
+        let sealed = plain.to_sealed_toml("x25519-sealedbox:0011223344556677:AAAA");
+        assert!(!sealed.contains("JBSW"), "{}", sealed.as_str());
+        assert_eq!(Record::parse(&sealed), Err(RecordError::Sealed));
+        let Ok(StoredRecord::Sealed(stored)) = Record::parse_stored(&sealed) else {
+            panic!("not read as sealed");
+        };
+        assert_eq!(stored.sealed_secret(), "x25519-sealedbox:0011223344556677:AAAA");
+        assert_eq!(stored.open(plain.secret.clone()), plain);
+        let both = format!("{GOOD}sealed_secret = \"x\"\n");
+        assert_eq!(Record::parse(&both).err(), Some(RecordError::SecretFields));
+        let neither = GOOD.replace("secret = \"JBSWY3DPEHPK3PXP\"\n", "");
+        assert_eq!(Record::parse(&neither).err(), Some(RecordError::SecretFields));
     }
 
     #[test]

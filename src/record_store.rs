@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use crate::account::Account;
 use crate::config::Config;
 use crate::privs::UserRights;
-use crate::record::{Record, RecordError};
+use crate::record::{Record, RecordError, StoredRecord};
 use crate::template::{self, StoreKind, TemplateError};
 
 /// A record file larger than this is refused unread.
@@ -166,11 +166,22 @@ impl RecordLocation {
         Ok(file)
     }
 
-    /// Reads and parses the record.
+    /// Reads and parses a plain record (a sealed one is `Record(RecordError::Sealed)`).
     ///
     /// # Errors
     /// See [`StoreError`]; a missing record is [`StoreError::NotFound`].
     pub fn read(&self) -> Result<Record, StoreError> {
+        match self.read_stored()? {
+            StoredRecord::Plain(record) => Ok(record),
+            StoredRecord::Sealed(_) => Err(StoreError::Record(RecordError::Sealed)),
+        }
+    }
+
+    /// Reads and parses the record, plain or sealed ([`crate::seal`] opens a sealed one).
+    ///
+    /// # Errors
+    /// See [`StoreError`]; a missing record is [`StoreError::NotFound`].
+    pub fn read_stored(&self) -> Result<StoredRecord, StoreError> {
         let (dir, name) = self.split()?;
         let _rights = self.rights()?;
         let dir = self.open_dir(dir)?;
@@ -198,7 +209,7 @@ impl RecordLocation {
         }
         let text = std::str::from_utf8(&text)
             .map_err(|_| StoreError::Record(RecordError::Malformed { line: None }))?;
-        Record::parse(text).map_err(StoreError::Record)
+        Record::parse_stored(text).map_err(StoreError::Record)
     }
 
     fn check_file(&self, file: &File) -> Result<(), StoreError> {
@@ -253,11 +264,24 @@ impl RecordLocation {
     /// The directory is unsafe or unwritable, or the disk refused the write; the
     /// existing record, if any, is then unchanged.
     pub fn write(&self, record: &Record) -> Result<(), StoreError> {
+        self.write_text(&record.to_toml())
+    }
+
+    /// Writes `record` with its secret sealed (`sealed_secret` from
+    /// [`crate::seal::PublicHostKey::seal`]), as [`RecordLocation::write`] does.
+    ///
+    /// # Errors
+    /// As [`RecordLocation::write`].
+    pub fn write_sealed(&self, record: &Record, sealed_secret: &str) -> Result<(), StoreError> {
+        self.write_text(&record.to_sealed_toml(sealed_secret))
+    }
+
+    fn write_text(&self, text: &str) -> Result<(), StoreError> {
         let (dir_path, name) = self.split()?;
         let _rights = self.rights()?;
         let dir = self.open_dir(dir_path)?;
         let temp_name = PathBuf::from(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
-        let result = write_then_rename(&dir, &temp_name, name, record.to_toml().as_bytes());
+        let result = write_then_rename(&dir, &temp_name, name, text.as_bytes());
         if result.is_err() {
             let _ = nix::unistd::unlinkat(dir.as_fd(), &temp_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }

@@ -46,6 +46,13 @@ pub fn validate(config: &Config) -> Result<(), (&'static str, &'static str)> {
              (e.g. \"/var/lib/pam_totp/records/${USER}\"); the module never writes into a home directory",
         ));
     }
+    if config.enroll_at_login && config.seal {
+        return Err((
+            "enroll_at_login",
+            "cannot be combined with seal = true yet: the module does not seal the records it \
+             writes; enroll with totp-enroll, or set seal = false",
+        ));
+    }
     if config.enroll_at_login && config.forward_pass {
         return Err((
             "enroll_at_login",
@@ -244,6 +251,11 @@ mod tests {
             ..home
         };
         assert_eq!(validate(&system), Ok(()));
+        let sealing = Config {
+            seal: true,
+            ..system.clone()
+        };
+        assert_eq!(validate(&sealing).map_err(|(key, _)| key), Err("enroll_at_login"));
         let one_prompt = Config {
             forward_pass: true,
             ..system

@@ -917,3 +917,65 @@ fn status_of_an_unusable_record_says_logins_are_refused_and_exits_1() {
         "{json}"
     );
 }
+
+// --- recovery codes in records sealed to the host key ---------------------------------------
+
+#[test]
+fn recovery_codes_work_in_a_sealed_record_and_root_renews_them_keeping_the_seal() {
+    let fixture = Fixture::new("", "");
+    let keys = format!(
+        "seal = true\nhost_key = \"{}\"\nhost_public_key = \"{}\"\n",
+        fixture.path("host.key").display(),
+        fixture.path("host.pub").display()
+    );
+    fixture.write_config(&keys);
+    let out = fixture.enroll(&["keygen"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let old = provision_with_codes(&fixture, SECRET);
+    let sealed = std::fs::read_to_string(fixture.record_path()).expect("record");
+    assert!(
+        sealed.contains("sealed_secret") && sealed.contains("$argon2id$"),
+        "{sealed}"
+    );
+
+    assert_eq!(fixture.login(&old[0]).status, SUCCESS);
+    let json = status_json(&fixture);
+    assert_eq!(
+        (json["sealed"].clone(), json["recovery_codes_left"].clone()),
+        (true.into(), 9.into())
+    );
+
+    let out = fixture.enroll(&["recovery-codes", "--user", TEST_USER]);
+    assert!(out.status.success(), "{}", show(&out));
+    let new = recovery_codes(&out.stdout);
+    let renewed = std::fs::read_to_string(fixture.record_path()).expect("record");
+    assert!(
+        renewed.contains("sealed_secret") && !renewed.contains(SECRET),
+        "{renewed}"
+    );
+    assert_eq!(fixture.login(&old[1]).status, AUTH_ERR);
+    assert_eq!(fixture.login(&new[1]).status, SUCCESS);
+    settle_in_step(3);
+    assert_eq!(
+        fixture.login(&oathtool(SECRET, 0)).status,
+        SUCCESS,
+        "the sealed secret still works"
+    );
+
+    // The user sees the record's parameters; opening the box is root's.
+    open_to_test_user(&fixture);
+    let out = enroll_as_test_user(&fixture, &["status"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("sealed to the host key"),
+        "{}",
+        show(&out)
+    );
+    let out = enroll_as_test_user(&fixture, &["recovery-codes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("ask your administrator"),
+        "{}",
+        show(&out)
+    );
+}

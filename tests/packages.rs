@@ -68,6 +68,17 @@ fn lines(text: &str) -> BTreeSet<String> {
     text.lines().map(str::to_owned).collect()
 }
 
+/// The examples in `pam.d/` (service files and `sshd_config.d/` drop-ins), relative to it.
+fn pam_d_examples() -> Vec<String> {
+    ["", "sshd_config.d"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(repo("pam.d").join(sub)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| p.strip_prefix(repo("pam.d")).unwrap().display().to_string())
+        .collect()
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -85,20 +96,18 @@ fn the_rpm_holds_exactly_the_expected_files_with_their_modes() {
         ("-rw-r--r--", "d", "/usr/share/man/man5/pam_totp.toml.5.gz"),
         ("-rw-r--r--", "d", "/usr/share/man/man8/pam_totp.8.gz"),
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp"),
+        ("drwxr-xr-x", "", "/usr/share/doc/pam_totp/pam.d"),
+        ("drwxr-xr-x", "", "/usr/share/doc/pam_totp/pam.d/sshd_config.d"),
     ];
-    // Every example of pam.d/ (service files, sshd_config.d/ drop-ins) is shipped as
-    // documentation.
-    let snippets = doc_tree("/usr/share/doc/pam_totp");
-    assert!(snippets.len() > 2);
+    // Every example of pam.d/ is shipped as documentation.
+    let snippets: Vec<String> = pam_d_examples()
+        .iter()
+        .map(|relative| format!("/usr/share/doc/pam_totp/pam.d/{relative}"))
+        .collect();
+    assert!(!snippets.is_empty());
     let expected: Vec<(&str, &str, &str)> = expected
         .into_iter()
-        .chain(snippets.iter().map(|(dir, s)| {
-            if *dir {
-                ("drwxr-xr-x", "", s.as_str())
-            } else {
-                ("-rw-r--r--", "d", s.as_str())
-            }
-        }))
+        .chain(snippets.iter().map(|s| ("-rw-r--r--", "d", s.as_str())))
         .collect();
     let names: BTreeSet<String> = expected.iter().map(|(_, _, n)| (*n).to_owned()).collect();
     assert_eq!(listed, names, "rpm -qlp {rpm}");
@@ -320,25 +329,6 @@ fn the_deb_installs_a_module_that_authenticates_through_pamtester_and_removes_cl
 }
 
 /// Every file under `root`, relative, with its permission bits.
-/// The repository's pam.d/ as installed under `docdir`: (is a directory, path), the
-/// directory itself included.
-fn doc_tree(docdir: &str) -> Vec<(bool, String)> {
-    let mut found = vec![(true, format!("{docdir}/pam.d"))];
-    let mut pending = vec![repo("pam.d")];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let relative = path.strip_prefix(repo("")).unwrap().display().to_string();
-            let is_dir = path.is_dir();
-            if is_dir {
-                pending.push(path);
-            }
-            found.push((is_dir, format!("{docdir}/{relative}")));
-        }
-    }
-    found
-}
-
 fn tree(root: &Path) -> BTreeSet<String> {
     use std::os::unix::fs::PermissionsExt;
     let mut found = BTreeSet::new();
@@ -375,7 +365,7 @@ fn make_install_honours_destdir_prefix_and_pamdir_and_uninstall_keeps_the_config
         "packaging/pamdir said {pamdir}"
     );
     make(&["install", &destdir, "PREFIX=/opt/totp"]);
-    let expected = set(&[
+    let mut expected = set(&[
         &format!("644 {pamdir}/pam_totp.so"),
         "755 /opt/totp/bin/totp-enroll",
         "644 /opt/totp/share/man/man1/totp-enroll.1",
@@ -383,15 +373,11 @@ fn make_install_honours_destdir_prefix_and_pamdir_and_uninstall_keeps_the_config
         "644 /opt/totp/share/man/man8/pam_totp.8",
         "644 /etc/security/pam_totp.toml",
     ]);
-    let expected: BTreeSet<String> = expected
-        .into_iter()
-        .chain(
-            doc_tree("/opt/totp/share/doc/pam_totp")
-                .into_iter()
-                .filter(|(dir, _)| !dir)
-                .map(|(_, path)| format!("644 {path}")),
-        )
-        .collect();
+    expected.extend(
+        pam_d_examples()
+            .iter()
+            .map(|e| format!("644 /opt/totp/share/doc/pam_totp/pam.d/{e}")),
+    );
     assert_eq!(tree(dest.path()), expected);
 
     // The admin's config survives a reinstall and an uninstall.

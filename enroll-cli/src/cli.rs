@@ -169,4 +169,19 @@ pub enum Command {
     /// same). Failures, lock-out and recovery codes go with it.
     #[command(alias = "reset")]
     Remove,
+    /// Make the host key pair that sealed records use (root only): the private key
+    /// `host_key` (0600) and the public key `host_public_key` (0644), as in the config.
+    Keygen {
+        /// Replace an existing key pair; the old private key is kept under a retired name
+        /// to list in `retired_keys` until `reseal` has run.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-seal every sealed record of the configured store to the current host key
+    /// (root only); records sealed to a retired key need it listed in `retired_keys`.
+    Reseal {
+        /// Also seal records whose secret is still in plain text.
+        #[arg(long)]
+        include_plain: bool,
+    },
 }

@@ -54,12 +54,12 @@ pub fn show(codes: &[RecoveryCode]) {
 /// `totp-enroll recovery-codes`.
 pub fn run(config: &Config, target: &Target) -> CliResult<()> {
     let location = store::location(config, target)?;
-    let record = store::read_existing(&location, target)?;
+    let existing = store::read_existing(config, &location, target)?;
     if !target.caller_is_root {
-        proof::ask(config, &target.account.name, &record, false)?;
+        proof::ask(config, &target.account.name, &existing.record, false)?;
     }
-    let (record, codes) = new_set(record)?;
-    store::write(&location, &record)?;
+    let (record, codes) = new_set(existing.record)?;
+    store::write(&location, &record, existing.sealed_secret.as_deref())?;
     audit::record(&format!(
         "user={} new recovery codes issued by {}",
         target.account.name, target.caller_name

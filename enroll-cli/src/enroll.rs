@@ -8,9 +8,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crypto_box::aead::OsRng;
 use pam_totp::algorithm::Algorithm;
 use pam_totp::config::Config;
 use pam_totp::record::Record;
+use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
 use pam_totp::verify::{self, TypedCode, Verdict};
 use zeroize::Zeroizing;
@@ -44,9 +46,20 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         )));
     }
     if exists && !target.caller_is_root {
-        let current = store::read_existing(&location, target)?;
-        proof::ask(config, &target.account.name, &current, true)?;
+        let current = store::read_existing(config, &location, target)?;
+        proof::ask(config, &target.account.name, &current.record, true)?;
     }
+
+    // With `seal = true` the secret is sealed to the host's public key (world-readable,
+    // so an ordinary user can enroll); checked before any secret is made or shown.
+    let sealing = if config.seal {
+        Some(
+            PublicHostKey::read(&config.host_public_key)
+                .map_err(|e| CliError::Usage(format!("seal = true, but {e}")))?,
+        )
+    } else {
+        None
+    };
 
     let secret = match &args.secret {
         Some(text) => SecretKey::from_base32(text).map_err(|e| CliError::Usage(format!("--secret: {e}")))?,
@@ -65,10 +78,28 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         confirm(config, &record)?;
     }
     let (record, recovery_codes) = codes::new_set(record)?;
-    store::write(&location, &record)?;
+    let written = match &sealing {
+        Some(public) => {
+            let sealed = public
+                .seal(&mut OsRng, &target.account.name, &record.secret)
+                .map_err(|e| CliError::Refused(format!("{e}; nothing was changed")))?;
+            location.write_sealed(&record, &sealed)
+        }
+        None => location.write(&record),
+    };
+    written.map_err(|e| {
+        CliError::Refused(format!(
+            "cannot write {}: {e}; nothing was changed",
+            location.path.display()
+        ))
+    })?;
     let action = if exists { "re-enrolled" } else { "enrolled" };
+    let sealed_to = sealing
+        .as_ref()
+        .map(|public| format!(" sealed_to={}", public.id()))
+        .unwrap_or_default();
     audit::record(&format!(
-        "user={} {action} by {} record={}",
+        "user={} {action} by {} record={}{sealed_to}",
         target.account.name,
         target.caller_name,
         location.path.display()

@@ -23,6 +23,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crypto_box::aead::OsRng;
 use nix::fcntl::OFlag;
 use pam_totp::account::Account;
 use pam_totp::algorithm::Algorithm;
@@ -30,6 +31,7 @@ use pam_totp::config::Config;
 use pam_totp::privs::UserRights;
 use pam_totp::record::Record;
 use pam_totp::scratch::{MAX_SCRATCH_CODES, ScratchCode};
+use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
 use pam_totp::state::{LoginState, StateDir};
 use zeroize::Zeroizing;
@@ -221,7 +223,19 @@ fn save(
             location.path.display()
         )));
     }
-    store::write(&location, &imported.record)?;
+    // With `seal = true` the imported secret is sealed like a new enrollment's.
+    let sealed = if config.seal {
+        let public = PublicHostKey::read(&config.host_public_key)
+            .map_err(|e| CliError::Usage(format!("seal = true, but {e}")))?;
+        Some(
+            public
+                .seal(&mut OsRng, &target.account.name, &imported.record.secret)
+                .map_err(|e| CliError::Refused(format!("{e}; nothing was changed")))?,
+        )
+    } else {
+        None
+    };
+    store::write(&location, &imported.record, sealed.as_deref())?;
     if target.caller_is_root && imported.last_step > 0 {
         carry_last_step(config, &target.account.name, imported.last_step)?;
     }

@@ -9,6 +9,7 @@ mod codes;
 mod enroll;
 mod error;
 mod import;
+mod keys;
 mod proof;
 mod qr;
 mod remove;
@@ -84,5 +85,7 @@ fn run(cli: &Cli) -> CliResult<()> {
             };
             import::run(&config, &target, &source, *force, cli.user.is_some())
         }
+        Some(Command::Keygen { force }) => keys::keygen(&config, &target, *force),
+        Some(Command::Reseal { include_plain }) => keys::reseal(&config, &target, *include_plain),
     }
 }

@@ -11,9 +11,10 @@ use std::process::Command;
 
 use pam_totp::account::Account;
 use pam_totp::config::Config;
+use pam_totp::record::StoredRecord;
 use pam_totp::record_store::{RecordLocation, StoreError};
-use pam_totp::recovery;
 use pam_totp::template::StoreKind;
+use pam_totp::{recovery, seal};
 use serde::Serialize;
 
 use crate::caller::Target;
@@ -28,6 +29,8 @@ pub struct Status {
     pub record: String,
     /// Why an existing record cannot be used (the module refuses this user's logins).
     pub record_error: Option<String>,
+    /// The secret is sealed to the host key.
+    pub sealed: bool,
     pub created: Option<String>,
     pub algorithm: Option<String>,
     pub digits: Option<u8>,
@@ -53,6 +56,7 @@ pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status
         enrolled: false,
         record: location.path.display().to_string(),
         record_error: None,
+        sealed: false,
         created: None,
         algorithm: None,
         digits: None,
@@ -65,22 +69,42 @@ pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status
         locked_until: None,
         last_login: None,
     };
-    let record = match location.read() {
-        Ok(record) => Some(record),
-        Err(StoreError::NotFound) => None,
+    // The record with its secret when it can be had (plain, or sealed and opened by
+    // root), and what it says besides the secret in any case.
+    let (record, info) = match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => {
+            let info = record.info();
+            (Some(record), Some(info))
+        }
+        Ok(StoredRecord::Sealed(sealed)) => {
+            status.sealed = true;
+            let record = if as_root {
+                match seal::open_record(config, &account.name, &sealed) {
+                    Ok(record) => Some(record),
+                    Err(e) => {
+                        status.record_error = Some(format!("cannot open the sealed secret: {e}"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            (record, Some(sealed.info()))
+        }
+        Err(StoreError::NotFound) => (None, None),
         Err(e) => {
             status.enrolled = true;
             status.record_error = Some(e.to_string());
-            None
+            (None, None)
         }
     };
-    if let Some(record) = &record {
+    if let Some(info) = info {
         status.enrolled = true;
-        status.created = Some(record.created.clone()).filter(|c| !c.is_empty());
-        status.algorithm = Some(record.algorithm.to_string());
-        status.digits = Some(record.digits);
-        status.period = Some(record.period);
-        status.recovery_codes_issued = record.recovery.len();
+        status.created = Some(info.created).filter(|c| !c.is_empty());
+        status.algorithm = Some(info.algorithm.to_string());
+        status.digits = Some(info.digits);
+        status.period = Some(info.period);
+        status.recovery_codes_issued = info.recovery_codes;
     }
     if as_root {
         let state = store::peek_state(&config.state_dir, &account.name)?.unwrap_or_default();
@@ -122,7 +146,15 @@ fn print_human(status: &Status) {
     } else {
         println!("enrolled:        no (run totp-enroll to enroll)");
     }
-    println!("record:          {}", status.record);
+    println!(
+        "record:          {}{}",
+        status.record,
+        if status.sealed {
+            " (secret sealed to the host key)"
+        } else {
+            ""
+        }
+    );
     if !status.login_state {
         if status.enrolled {
             println!(

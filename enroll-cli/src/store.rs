@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use pam_totp::config::Config;
-use pam_totp::record::Record;
+use pam_totp::record::{Record, StoredRecord};
 use pam_totp::record_store::{RecordLocation, StoreError};
+use pam_totp::seal;
 use pam_totp::state::{LoginState, StateDir, StateError};
 use pam_totp::template::StoreKind;
 
@@ -27,24 +28,57 @@ pub fn location(config: &Config, target: &Target) -> CliResult<RecordLocation> {
     Ok(location)
 }
 
-/// The target's record, which must exist and be usable.
-pub fn read_existing(location: &RecordLocation, target: &Target) -> CliResult<Record> {
-    location.read().map_err(|e| match e {
-        StoreError::NotFound => CliError::Refused(format!(
+/// An existing record as the command can change it: with its secret, and the sealed
+/// box to keep when the record is sealed to the host key.
+pub struct Existing {
+    pub record: Record,
+    pub sealed_secret: Option<String>,
+}
+
+/// The target's record, which must exist and be usable. A sealed record can only be
+/// opened by root (the host's private key is root's).
+pub fn read_existing(config: &Config, location: &RecordLocation, target: &Target) -> CliResult<Existing> {
+    match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => Ok(Existing {
+            record,
+            sealed_secret: None,
+        }),
+        Ok(StoredRecord::Sealed(sealed)) if target.caller_is_root => {
+            let record = seal::open_record(config, &target.account.name, &sealed).map_err(|e| {
+                CliError::Refused(format!(
+                    "cannot open the sealed record {}: {e}",
+                    location.path.display()
+                ))
+            })?;
+            Ok(Existing {
+                record,
+                sealed_secret: Some(sealed.sealed_secret().to_owned()),
+            })
+        }
+        Ok(StoredRecord::Sealed(_)) => Err(CliError::Refused(format!(
+            "{}'s secret is sealed to the host key, so only root can check a code against it; \
+             ask your administrator (as root: totp-enroll ... --user {})",
+            target.account.name, target.account.name
+        ))),
+        Err(StoreError::NotFound) => Err(CliError::Refused(format!(
             "{} is not enrolled ({}); run totp-enroll first",
             target.account.name,
             location.path.display()
-        )),
-        other => CliError::Refused(format!(
+        ))),
+        Err(other) => Err(CliError::Refused(format!(
             "cannot use {}: {other}; re-enroll with --force, or ask root to remove it",
             location.path.display()
-        )),
-    })
+        ))),
+    }
 }
 
-/// Writes `record` atomically.
-pub fn write(location: &RecordLocation, record: &Record) -> CliResult<()> {
-    location.write(record).map_err(|e| {
+/// Writes `record` atomically (sealed with the same box if it was sealed).
+pub fn write(location: &RecordLocation, record: &Record, sealed_secret: Option<&str>) -> CliResult<()> {
+    let written = match sealed_secret {
+        Some(sealed) => location.write_sealed(record, sealed),
+        None => location.write(record),
+    };
+    written.map_err(|e| {
         CliError::Refused(format!(
             "cannot write {}: {e}; nothing was changed",
             location.path.display()
