@@ -432,3 +432,29 @@ fn other_google_authenticator_settings_are_imported_or_reported() {
         "the tenth scratch code"
     );
 }
+
+#[test]
+fn on_a_sealing_host_the_imported_secret_is_sealed_and_still_works() {
+    let fixture = Fixture::new("", "");
+    fixture.write_config(&format!(
+        "seal = true\nhost_key = \"{}\"\nhost_public_key = \"{}\"\n",
+        fixture.path("host.key").display(),
+        fixture.path("host.pub").display()
+    ));
+    assert_ok(&fixture.enroll(&["keygen"]));
+    let ga = GaFile::new(&fixture, &[]);
+    let (secret, scratch) = ga_contents(&ga.0);
+    assert_ok(&fixture.enroll(&[
+        "import",
+        "--user",
+        TEST_USER,
+        "--google-authenticator",
+        ga.0.to_str().unwrap(),
+    ]));
+    let record = std::fs::read_to_string(fixture.record_path()).unwrap();
+    assert!(record.contains("sealed_secret"), "{record}");
+    assert!(!record.contains(&secret[..16]), "the secret is sealed: {record}");
+    settle_in_step(3);
+    assert_eq!(fixture.login(&oathtool(&secret, 0)).status, SUCCESS);
+    assert_eq!(fixture.login(&scratch[0]).status, SUCCESS);
+}
