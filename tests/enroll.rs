@@ -528,7 +528,7 @@ fn re_enroll(fixture: &Fixture, proof: &str, confirm: &dyn Fn(&str) -> String) -
     let mut pty = Pty::enroll(fixture, Some(TEST_USER), &["--force", "--no-qr"], 120);
     let mut proven = false;
     for _ in 0..3 {
-        pty.wait_for("(or a recovery code): ");
+        pty.wait_for_any(&["(or a recovery code): ", "enter a recovery code: "]);
         pty.type_line(proof);
         match pty.wait_for_any(&["URI: ", "try again", "nothing was changed"]) {
             0 => {
@@ -977,5 +977,26 @@ fn recovery_codes_work_in_a_sealed_record_and_root_renews_them_keeping_the_seal(
         text(&out.stderr).contains("ask your administrator"),
         "{}",
         show(&out)
+    );
+
+    // A new phone: the user proves with a recovery code (the app's code cannot be
+    // checked without the host's private key) and seals the new secret.
+    let (code, screen) = re_enroll(&fixture, &new[2], &|secret| oathtool(secret, 0));
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("only a recovery code can be checked here"),
+        "{screen}"
+    );
+    let new_secret = secret_of(&printed_uri(screen.as_bytes()));
+    let record = std::fs::read_to_string(fixture.record_path()).expect("record");
+    assert!(
+        record.contains("sealed_secret") && !record.contains(&new_secret),
+        "{record}"
+    );
+    // The step of the last login stays used (replay protection is per user): the next.
+    assert_eq!(
+        fixture.login(&oathtool(&new_secret, 1)).status,
+        SUCCESS,
+        "new phone"
     );
 }

@@ -55,6 +55,13 @@ pub fn show(codes: &[RecoveryCode]) {
 pub fn run(config: &Config, target: &Target) -> CliResult<()> {
     let location = store::location(config, target)?;
     let existing = store::read_existing(config, &location, target)?;
+    if !existing.secret_known {
+        return Err(CliError::Refused(format!(
+            "{}'s secret is sealed to the host key, so no code from the app can be checked \
+             here; ask your administrator (as root: totp-enroll recovery-codes --user {})",
+            target.account.name, target.account.name
+        )));
+    }
     if !target.caller_is_root {
         proof::ask(config, &target.account.name, &existing.record, false)?;
     }

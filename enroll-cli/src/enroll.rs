@@ -47,7 +47,11 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
     }
     if exists && !target.caller_is_root {
         let current = store::read_existing(config, &location, target)?;
-        proof::ask(config, &target.account.name, &current.record, true)?;
+        if current.secret_known {
+            proof::ask(config, &target.account.name, &current.record, true)?;
+        } else {
+            proof::ask_recovery_only(config, &target.account.name, &current.record)?;
+        }
     }
 
     // With `seal = true` the secret is sealed to the host's public key (world-readable,

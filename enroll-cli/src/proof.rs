@@ -27,6 +27,33 @@ pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> C
     } else {
         "To change your enrollment, enter a current code from your app: "
     };
+    ask_with(config, user, record, prompt, true, recovery_ok)
+}
+
+/// Asks for a recovery code only: for a record whose secret is sealed to the host key,
+/// which the user cannot open (so no code from the app can be checked here). `record`
+/// carries the real recovery-code hashes and a stand-in secret that is never used.
+pub fn ask_recovery_only(config: &Config, user: &str, record: &Record) -> CliResult<()> {
+    if record.recovery.is_empty() {
+        return Err(CliError::Refused(format!(
+            "{user}'s secret is sealed to the host key and there are no recovery codes, so \
+             nothing can be checked here; ask your administrator (as root: totp-enroll --user \
+             {user} --force)"
+        )));
+    }
+    println!("The secret is sealed to the host key, so only a recovery code can be checked here.");
+    let prompt = "To change your enrollment, enter a recovery code: ";
+    ask_with(config, user, record, prompt, false, true)
+}
+
+fn ask_with(
+    config: &Config,
+    user: &str,
+    record: &Record,
+    prompt: &str,
+    code_ok: bool,
+    recovery_ok: bool,
+) -> CliResult<()> {
     for attempt in 1..=ATTEMPTS {
         let reply = terminal::ask(prompt)
             .map_err(|e| CliError::Refused(format!("cannot read the code: {e}")))?
@@ -35,7 +62,7 @@ pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> C
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let right = match Answer::parse(&reply, record) {
-            Answer::Code(code) => matches!(
+            Answer::Code(code) if code_ok => matches!(
                 verify::check(record, &code, now, config.window, 0),
                 Verdict::Accepted { .. }
             ),
@@ -47,7 +74,7 @@ pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> C
                 pam_totp::scratch::check(record, &code, &LoginState::default()),
                 RecoveryVerdict::Accepted { .. }
             ),
-            Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => false,
+            Answer::Code(_) | Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => false,
         };
         if right {
             return Ok(());
