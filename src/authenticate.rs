@@ -21,9 +21,11 @@ use crate::config::Config;
 use crate::forward_pass;
 use crate::record::{Record, StoredRecord};
 use crate::record_store::{RecordLocation, StoreError};
+use crate::recovery::{Answer, RecoveryVerdict};
 use crate::seal;
 use crate::state::{LoginState, StateDir};
-use crate::verify::{self, TypedCode, Verdict};
+use crate::verify::{self, Verdict};
+use crate::{login_enroll, rollout, scratch};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -38,6 +40,9 @@ pub trait Conversation {
     fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError>;
     /// Shows an error line to the user; failures to show it are ignored.
     fn show_error(&mut self, text: &str);
+    /// Shows an information line (`PAM_TEXT_INFO`); failures to show it are ignored.
+    /// The default shows nothing (for conversations that cannot).
+    fn show_info(&mut self, _text: &str) {}
     /// Hands `password` on to the next module as `PAM_AUTHTOK` (`forward_pass`).
     ///
     /// # Errors
@@ -99,7 +104,7 @@ pub struct Login<'a> {
 
 impl Login<'_> {
     /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
-    fn who(&self) -> String {
+    pub(crate) fn who(&self) -> String {
         // The user name comes from the client: keep control characters out of syslog.
         let clean = |s: &str| {
             s.chars()
@@ -127,20 +132,18 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
             return Outcome::SystemError;
         }
     };
-    let debug = |message: &str| {
-        if config.debug {
-            log.log(Priority::Debug, message);
-        }
-    };
+    if let Some(why) = rollout::exemption(&config, login.user) {
+        log.log(
+            Priority::Notice,
+            &format!("second factor not required ({why}); {}", login.who()),
+        );
+        return Outcome::Ignore;
+    }
 
     let record = match find_record(login, &config) {
         Ok(found) => found,
         Err(Missing::Unknown) => return refuse_after_prompt(login, &config, conv, log, "unknown user"),
-        Err(Missing::NotEnrolled) if config.nullok => {
-            debug(&format!("no enrollment record, nullok; {}", login.who()));
-            return Outcome::Ignore;
-        }
-        Err(Missing::NotEnrolled) => return refuse_after_prompt(login, &config, conv, log, "not enrolled"),
+        Err(Missing::NotEnrolled) => return not_enrolled(login, &config, conv, log),
         Err(Missing::Unusable(message)) => {
             log.log(Priority::Err, &format!("{message}; {}", login.who()));
             conv.show_error(UNAVAILABLE_MESSAGE);
@@ -175,9 +178,9 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
     } else {
         reply
     };
-    let code = TypedCode::parse(&reply, record.digits);
+    let answer = Answer::parse(&reply, &record);
     drop(reply);
-    settle(login, &config, &state_dir, &record, code.as_ref(), conv, log)
+    settle(login, &config, &state_dir, &record, &answer, conv, log)
 }
 
 /// Under the user's lock: re-check the lock-out, verify, and durably record the result.
@@ -186,7 +189,7 @@ fn settle(
     config: &Config,
     state_dir: &StateDir,
     record: &Record,
-    code: Option<&TypedCode>,
+    answer: &Answer,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Outcome {
@@ -199,32 +202,41 @@ fn settle(
     if !exempt && before.locked_until > login.now {
         return refuse_locked_out(login, conv, log, before.locked_until);
     }
-    let verdict = code.map_or(Verdict::Invalid, |code| {
-        verify::check(record, code, login.now, config.window, before.last_step)
-    });
-    let (after, reason) = match verdict {
-        Verdict::Accepted { step } => {
-            let after = LoginState {
-                last_step: step,
-                failures: 0,
-                locked_until: 0,
-                last_success: login.now,
-                ..before
-            };
-            (after, None)
-        }
-        Verdict::Replayed => (
-            record_failure(config, before, login.now, exempt),
-            Some("replayed code"),
-        ),
-        Verdict::Invalid if code.is_none() => (
-            record_failure(config, before, login.now, exempt),
-            Some("malformed code"),
-        ),
-        Verdict::Invalid => (
-            record_failure(config, before, login.now, exempt),
-            Some("invalid code"),
-        ),
+    let failure = |reason| (record_failure(config, before, login.now, exempt), Some(reason));
+    // Recovery codes left after this login, when one was used.
+    let mut recovery_left = None;
+    let (after, reason) = match answer {
+        Answer::Code(code) => match verify::check(record, code, login.now, config.window, before.last_step) {
+            Verdict::Accepted { step } => {
+                let after = LoginState {
+                    last_step: step,
+                    failures: 0,
+                    locked_until: 0,
+                    last_success: login.now,
+                    ..before
+                };
+                (after, None)
+            }
+            Verdict::Replayed => failure("replayed code"),
+            Verdict::Invalid => failure("invalid code"),
+        },
+        Answer::Recovery(_) | Answer::Scratch(_) => match scratch::check_answer(record, answer, &before) {
+            RecoveryVerdict::Accepted { used, remaining } => {
+                recovery_left = Some(remaining);
+                let after = LoginState {
+                    failures: 0,
+                    locked_until: 0,
+                    last_success: login.now,
+                    recovery_epoch: record.recovery_epoch,
+                    recovery_used: used,
+                    ..before
+                };
+                (after, None)
+            }
+            RecoveryVerdict::AlreadyUsed => failure("recovery code already used"),
+            RecoveryVerdict::Invalid => failure("invalid recovery code"),
+        },
+        Answer::Malformed => failure("malformed code"),
     };
     if let Err(e) = locked.save(after) {
         return system_error(login, conv, log, &e);
@@ -232,6 +244,13 @@ fn settle(
     drop(locked);
 
     let Some(reason) = reason else {
+        if let Some(left) = recovery_left {
+            // Worth the admin's attention: the phone may be lost.
+            log.log(
+                Priority::Warning,
+                &format!("recovery code used; {left} remaining; {}", login.who()),
+            );
+        }
         log.log(
             Priority::Info,
             &format!("authentication success; {}", login.who()),
@@ -283,6 +302,44 @@ fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
         Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
         Err(other) => Err(unusable(&other)),
     }
+}
+
+/// A known user without a record: enrollment on the spot (`enroll_at_login`), the
+/// grace period before `enforce_after`, `nullok`, or else a refusal after a prompt.
+fn not_enrolled(
+    login: &Login<'_>,
+    config: &Config,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+) -> Outcome {
+    let grace = rollout::in_grace_period(config, login.now);
+    if config.enroll_at_login
+        && let Some(outcome) = login_enroll::run(login, config, grace, conv, log)
+    {
+        return outcome;
+    }
+    if grace {
+        conv.show_info(&rollout::grace_message(config));
+        log.log(
+            Priority::Notice,
+            &format!(
+                "not enrolled, let through until enforce_after={}; {}",
+                config.enforce_after,
+                login.who()
+            ),
+        );
+        return Outcome::Ignore;
+    }
+    if config.nullok {
+        if config.debug {
+            log.log(
+                Priority::Debug,
+                &format!("no enrollment record, nullok; {}", login.who()),
+            );
+        }
+        return Outcome::Ignore;
+    }
+    refuse_after_prompt(login, config, conv, log, "not enrolled")
 }
 
 /// Counts one more failure and starts or lengthens a lock-out once there are enough.
@@ -392,6 +449,74 @@ mod tests {
             state = record_failure(&policy(), state, 1000, true);
         }
         assert_eq!((state.failures, state.locked_until), (10, 0));
+    }
+
+    /// Remembers what would go to syslog.
+    #[derive(Default)]
+    struct Lines(std::cell::RefCell<Vec<String>>);
+
+    impl Logger for Lines {
+        fn log(&self, _: Priority, message: &str) {
+            self.0.borrow_mut().push(message.to_owned());
+        }
+    }
+
+    struct Silent;
+
+    impl Conversation for Silent {
+        fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+            Ok(None)
+        }
+        fn show_error(&mut self, _: &str) {}
+    }
+
+    #[test]
+    fn a_recovery_code_is_burnt_and_logged_with_the_count_left_never_the_code() {
+        use crate::recovery::RecoveryCode;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(tmp.path()).unwrap();
+        let codes: Vec<RecoveryCode> = (0..3)
+            .map(|i| RecoveryCode::from_random(i, &[9; 11]).unwrap())
+            .collect();
+        let hashes = codes
+            .iter()
+            .map(|c| c.hash(b"saltsaltsaltsalt").unwrap())
+            .collect();
+        let record = Record::new(
+            crate::secret::SecretKey::from_base32("JBSWY3DPEHPK3PXP").unwrap(),
+            crate::algorithm::Algorithm::Sha1,
+            6,
+            30,
+            String::new(),
+        )
+        .with_recovery(77, hashes);
+        let login = Login {
+            user: "alice",
+            rhost: None,
+            args: &[],
+            now: 1_000_000,
+        };
+        let typed = codes[1].display();
+        let answer = Answer::parse(typed.as_bytes(), &record);
+        let lines = Lines::default();
+        let outcome = settle(&login, &policy(), &dir, &record, &answer, &mut Silent, &lines);
+        assert_eq!(outcome, Outcome::Success);
+        let state = dir.peek("alice").unwrap().unwrap();
+        assert_eq!((state.recovery_epoch, state.recovery_used), (77, 0b10));
+        let logged = lines.0.borrow().join("\n");
+        assert!(
+            logged.contains("recovery code used; 2 remaining; user=alice"),
+            "{logged}"
+        );
+        assert!(!logged.contains(&typed[5..]), "{logged}");
+
+        let again = settle(&login, &policy(), &dir, &record, &answer, &mut Silent, &lines);
+        assert_eq!(again, Outcome::Denied);
+        let logged = lines.0.borrow().join("\n");
+        assert!(
+            logged.contains("reason=recovery code already used failures=1"),
+            "{logged}"
+        );
     }
 
     #[test]

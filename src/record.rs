@@ -25,6 +25,14 @@ pub struct Record {
     pub period: u64,
     /// When the record was made (RFC 3339, UTC); shown by `status`, never used to decide.
     pub created: String,
+    /// Names the current set of recovery codes; the login state's burnt-code bits
+    /// count only for the same epoch. 0 with no codes.
+    pub recovery_epoch: u64,
+    /// argon2id PHC strings of the recovery codes, in index order (see [`crate::recovery`]).
+    pub recovery: Vec<String>,
+    /// The recovery hashes are of google-authenticator scratch codes (8 digits, no
+    /// index), imported by `totp-enroll import` (see [`crate::scratch`]).
+    pub scratch_codes: bool,
 }
 
 /// The on-disk shape; kept private so the secret only leaves as a [`SecretKey`].
@@ -43,6 +51,23 @@ struct RecordFile {
     period: u64,
     #[serde(default)]
     created: String,
+    // Optional, so records written before recovery codes existed stay version 1.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    recovery_epoch: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recovery: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    scratch_codes: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl Drop for RecordFile {
@@ -74,11 +99,35 @@ impl SealedRecord {
         self.0.sealed_secret.as_deref().unwrap_or_default()
     }
 
+    /// What the record says besides the secret (for `totp-enroll status`, which may not
+    /// be able to open the box).
+    #[must_use]
+    pub fn info(&self) -> RecordInfo {
+        RecordInfo {
+            algorithm: self.0.algorithm,
+            digits: self.0.digits,
+            period: self.0.period,
+            created: self.0.created.clone(),
+            recovery_codes: self.0.recovery.len(),
+        }
+    }
+
     /// The record, with the secret the box held (the rest was checked when parsed).
     #[must_use]
     pub fn open(&self, secret: SecretKey) -> Record {
         Record::from_file(&self.0, secret)
     }
+}
+
+/// A record without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInfo {
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub period: u64,
+    pub created: String,
+    /// How many recovery codes the record's set has.
+    pub recovery_codes: usize,
 }
 
 /// Why a record could not be read. Carries no content of the file.
@@ -92,6 +141,8 @@ pub enum RecordError {
     Secret(SecretError),
     /// `digits` or `period` outside what any authenticator uses.
     Parameters,
+    /// Too many recovery-code hashes, or one that is not a bounded argon2id hash.
+    Recovery,
     /// Neither or both of `secret` and `sealed_secret`.
     SecretFields,
     /// The secret is sealed to a host key, and this reader cannot open it.
@@ -110,6 +161,10 @@ impl fmt::Display for RecordError {
             RecordError::Parameters => {
                 f.write_str("record digits or period out of range (6-8 digits, 1-300 s)")
             }
+            RecordError::Recovery => f.write_str(
+                "record recovery codes are unusable (at most 32 argon2id hashes); \
+                 issue new ones with `totp-enroll recovery-codes`",
+            ),
             RecordError::SecretFields => {
                 f.write_str("record must have exactly one of `secret` and `sealed_secret`")
             }
@@ -130,6 +185,43 @@ impl Record {
             digits,
             period,
             created,
+            recovery_epoch: 0,
+            recovery: Vec::new(),
+            scratch_codes: false,
+        }
+    }
+
+    /// What the record says besides the secret.
+    #[must_use]
+    pub fn info(&self) -> RecordInfo {
+        RecordInfo {
+            algorithm: self.algorithm,
+            digits: self.digits,
+            period: self.period,
+            created: self.created.clone(),
+            recovery_codes: self.recovery.len(),
+        }
+    }
+
+    /// The same record with a new set of recovery codes (`hashes` in index order).
+    /// The epoch keeps 63 bits: TOML integers are signed 64-bit.
+    #[must_use]
+    pub fn with_recovery(self, epoch: u64, hashes: Vec<String>) -> Self {
+        Record {
+            recovery_epoch: epoch & (u64::MAX >> 1),
+            recovery: hashes,
+            scratch_codes: false,
+            ..self
+        }
+    }
+
+    /// The same record with imported google-authenticator scratch codes (`hashes` of
+    /// the 8-digit codes) as its recovery codes.
+    #[must_use]
+    pub fn with_scratch_codes(self, epoch: u64, hashes: Vec<String>) -> Self {
+        Record {
+            scratch_codes: true,
+            ..self.with_recovery(epoch, hashes)
         }
     }
 
@@ -161,6 +253,15 @@ impl Record {
         if !(6..=8).contains(&file.digits) || !(1..=300).contains(&file.period) {
             return Err(RecordError::Parameters);
         }
+        if file.recovery.len() > crate::recovery::MAX_CODES
+            || !file
+                .recovery
+                .iter()
+                .all(|h| crate::recovery::is_acceptable_hash(h))
+            || (file.scratch_codes && file.recovery.len() > crate::scratch::MAX_SCRATCH_CODES)
+        {
+            return Err(RecordError::Recovery);
+        }
         match (&file.secret, &file.sealed_secret) {
             (Some(secret), None) => {
                 let secret = SecretKey::from_base32(secret).map_err(RecordError::Secret)?;
@@ -179,6 +280,9 @@ impl Record {
             digits: file.digits,
             period: file.period,
             created: file.created.clone(),
+            recovery_epoch: file.recovery_epoch,
+            recovery: file.recovery.clone(),
+            scratch_codes: file.scratch_codes,
         }
     }
 
@@ -191,6 +295,9 @@ impl Record {
             digits: self.digits,
             period: self.period,
             created: self.created.clone(),
+            recovery_epoch: self.recovery_epoch,
+            recovery: self.recovery.clone(),
+            scratch_codes: self.scratch_codes,
         }
     }
 
@@ -231,6 +338,31 @@ mod tests {
         let record = Record::parse(GOOD);
         let again = record.as_ref().map(|r| Record::parse(&r.to_toml()));
         assert_eq!(again, Ok(record.clone()));
+    }
+
+    #[test]
+    fn recovery_hashes_round_trip_and_old_records_have_none() {
+        let record = Record::parse(GOOD).unwrap();
+        assert!(record.recovery.is_empty());
+        assert!(!record.to_toml().contains("recovery"));
+        let code = crate::recovery::RecoveryCode::from_random(0, &[7; 11]).unwrap();
+        let hash = code.hash(b"0123456789abcdef").unwrap();
+        let with = record.with_recovery(1 << 40, vec![hash.clone()]);
+        let again = Record::parse(&with.to_toml()).unwrap();
+        assert_eq!((again.recovery_epoch, again.recovery), (1 << 40, vec![hash]));
+    }
+
+    #[test]
+    fn refuses_unusable_recovery_hashes_without_quoting_them() {
+        let text = format!("{GOOD}recovery_epoch = 3\nrecovery = [\"$argon2id$JBSWY3DP\"]\n");
+        let err = Record::parse(&text);
+        assert_eq!(err, Err(RecordError::Recovery));
+        assert!(
+            !err.err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("JBSW")
+        );
     }
 
     #[test]

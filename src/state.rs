@@ -179,6 +179,41 @@ impl StateDir {
         Ok(LockedState { file, state, seq })
     }
 
+    /// Reads `user`'s state without creating or locking it (for `totp-enroll status`);
+    /// `None` if the user has none. The two-slot layout makes an unlocked read safe: a
+    /// write in progress tears at most one slot, and the other is read.
+    ///
+    /// # Errors
+    /// An unsafe or corrupt file, or I/O failure.
+    pub fn peek(&self, user: &str) -> Result<Option<LoginState>, StateError> {
+        check_user_name(user).map_err(|_| StateError::BadUser)?;
+        let flags =
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        let fd = match fcntl::openat(
+            self.dir.as_fd(),
+            format!("{user}.state").as_str(),
+            flags,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => {
+                return Err(StateError::UnsafeFile {
+                    reason: "it is a symbolic link",
+                });
+            }
+            Err(other) => {
+                return Err(StateError::Io {
+                    action: "open the state file",
+                    source: other.into(),
+                });
+            }
+        };
+        let file = File::from(fd);
+        check_state_file(&file)?;
+        read_slots(&file).map(|(state, _)| Some(state))
+    }
+
     /// Deletes `user`'s state (admin reset). Not an error if there is none.
     ///
     /// # Errors
@@ -407,6 +442,17 @@ mod tests {
         assert!(matches!(dir.lock("eve"), Err(StateError::Corrupt)));
         std::fs::write(&path, [0x5a; 7]).map_err(io_err("write"))?;
         assert!(matches!(dir.lock("eve"), Err(StateError::UnsafeFile { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn peek_reads_without_creating() -> Result<(), StateError> {
+        let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
+        let dir = StateDir::open(tmp.path())?;
+        assert_eq!(dir.peek("carol")?, None);
+        assert!(!tmp.path().join("carol.state").exists());
+        dir.lock("carol")?.save(sample())?;
+        assert_eq!(dir.peek("carol")?, Some(sample()));
         Ok(())
     }
 

@@ -24,7 +24,8 @@ pub fn resolve(user: Option<&str>) -> CliResult<Target> {
     };
     if account.uid != caller.uid && !uid.is_root() {
         return Err(CliError::Refused(format!(
-            "only root can act for another user (you are {}, not {})",
+            "only root can act for another user (you are {}, not {}); leave out --user to act \
+             for yourself, or ask your administrator",
             caller.name, account.name
         )));
     }

@@ -2,15 +2,27 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use pam_totp::algorithm::Algorithm;
 
-/// Enroll a user for `pam_totp`: make a secret, show it as a QR code, and activate it
-/// once a code from the authenticator app checks out.
+/// Enroll a user for `pam_totp`: make a secret, show it as a QR code, activate it once
+/// a code from the authenticator app checks out, and hand out recovery codes.
 ///
-/// Run without arguments to enroll yourself. Exit codes: 0 ok, 1 refused or failed
-/// check, 2 usage or configuration error.
+/// Run without arguments to enroll yourself. With an existing enrollment (a new phone),
+/// add --force: you are first asked for a current code or a recovery code, and the old
+/// secret keeps working until the new one is confirmed.
+///
+/// Root can act for any user with --user NAME; other users only for themselves.
 #[derive(Debug, Parser)]
-#[command(name = "totp-enroll", version, about, long_about)]
+#[command(
+    name = "totp-enroll",
+    version,
+    about,
+    long_about,
+    after_help = "Exit codes: 0 ok; 1 refused or failed check (wrong code, not allowed, \
+                  nothing to act on; `status` of a user who is not enrolled); 2 usage or \
+                  configuration error. Errors go to standard error and say what to do next."
+)]
 pub struct Cli {
     /// The admin config file.
     #[arg(long, value_name = "PATH", default_value = pam_totp::config::DEFAULT_CONFIG_PATH, global = true)]
@@ -38,19 +50,125 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub no_confirm: bool,
 
-    /// Replace an existing enrollment.
+    /// Replace an existing enrollment (a new phone). Asks for a current code or a
+    /// recovery code first, unless run by root.
     #[arg(long)]
     pub force: bool,
 
-    /// Do not draw the QR code (print the URI and the secret only).
+    /// Do not draw the QR code (print the URI and the secret only), e.g. in scripts.
     #[arg(long)]
     pub no_qr: bool,
+
+    /// Also write the QR code as a PNG image to FILE (mode 0600: it holds the secret).
+    #[arg(long, value_name = "FILE")]
+    pub qr_png: Option<PathBuf>,
+
+    /// Also write the QR code as an SVG image to FILE (mode 0600: it holds the secret).
+    #[arg(long, value_name = "FILE")]
+    pub qr_svg: Option<PathBuf>,
+
+    /// HMAC algorithm instead of the config's (SHA1). Microsoft Authenticator honours
+    /// SHA1 only: a warning is printed for anything else.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub algorithm: Option<AlgorithmArg>,
+
+    /// Digits per code instead of the config's (6). Microsoft Authenticator shows 6 only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(6..=8))]
+    pub digits: Option<u8>,
+
+    /// Seconds per code instead of the config's (30). Microsoft Authenticator uses 30 only.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub period: Option<u64>,
+}
+
+impl EnrollArgs {
+    /// Whether any enrollment option was given.
+    #[must_use]
+    pub fn is_used(&self) -> bool {
+        self.secret.is_some()
+            || self.no_confirm
+            || self.force
+            || self.no_qr
+            || self.qr_png.is_some()
+            || self.qr_svg.is_some()
+            || self.algorithm.is_some()
+            || self.digits.is_some()
+            || self.period.is_some()
+    }
+}
+
+/// `--algorithm` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlgorithmArg {
+    #[value(name = "SHA1", alias = "sha1")]
+    Sha1,
+    #[value(name = "SHA256", alias = "sha256")]
+    Sha256,
+    #[value(name = "SHA512", alias = "sha512")]
+    Sha512,
+}
+
+impl From<AlgorithmArg> for Algorithm {
+    fn from(arg: AlgorithmArg) -> Algorithm {
+        match arg {
+            AlgorithmArg::Sha1 => Algorithm::Sha1,
+            AlgorithmArg::Sha256 => Algorithm::Sha256,
+            AlgorithmArg::Sha512 => Algorithm::Sha512,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show the enrollment: since when, parameters, recovery codes left, and (root only:
+    /// the login state is root's) failures, lock-out and last login. Never the secret.
+    Status {
+        /// One JSON object on standard output, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every enrolled user with their status (root only).
+    List {
+        /// One JSON array on standard output, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a fresh set of recovery codes; the old ones stop working. Asks for a
+    /// current code first, unless run by root.
+    RecoveryCodes,
+    /// Import an enrollment made with google-authenticator or pam_oath: the entry in the
+    /// user's app keeps working, nobody scans a new code. Users already enrolled are
+    /// skipped unless --force.
+    Import {
+        /// From a google-authenticator file (default: the user's `~/.google_authenticator`);
+        /// its 8-digit scratch codes become recovery codes.
+        #[arg(
+            long,
+            value_name = "FILE",
+            num_args = 0..=1,
+            required_unless_present = "oath_usersfile",
+            conflicts_with = "oath_usersfile"
+        )]
+        #[allow(clippy::option_option)] // absent, `--google-authenticator`, or with FILE
+        google_authenticator: Option<Option<PathBuf>>,
+        /// From pam_oath's users file (`HOTP/T30/6 user - hexsecret`): as root, every
+        /// time-based entry (or only that of --user).
+        #[arg(long, value_name = "FILE")]
+        oath_usersfile: Option<PathBuf>,
+        /// With --google-authenticator: every user's `~/.google_authenticator`, each read
+        /// with that user's rights (root only).
+        #[arg(long, requires = "google_authenticator", conflicts_with = "user")]
+        all_users: bool,
+        /// Replace existing enrollments.
+        #[arg(long)]
+        force: bool,
+    },
     /// Clear a user's failure count and lock-out (root only).
     Unlock,
+    /// Delete a user's enrollment so they can enroll afresh (root only; `reset` is the
+    /// same). Failures, lock-out and recovery codes go with it.
+    #[command(alias = "reset")]
+    Remove,
     /// Make the host key pair that sealed records use (root only): the private key
     /// `host_key` (0600) and the public key `host_public_key` (0644), as in the config.
     Keygen {

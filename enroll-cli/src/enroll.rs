@@ -1,25 +1,26 @@
 //! Enrollment: the default action of `totp-enroll`.
 //!
 //! Order matters: every check that can refuse (privilege, store kind, an existing
-//! record) runs before a secret is made or shown, and the record is written only once
-//! a code from the app verifies, so a half-done enrollment never replaces a good one.
+//! record, the proof of the current enrollment for `--force`) runs before a secret is
+//! made or shown, and the record is written only once a code from the app verifies,
+//! so a half-done enrollment never replaces a good one: the old secret and the old
+//! recovery codes work until the new record is in place.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crypto_box::aead::OsRng;
+use pam_totp::algorithm::Algorithm;
 use pam_totp::config::Config;
 use pam_totp::record::Record;
-use pam_totp::record_store::RecordLocation;
 use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
-use pam_totp::template::StoreKind;
 use pam_totp::verify::{self, TypedCode, Verdict};
 use zeroize::Zeroizing;
 
 use crate::caller::Target;
 use crate::cli::EnrollArgs;
 use crate::error::{CliError, CliResult};
-use crate::{audit, qr, terminal, uri};
+use crate::{audit, codes, proof, qr, store, terminal, uri};
 
 /// Bytes of a new secret: 160 bits, RFC 4226's recommendation.
 const NEW_SECRET_BYTES: usize = 20;
@@ -28,18 +29,12 @@ const CONFIRM_ATTEMPTS: u32 = 3;
 
 pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()> {
     if args.no_confirm && !target.caller_is_root {
-        return Err(CliError::Refused("--no-confirm is for root only".to_owned()));
+        return Err(CliError::Refused(
+            "--no-confirm is for root only; leave it out and type the code your app shows".to_owned(),
+        ));
     }
-    let location = RecordLocation::for_account(config, target.account.clone())
-        .map_err(|e| CliError::Usage(format!("{e} (in {})", config.secret_path)))?;
-    if location.kind == StoreKind::System && !target.caller_is_root {
-        return Err(CliError::Refused(format!(
-            "Enrollment records on this host are kept by the administrator in {}.\n\
-             Ask your administrator to enroll you (as root: totp-enroll --user {}).",
-            location.path.display(),
-            target.account.name
-        )));
-    }
+    let (issuer, account) = labels(config, &target.account.name)?;
+    let location = store::location(config, target)?;
     let exists = location
         .exists()
         .map_err(|e| CliError::Refused(format!("{}: {e}", location.path.display())))?;
@@ -49,6 +44,14 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
             target.account.name,
             location.path.display()
         )));
+    }
+    if exists && !target.caller_is_root {
+        let current = store::read_existing(config, &location, target)?;
+        if current.secret_known {
+            proof::ask(config, &target.account.name, &current.record, true)?;
+        } else {
+            proof::ask_recovery_only(config, &target.account.name, &current.record)?;
+        }
     }
 
     // With `seal = true` the secret is sealed to the host's public key (world-readable,
@@ -66,18 +69,19 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         Some(text) => SecretKey::from_base32(text).map_err(|e| CliError::Usage(format!("--secret: {e}")))?,
         None => new_secret()?,
     };
-    let record = Record::new(
-        secret,
-        config.algorithm,
-        config.digits,
-        config.period,
-        now_rfc3339(),
-    );
+    let algorithm = args.algorithm.map_or(config.algorithm, Algorithm::from);
+    let digits = args.digits.unwrap_or(config.digits);
+    let period = args.period.unwrap_or(config.period);
+    warn_if_not_microsoft_compatible(algorithm, digits, period);
+    let record = Record::new(secret, algorithm, digits, period, now_rfc3339());
 
+    let uri = uri::key_uri(&record, &issuer, &account);
+    write_images(&uri, args)?;
     if !args.no_confirm {
-        show(config, target, &record, args.no_qr);
+        show(&record, &uri, args.no_qr);
         confirm(config, &record)?;
     }
+    let (record, recovery_codes) = codes::new_set(record)?;
     let written = match &sealing {
         Some(public) => {
             let sealed = public
@@ -108,6 +112,7 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         "{} is {action}. The module will ask for a code at the next login.",
         target.account.name
     );
+    codes::show(&recovery_codes);
     Ok(())
 }
 
@@ -121,31 +126,82 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// Issuer from the config, else the host name; account is `user@host`.
-fn labels(config: &Config, user: &str) -> (String, String) {
+/// Anything but SHA1 / 6 digits / 30 s is chosen on purpose (a flag or the config),
+/// and still deserves a warning: many users' phones will show wrong codes.
+fn warn_if_not_microsoft_compatible(algorithm: Algorithm, digits: u8, period: u64) {
+    if algorithm != Algorithm::Sha1 || digits != 6 || period != 30 {
+        eprintln!(
+            "totp-enroll: warning: {algorithm}, {digits} digits, {period} s: Microsoft Authenticator \
+             honours only SHA1, 6 digits and 30 s, and shows wrong codes for anything else. \
+             Use an app that supports these parameters, or drop --algorithm/--digits/--period."
+        );
+    }
+}
+
+/// Issuer from the config, else the host name; account is `user@host`. The Key URI
+/// Format separates issuer and account with `:`, so neither may contain one.
+fn labels(config: &Config, user: &str) -> CliResult<(String, String)> {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".to_owned());
     let issuer = if config.issuer.is_empty() {
         host.replace(':', "-")
+    } else if config.issuer.contains(':') {
+        return Err(CliError::Usage(format!(
+            "the config's issuer `{}` contains `:`, which authenticator apps read as the end of \
+             the issuer; remove it (issuer = \"...\" in the config file)",
+            config.issuer
+        )));
     } else {
         config.issuer.clone()
     };
-    (issuer, format!("{user}@{host}").replace(':', "-"))
+    Ok((issuer, format!("{user}@{host}").replace(':', "-")))
 }
 
-fn show(config: &Config, target: &Target, record: &Record, no_qr: bool) {
-    let (issuer, account) = labels(config, &target.account.name);
-    let uri = uri::key_uri(record, &issuer, &account);
-    println!("Scan this QR code with your authenticator app (Microsoft Authenticator, or similar):\n");
+fn write_images(uri: &str, args: &EnrollArgs) -> CliResult<()> {
+    let failed = |path: &std::path::Path, e: std::io::Error| {
+        CliError::Refused(format!(
+            "cannot write the QR code to {}: {e}; nothing was changed",
+            path.display()
+        ))
+    };
+    if let Some(path) = &args.qr_png {
+        qr::write_png(uri, path).map_err(|e| failed(path, e))?;
+        println!(
+            "QR code written to {} (it holds the secret: delete it after use).",
+            path.display()
+        );
+    }
+    if let Some(path) = &args.qr_svg {
+        qr::write_svg(uri, path).map_err(|e| failed(path, e))?;
+        println!(
+            "QR code written to {} (it holds the secret: delete it after use).",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn show(record: &Record, uri: &str, no_qr: bool) {
     if !no_qr {
-        match qr::terminal_lines(&uri) {
-            Some(lines) => {
-                for line in lines {
-                    println!("{line}");
+        match qr::terminal_lines(uri) {
+            Some(lines) => match terminal::columns() {
+                Some(width) if width < qr::columns(&lines) => println!(
+                    "The terminal is {width} columns wide, too narrow for the QR code ({} columns).\n\
+                     Widen the window (or make the font smaller) and run again, use --qr-png FILE,\n\
+                     or enter the key below by hand.",
+                    qr::columns(&lines)
+                ),
+                _ => {
+                    println!(
+                        "Scan this QR code with your authenticator app (Microsoft Authenticator, or similar):\n"
+                    );
+                    for line in lines {
+                        println!("{line}");
+                    }
                 }
-            }
+            },
             None => println!("(The QR code cannot be drawn; use the key below.)"),
         }
     }
@@ -154,7 +210,7 @@ fn show(config: &Config, target: &Target, record: &Record, no_qr: bool) {
         record.digits, record.period
     );
     println!("  {}", grouped(&record.secret.to_base32()).as_str());
-    println!("URI: {}\n", uri.as_str());
+    println!("URI: {uri}\n");
 }
 
 /// `ABCD EFGH ...`: easier to copy by hand.
@@ -200,5 +256,14 @@ mod tests {
     fn secrets_are_shown_in_groups_of_four() {
         assert_eq!(grouped("JBSWY3DPEHPK3PXP").as_str(), "JBSW Y3DP EHPK 3PXP");
         assert_eq!(grouped("ABCDEF").as_str(), "ABCD EF");
+    }
+
+    #[test]
+    fn an_issuer_with_a_colon_is_refused() {
+        let config = Config {
+            issuer: "Lab:1".to_owned(),
+            ..Config::default()
+        };
+        assert!(matches!(labels(&config, "alice"), Err(CliError::Usage(_))));
     }
 }

@@ -5,10 +5,16 @@
 mod audit;
 mod caller;
 mod cli;
+mod codes;
 mod enroll;
 mod error;
+mod import;
 mod keys;
+mod proof;
 mod qr;
+mod remove;
+mod status;
+mod store;
 mod terminal;
 mod unlock;
 mod uri;
@@ -39,11 +45,46 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> CliResult<()> {
-    let config = Config::load(&cli.config, &[]).map_err(|e| CliError::Usage(e.to_string()))?;
+    if cli.command.is_some() && cli.enroll.is_used() {
+        return Err(CliError::Usage(
+            "enrollment options (--secret, --force, --no-qr, --qr-png, ...) go without a subcommand; \
+             see totp-enroll --help"
+                .to_owned(),
+        ));
+    }
+    let config = Config::load(&cli.config, &[])
+        .map_err(|e| CliError::Usage(format!("{e}; fix the config file, or name another with --config")))?;
     let target = caller::resolve(cli.user.as_deref())?;
     match &cli.command {
         None => enroll::run(&config, &target, &cli.enroll),
         Some(Command::Unlock) => unlock::run(&config, &target),
+        Some(Command::Status { json }) => status::run(&config, &target, *json),
+        Some(Command::List { json }) => status::list(&config, &target, *json),
+        Some(Command::RecoveryCodes) => codes::run(&config, &target),
+        Some(Command::Remove) => remove::run(&config, &target),
+        Some(Command::Import {
+            google_authenticator,
+            oath_usersfile,
+            all_users,
+            force,
+        }) => {
+            let source = match (google_authenticator, oath_usersfile, all_users) {
+                (Some(Some(_)), _, true) => {
+                    return Err(CliError::Usage(
+                        "--all-users reads each user's own ~/.google_authenticator; give no FILE".to_owned(),
+                    ));
+                }
+                (Some(_), _, true) => import::Source::GoogleAuthenticatorAllUsers,
+                (Some(file), _, false) => import::Source::GoogleAuthenticator(file.clone()),
+                (None, Some(file), _) => import::Source::OathUsersfile(file.clone()),
+                (None, None, _) => {
+                    return Err(CliError::Usage(
+                        "import needs --google-authenticator [FILE] or --oath-usersfile FILE".to_owned(),
+                    ));
+                }
+            };
+            import::run(&config, &target, &source, *force, cli.user.is_some())
+        }
         Some(Command::Keygen { force }) => keys::keygen(&config, &target, *force),
         Some(Command::Reseal { include_plain }) => keys::reseal(&config, &target, *include_plain),
     }

@@ -1,18 +1,29 @@
-//! Drawing the Key URI as a QR code in the terminal.
+//! The Key URI as a QR code: in the terminal (Unicode half blocks), and as PNG or SVG
+//! files for people who cannot scan a terminal.
 
-use qrcode::render::unicode::Dense1x2;
+use std::fs::OpenOptions;
+use std::io::{self, Cursor, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use qrcode::render::{svg, unicode::Dense1x2};
 use qrcode::{EcLevel, QrCode};
 
 /// Black on white whatever the terminal's theme, so phones read it on dark terminals too.
 const BLACK_ON_WHITE: &str = "\x1b[30;107m";
 const RESET: &str = "\x1b[0m";
+/// Pixels per module in the PNG: big enough for any phone or `zbarimg`.
+const PNG_MODULE_PIXELS: u32 = 8;
+
+fn code(data: &str) -> Option<QrCode> {
+    QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L).ok()
+}
 
 /// The QR code as lines of Unicode half blocks with a quiet zone, or `None` when the
 /// data does not fit in a QR code.
 #[must_use]
 pub fn terminal_lines(data: &str) -> Option<Vec<String>> {
-    let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L).ok()?;
-    let drawn = code
+    let drawn = code(data)?
         .render::<Dense1x2>()
         .dark_color(Dense1x2::Dark)
         .light_color(Dense1x2::Light)
@@ -26,6 +37,67 @@ pub fn terminal_lines(data: &str) -> Option<Vec<String>> {
     )
 }
 
+/// Columns the terminal drawing of `lines` takes (without the colour escapes).
+#[must_use]
+pub fn columns(lines: &[String]) -> usize {
+    lines
+        .first()
+        .map_or(0, |l| l.chars().count() - BLACK_ON_WHITE.len() - RESET.len())
+}
+
+/// Writes the QR code of `data` as a PNG image to `path`.
+///
+/// # Errors
+/// The data does not fit a QR code, or the file cannot be written.
+pub fn write_png(data: &str, path: &Path) -> io::Result<()> {
+    let image = code(data)
+        .ok_or_else(too_long)?
+        .render::<image::Luma<u8>>()
+        .quiet_zone(true)
+        .module_dimensions(PNG_MODULE_PIXELS, PNG_MODULE_PIXELS)
+        .build();
+    let mut bytes = Cursor::new(Vec::new());
+    image
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(io::Error::other)?;
+    write_private(path, bytes.get_ref())
+}
+
+/// Writes the QR code of `data` as an SVG image to `path`.
+///
+/// # Errors
+/// The data does not fit a QR code, or the file cannot be written.
+pub fn write_svg(data: &str, path: &Path) -> io::Result<()> {
+    let text = code(data)
+        .ok_or_else(too_long)?
+        .render::<svg::Color<'_>>()
+        .quiet_zone(true)
+        .min_dimensions(256, 256)
+        .dark_color(svg::Color("#000000"))
+        .light_color(svg::Color("#ffffff"))
+        .build();
+    write_private(path, text.as_bytes())
+}
+
+fn too_long() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "the URI is too long for a QR code")
+}
+
+/// The image holds the secret: mode 0600, and never through a symbolic link.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)?;
+    // An existing file keeps its mode through O_TRUNC; ours must be private.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,7 +105,7 @@ mod tests {
     #[test]
     fn draws_a_square_with_quiet_zone() {
         let lines = terminal_lines("otpauth://totp/x:y?secret=JBSWY3DPEHPK3PXP").unwrap();
-        let width = lines[0].chars().count() - BLACK_ON_WHITE.len() - RESET.len();
+        let width = columns(&lines);
         // Version 3 (29 modules) plus 4 quiet modules each side, two rows per line.
         assert!(width >= 29 + 8, "{width}");
         assert_eq!(lines.len(), width.div_ceil(2));

@@ -30,3 +30,13 @@ pub fn ask(prompt: &str) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
     }
     Ok(Some(line))
 }
+
+/// Width of the terminal on standard output; else `$COLUMNS`; else unknown (`None`),
+/// e.g. when the output goes to a file or a pipe.
+#[must_use]
+pub fn columns() -> Option<usize> {
+    if let Some((terminal_size::Width(width), _)) = terminal_size::terminal_size() {
+        return Some(usize::from(width));
+    }
+    std::env::var("COLUMNS").ok()?.trim().parse().ok()
+}

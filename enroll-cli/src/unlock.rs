@@ -11,7 +11,9 @@ use crate::error::{CliError, CliResult};
 /// corrupt state file is replaced by a fresh one.
 pub fn run(config: &Config, target: &Target) -> CliResult<()> {
     if !target.caller_is_root {
-        return Err(CliError::Refused("unlock is for root only".to_owned()));
+        return Err(CliError::Refused(
+            "unlock is for root only; ask your administrator, or wait for the lock-out to end".to_owned(),
+        ));
     }
     let refused = |e: StateError| CliError::Refused(e.to_string());
     let dir = StateDir::open(&config.state_dir).map_err(refused)?;

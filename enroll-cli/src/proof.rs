@@ -1,0 +1,96 @@
+//! Proving, before a change, that the person at the terminal has the enrolled phone
+//! (or a recovery code): for `--force` re-enrollment and `recovery-codes`.
+//!
+//! The command runs as the user and cannot read the root-only login state, so a code
+//! checked here is not recorded there: this is a guard against changing an enrollment
+//! by mistake or from an unattended terminal, not a second lock-out. A wrong answer
+//! costs a pause, and three end the command.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pam_totp::config::Config;
+use pam_totp::record::Record;
+use pam_totp::recovery::{self, Answer, RecoveryVerdict};
+use pam_totp::state::LoginState;
+use pam_totp::verify::{self, Verdict};
+
+use crate::error::{CliError, CliResult};
+use crate::{audit, terminal};
+
+const ATTEMPTS: u32 = 3;
+const PAUSE_AFTER_WRONG: Duration = Duration::from_secs(1);
+
+/// Asks for a current code (or, with `recovery_ok`, a recovery code) of `record`.
+pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> CliResult<()> {
+    let prompt = if recovery_ok && !record.recovery.is_empty() {
+        "To change your enrollment, enter a current code from your app (or a recovery code): "
+    } else {
+        "To change your enrollment, enter a current code from your app: "
+    };
+    ask_with(config, user, record, prompt, true, recovery_ok)
+}
+
+/// Asks for a recovery code only: for a record whose secret is sealed to the host key,
+/// which the user cannot open (so no code from the app can be checked here). `record`
+/// carries the real recovery-code hashes and a stand-in secret that is never used.
+pub fn ask_recovery_only(config: &Config, user: &str, record: &Record) -> CliResult<()> {
+    if record.recovery.is_empty() {
+        return Err(CliError::Refused(format!(
+            "{user}'s secret is sealed to the host key and there are no recovery codes, so \
+             nothing can be checked here; ask your administrator (as root: totp-enroll --user \
+             {user} --force)"
+        )));
+    }
+    println!("The secret is sealed to the host key, so only a recovery code can be checked here.");
+    let prompt = "To change your enrollment, enter a recovery code: ";
+    ask_with(config, user, record, prompt, false, true)
+}
+
+fn ask_with(
+    config: &Config,
+    user: &str,
+    record: &Record,
+    prompt: &str,
+    code_ok: bool,
+    recovery_ok: bool,
+) -> CliResult<()> {
+    for attempt in 1..=ATTEMPTS {
+        let reply = terminal::ask(prompt)
+            .map_err(|e| CliError::Refused(format!("cannot read the code: {e}")))?
+            .ok_or_else(|| CliError::Refused("no code entered; nothing was changed".to_owned()))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let right = match Answer::parse(&reply, record) {
+            Answer::Code(code) if code_ok => matches!(
+                verify::check(record, &code, now, config.window, 0),
+                Verdict::Accepted { .. }
+            ),
+            Answer::Recovery(code) if recovery_ok => matches!(
+                recovery::check(record, &code, &LoginState::default()),
+                RecoveryVerdict::Accepted { .. }
+            ),
+            Answer::Scratch(code) if recovery_ok => matches!(
+                pam_totp::scratch::check(record, &code, &LoginState::default()),
+                RecoveryVerdict::Accepted { .. }
+            ),
+            Answer::Code(_) | Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => false,
+        };
+        if right {
+            return Ok(());
+        }
+        std::thread::sleep(PAUSE_AFTER_WRONG);
+        if attempt < ATTEMPTS {
+            eprintln!("That code does not match your current enrollment; try again.");
+        }
+    }
+    audit::record(&format!(
+        "user={user} proof of the current enrollment failed {ATTEMPTS} times; nothing was changed"
+    ));
+    Err(CliError::Refused(
+        "the code did not match your current enrollment; nothing was changed. \
+         If your phone and recovery codes are both lost, ask your administrator \
+         (as root: totp-enroll remove --user NAME)."
+            .to_owned(),
+    ))
+}

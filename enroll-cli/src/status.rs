@@ -1,0 +1,313 @@
+//! `totp-enroll status` and `totp-enroll list`: what an enrollment looks like, never
+//! the secret.
+//!
+//! The record says since when, with which parameters, and how many recovery codes
+//! were issued. Failures, lock-out, last login and burnt recovery codes are in the
+//! login state, which only root can read (an invariant): a user's own `status` says so
+//! instead of guessing.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use pam_totp::account::Account;
+use pam_totp::config::Config;
+use pam_totp::record::StoredRecord;
+use pam_totp::record_store::{RecordLocation, StoreError};
+use pam_totp::template::StoreKind;
+use pam_totp::{recovery, seal};
+use serde::Serialize;
+
+use crate::caller::Target;
+use crate::error::{CliError, CliResult};
+use crate::{audit, store};
+
+/// One user's status, as printed and as `--json` gives it.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub user: String,
+    pub enrolled: bool,
+    pub record: String,
+    /// Why an existing record cannot be used (the module refuses this user's logins).
+    pub record_error: Option<String>,
+    /// The secret is sealed to the host key.
+    pub sealed: bool,
+    pub created: Option<String>,
+    pub algorithm: Option<String>,
+    pub digits: Option<u8>,
+    pub period: Option<u64>,
+    pub recovery_codes_issued: usize,
+    /// Whether the login state below was readable (root only).
+    pub login_state: bool,
+    pub recovery_codes_left: Option<usize>,
+    pub failures: Option<u32>,
+    pub locked: Option<bool>,
+    /// Unix time the lock-out ends, if locked.
+    pub locked_until: Option<u64>,
+    /// Unix time of the last successful login, if any.
+    pub last_login: Option<u64>,
+}
+
+/// The status of `account` under `config`; the state is read only if `as_root`.
+pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status> {
+    let location = RecordLocation::for_account(config, account.clone())
+        .map_err(|e| CliError::Usage(format!("{e} (in {})", config.secret_path)))?;
+    let mut status = Status {
+        user: account.name.clone(),
+        enrolled: false,
+        record: location.path.display().to_string(),
+        record_error: None,
+        sealed: false,
+        created: None,
+        algorithm: None,
+        digits: None,
+        period: None,
+        recovery_codes_issued: 0,
+        login_state: false,
+        recovery_codes_left: None,
+        failures: None,
+        locked: None,
+        locked_until: None,
+        last_login: None,
+    };
+    // The record with its secret when it can be had (plain, or sealed and opened by
+    // root), and what it says besides the secret in any case.
+    let (record, info) = match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => {
+            let info = record.info();
+            (Some(record), Some(info))
+        }
+        Ok(StoredRecord::Sealed(sealed)) => {
+            status.sealed = true;
+            let record = if as_root {
+                match seal::open_record(config, &account.name, &sealed) {
+                    Ok(record) => Some(record),
+                    Err(e) => {
+                        status.record_error = Some(format!("cannot open the sealed secret: {e}"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            (record, Some(sealed.info()))
+        }
+        Err(StoreError::NotFound) => (None, None),
+        Err(e) => {
+            status.enrolled = true;
+            status.record_error = Some(e.to_string());
+            (None, None)
+        }
+    };
+    if let Some(info) = info {
+        status.enrolled = true;
+        status.created = Some(info.created).filter(|c| !c.is_empty());
+        status.algorithm = Some(info.algorithm.to_string());
+        status.digits = Some(info.digits);
+        status.period = Some(info.period);
+        status.recovery_codes_issued = info.recovery_codes;
+    }
+    if as_root {
+        let state = store::peek_state(&config.state_dir, &account.name)?.unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        status.login_state = true;
+        status.recovery_codes_left = record.as_ref().map(|r| recovery::remaining(r, &state));
+        status.failures = Some(state.failures);
+        status.locked = Some(state.locked_until > now);
+        status.locked_until = (state.locked_until > now).then_some(state.locked_until);
+        status.last_login = (state.last_success != 0).then_some(state.last_success);
+    }
+    Ok(status)
+}
+
+fn when(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}
+
+fn print_human(status: &Status) {
+    let unknown = "(login state is root-only; ask your administrator)";
+    println!("user:            {}", status.user);
+    if let Some(error) = &status.record_error {
+        println!("enrolled:        yes, but the record is unusable: {error}");
+        println!("                 logins are refused; re-enroll with --force (or root: remove)");
+    } else if status.enrolled {
+        println!(
+            "enrolled:        yes, since {}",
+            status.created.as_deref().unwrap_or("(unknown)")
+        );
+        println!(
+            "parameters:      {}, {} digits, {} s",
+            status.algorithm.as_deref().unwrap_or("?"),
+            status.digits.unwrap_or(0),
+            status.period.unwrap_or(0)
+        );
+    } else {
+        println!("enrolled:        no (run totp-enroll to enroll)");
+    }
+    println!(
+        "record:          {}{}",
+        status.record,
+        if status.sealed {
+            " (secret sealed to the host key)"
+        } else {
+            ""
+        }
+    );
+    if !status.login_state {
+        if status.enrolled {
+            println!(
+                "recovery codes:  {} issued; how many are left: {unknown}",
+                status.recovery_codes_issued
+            );
+        }
+        println!("failures:        {unknown}");
+        return;
+    }
+    if let Some(left) = status.recovery_codes_left {
+        println!(
+            "recovery codes:  {left} left of {}{}",
+            status.recovery_codes_issued,
+            if left == 0 {
+                " (issue new ones: totp-enroll recovery-codes)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!("failures:        {}", status.failures.unwrap_or(0));
+    match status.locked_until {
+        Some(until) => println!(
+            "locked out:      until {} (root: totp-enroll unlock --user NAME)",
+            when(until)
+        ),
+        None => println!("locked out:      no"),
+    }
+    match status.last_login {
+        Some(at) => println!("last login:      {}", when(at)),
+        None => println!("last login:      never"),
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> CliResult<String> {
+    serde_json::to_string_pretty(value).map_err(|e| CliError::Refused(format!("cannot write JSON: {e}")))
+}
+
+/// `totp-enroll status [--user NAME] [--json]`: exit 1 if the user is not enrolled or
+/// the record is unusable.
+pub fn run(config: &Config, target: &Target, json: bool) -> CliResult<()> {
+    // A system store is root's: say so rather than report an unreadable record.
+    store::location(config, target)?;
+    let status = of(config, &target.account, target.caller_is_root)?;
+    if target.caller_is_root && target.account.name != target.caller_name {
+        audit::record(&format!(
+            "user={} status viewed by {}",
+            target.account.name, target.caller_name
+        ));
+    }
+    if json {
+        println!("{}", to_json(&status)?);
+    } else {
+        print_human(&status);
+    }
+    match (status.enrolled, &status.record_error) {
+        (true, None) => Ok(()),
+        (true, Some(_)) => Err(CliError::Refused(format!(
+            "{}'s record is unusable, so logins are refused; re-enroll with --force \
+             (or, as root, totp-enroll remove --user {})",
+            status.user, status.user
+        ))),
+        (false, _) => Err(CliError::Refused(format!(
+            "{} is not enrolled; run totp-enroll to enroll",
+            status.user
+        ))),
+    }
+}
+
+/// `totp-enroll list [--json]`: every enrolled user (root only).
+pub fn list(config: &Config, target: &Target, json: bool) -> CliResult<()> {
+    if !target.caller_is_root {
+        return Err(CliError::Refused(
+            "list is for root only; see your own enrollment with `totp-enroll status`".to_owned(),
+        ));
+    }
+    let mut all = Vec::new();
+    for name in candidates(config) {
+        let Ok(account) = Account::lookup(&name) else {
+            continue;
+        };
+        let status = of(config, &account, true)?;
+        if status.enrolled {
+            all.push(status);
+        }
+    }
+    audit::record(&format!("enrolled users listed by {}", target.caller_name));
+    if json {
+        println!("{}", to_json(&all)?);
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("No enrolled users.");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<20} {:<16} {:>9} {:>8} {:<7} last login",
+        "user", "since", "parameters", "recovery", "failures", "locked"
+    );
+    for s in &all {
+        let parameters = match (&s.record_error, &s.algorithm) {
+            (Some(_), _) | (None, None) => "UNUSABLE".to_owned(),
+            (None, Some(algorithm)) => {
+                format!("{algorithm}/{}/{}s", s.digits.unwrap_or(0), s.period.unwrap_or(0))
+            }
+        };
+        println!(
+            "{:<20} {:<20} {:<16} {:>9} {:>8} {:<7} {}",
+            s.user,
+            s.created.as_deref().unwrap_or("-"),
+            parameters,
+            s.recovery_codes_left.map_or_else(
+                || "-".to_owned(),
+                |left| format!("{left}/{}", s.recovery_codes_issued)
+            ),
+            s.failures.unwrap_or(0),
+            if s.locked == Some(true) { "yes" } else { "no" },
+            s.last_login.map_or_else(|| "never".to_owned(), when)
+        );
+    }
+    Ok(())
+}
+
+/// Users who may have a record: everyone the password database lists (`getent passwd`,
+/// which includes directory users where enumeration is enabled), everyone with a
+/// login state, and, for a system store `DIR/${USER}`, every file in DIR.
+fn candidates(config: &Config) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    if let Ok(out) = Command::new("getent").arg("passwd").output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(name) = line.split(':').next() {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    let state_names = std::fs::read_dir(&config.state_dir)
+        .into_iter()
+        .flatten()
+        .flatten();
+    for entry in state_names {
+        if let Some(name) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".state")) {
+            names.insert(name.to_owned());
+        }
+    }
+    if pam_totp::template::store_kind(&config.secret_path) == StoreKind::System
+        && let Some(dir) = config.secret_path.strip_suffix("/${USER}")
+    {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if let Some(name) = entry.file_name().to_str() {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    names
+}
