@@ -21,10 +21,11 @@ use crate::config::Config;
 use crate::forward_pass;
 use crate::record::{Record, StoredRecord};
 use crate::record_store::{RecordLocation, StoreError};
-use crate::recovery::{self, Answer, RecoveryVerdict};
+use crate::recovery::{Answer, RecoveryVerdict};
 use crate::seal;
 use crate::state::{LoginState, StateDir};
 use crate::verify::{self, Verdict};
+use crate::{login_enroll, rollout, scratch};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -39,6 +40,9 @@ pub trait Conversation {
     fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError>;
     /// Shows an error line to the user; failures to show it are ignored.
     fn show_error(&mut self, text: &str);
+    /// Shows an information line (`PAM_TEXT_INFO`); failures to show it are ignored.
+    /// The default shows nothing (for conversations that cannot).
+    fn show_info(&mut self, _text: &str) {}
     /// Hands `password` on to the next module as `PAM_AUTHTOK` (`forward_pass`).
     ///
     /// # Errors
@@ -100,7 +104,7 @@ pub struct Login<'a> {
 
 impl Login<'_> {
     /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
-    fn who(&self) -> String {
+    pub(crate) fn who(&self) -> String {
         // The user name comes from the client: keep control characters out of syslog.
         let clean = |s: &str| {
             s.chars()
@@ -128,20 +132,18 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
             return Outcome::SystemError;
         }
     };
-    let debug = |message: &str| {
-        if config.debug {
-            log.log(Priority::Debug, message);
-        }
-    };
+    if let Some(why) = rollout::exemption(&config, login.user) {
+        log.log(
+            Priority::Notice,
+            &format!("second factor not required ({why}); {}", login.who()),
+        );
+        return Outcome::Ignore;
+    }
 
     let record = match find_record(login, &config) {
         Ok(found) => found,
         Err(Missing::Unknown) => return refuse_after_prompt(login, &config, conv, log, "unknown user"),
-        Err(Missing::NotEnrolled) if config.nullok => {
-            debug(&format!("no enrollment record, nullok; {}", login.who()));
-            return Outcome::Ignore;
-        }
-        Err(Missing::NotEnrolled) => return refuse_after_prompt(login, &config, conv, log, "not enrolled"),
+        Err(Missing::NotEnrolled) => return not_enrolled(login, &config, conv, log),
         Err(Missing::Unusable(message)) => {
             log.log(Priority::Err, &format!("{message}; {}", login.who()));
             conv.show_error(UNAVAILABLE_MESSAGE);
@@ -218,7 +220,7 @@ fn settle(
             Verdict::Replayed => failure("replayed code"),
             Verdict::Invalid => failure("invalid code"),
         },
-        Answer::Recovery(code) => match recovery::check(record, code, &before) {
+        Answer::Recovery(_) | Answer::Scratch(_) => match scratch::check_answer(record, answer, &before) {
             RecoveryVerdict::Accepted { used, remaining } => {
                 recovery_left = Some(remaining);
                 let after = LoginState {
@@ -300,6 +302,44 @@ fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
         Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
         Err(other) => Err(unusable(&other)),
     }
+}
+
+/// A known user without a record: enrollment on the spot (`enroll_at_login`), the
+/// grace period before `enforce_after`, `nullok`, or else a refusal after a prompt.
+fn not_enrolled(
+    login: &Login<'_>,
+    config: &Config,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+) -> Outcome {
+    let grace = rollout::in_grace_period(config, login.now);
+    if config.enroll_at_login
+        && let Some(outcome) = login_enroll::run(login, config, grace, conv, log)
+    {
+        return outcome;
+    }
+    if grace {
+        conv.show_info(&rollout::grace_message(config));
+        log.log(
+            Priority::Notice,
+            &format!(
+                "not enrolled, let through until enforce_after={}; {}",
+                config.enforce_after,
+                login.who()
+            ),
+        );
+        return Outcome::Ignore;
+    }
+    if config.nullok {
+        if config.debug {
+            log.log(
+                Priority::Debug,
+                &format!("no enrollment record, nullok; {}", login.who()),
+            );
+        }
+        return Outcome::Ignore;
+    }
+    refuse_after_prompt(login, config, conv, log, "not enrolled")
 }
 
 /// Counts one more failure and starts or lengthens a lock-out once there are enough.

@@ -63,6 +63,18 @@ pub struct Config {
     pub lockout_max_seconds: u64,
     /// Users who are never locked out (failures are still counted and logged).
     pub lockout_exempt: Vec<String>,
+    /// Rollout grace period: before this date (`YYYY-MM-DD`, from 00:00 UTC) users
+    /// without a record are let through with a warning; from it they are refused.
+    /// Empty: no grace period. A TOML date (`2027-01-15` unquoted) is read as its text.
+    #[serde(deserialize_with = "crate::rollout::date_or_text")]
+    pub enforce_after: String,
+    /// Accounts that never need a code (service accounts); each use is logged.
+    pub exempt_users: Vec<String>,
+    /// Members of these groups (primary or supplementary) never need a code; logged.
+    pub exempt_groups: Vec<String>,
+    /// Enroll users without a record at login, through the PAM conversation. Needs a
+    /// root-owned store (`secret_path` outside the home).
+    pub enroll_at_login: bool,
     /// One prompt for password and code together; the password part is handed on to
     /// the next module as `PAM_AUTHTOK` (see [`crate::forward_pass`]).
     pub forward_pass: bool,
@@ -93,6 +105,10 @@ impl Default for Config {
             lockout_seconds: 30,
             lockout_max_seconds: 15 * 60,
             lockout_exempt: Vec::new(),
+            enforce_after: String::new(),
+            exempt_users: Vec::new(),
+            exempt_groups: Vec::new(),
+            enroll_at_login: false,
             forward_pass: false,
             seal: false,
             host_key: PathBuf::from(DEFAULT_HOST_KEY),
@@ -260,7 +276,7 @@ impl Config {
                 "lockout_seconds must be positive and not above lockout_max_seconds",
             ));
         }
-        Ok(())
+        crate::rollout::validate(self).map_err(|(key, message)| bad(key, message))
     }
 }
 

@@ -12,7 +12,7 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PamFlag, PamResultCode};
+use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::RHost;
 use pam::module::{PamHandle, PamHooks};
@@ -105,6 +105,10 @@ impl Conversation for PamConversation<'_> {
 
     fn show_error(&mut self, text: &str) {
         let _ = self.send(PAM_ERROR_MSG, text);
+    }
+
+    fn show_info(&mut self, text: &str) {
+        let _ = self.send(PAM_TEXT_INFO, text);
     }
 
     fn set_authtok(&mut self, password: &[u8]) -> Result<(), ConversationError> {

@@ -12,6 +12,7 @@
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
 //! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`recovery`]: recovery codes (format, argon2id hashes, burning);
+//! - [`rollout`]: grace period, exempt accounts, enrollment at first login;
 //! - [`privs`]: acting with a user's file-system rights.
 
 pub mod account;
@@ -21,12 +22,16 @@ pub mod config;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod forward_pass;
+pub mod login_enroll;
 pub mod privs;
 pub mod record;
 pub mod record_store;
 pub mod recovery;
+pub mod rollout;
+pub mod scratch;
 pub mod seal;
 pub mod secret;
 pub mod state;
 pub mod template;
+pub mod uri;
 pub mod verify;

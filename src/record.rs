@@ -30,6 +30,9 @@ pub struct Record {
     pub recovery_epoch: u64,
     /// argon2id PHC strings of the recovery codes, in index order (see [`crate::recovery`]).
     pub recovery: Vec<String>,
+    /// The recovery hashes are of google-authenticator scratch codes (8 digits, no
+    /// index), imported by `totp-enroll import` (see [`crate::scratch`]).
+    pub scratch_codes: bool,
 }
 
 /// The on-disk shape; kept private so the secret only leaves as a [`SecretKey`].
@@ -53,6 +56,13 @@ struct RecordFile {
     recovery_epoch: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     recovery: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    scratch_codes: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -177,6 +187,7 @@ impl Record {
             created,
             recovery_epoch: 0,
             recovery: Vec::new(),
+            scratch_codes: false,
         }
     }
 
@@ -199,7 +210,18 @@ impl Record {
         Record {
             recovery_epoch: epoch & (u64::MAX >> 1),
             recovery: hashes,
+            scratch_codes: false,
             ..self
+        }
+    }
+
+    /// The same record with imported google-authenticator scratch codes (`hashes` of
+    /// the 8-digit codes) as its recovery codes.
+    #[must_use]
+    pub fn with_scratch_codes(self, epoch: u64, hashes: Vec<String>) -> Self {
+        Record {
+            scratch_codes: true,
+            ..self.with_recovery(epoch, hashes)
         }
     }
 
@@ -236,6 +258,7 @@ impl Record {
                 .recovery
                 .iter()
                 .all(|h| crate::recovery::is_acceptable_hash(h))
+            || (file.scratch_codes && file.recovery.len() > crate::scratch::MAX_SCRATCH_CODES)
         {
             return Err(RecordError::Recovery);
         }
@@ -259,6 +282,7 @@ impl Record {
             created: file.created.clone(),
             recovery_epoch: file.recovery_epoch,
             recovery: file.recovery.clone(),
+            scratch_codes: file.scratch_codes,
         }
     }
 
@@ -273,6 +297,7 @@ impl Record {
             created: self.created.clone(),
             recovery_epoch: self.recovery_epoch,
             recovery: self.recovery.clone(),
+            scratch_codes: self.scratch_codes,
         }
     }
 

@@ -194,6 +194,8 @@ pub enum Answer {
     Code(TypedCode),
     /// Something shaped like a recovery code (only the record's own codes are checked).
     Recovery(RecoveryCode),
+    /// Eight digits, for a record holding imported google-authenticator scratch codes.
+    Scratch(crate::scratch::ScratchCode),
     /// Neither.
     Malformed,
 }
@@ -207,6 +209,11 @@ impl Answer {
         }
         if record.recovery.is_empty() {
             return Answer::Malformed;
+        }
+        if record.scratch_codes
+            && let Some(code) = crate::scratch::ScratchCode::parse(reply)
+        {
+            return Answer::Scratch(code);
         }
         RecoveryCode::parse(reply).map_or(Answer::Malformed, Answer::Recovery)
     }

@@ -136,6 +136,33 @@ pub enum Command {
     /// Issue a fresh set of recovery codes; the old ones stop working. Asks for a
     /// current code first, unless run by root.
     RecoveryCodes,
+    /// Import an enrollment made with google-authenticator or pam_oath: the entry in the
+    /// user's app keeps working, nobody scans a new code. Users already enrolled are
+    /// skipped unless --force.
+    Import {
+        /// From a google-authenticator file (default: the user's `~/.google_authenticator`);
+        /// its 8-digit scratch codes become recovery codes.
+        #[arg(
+            long,
+            value_name = "FILE",
+            num_args = 0..=1,
+            required_unless_present = "oath_usersfile",
+            conflicts_with = "oath_usersfile"
+        )]
+        #[allow(clippy::option_option)] // absent, `--google-authenticator`, or with FILE
+        google_authenticator: Option<Option<PathBuf>>,
+        /// From pam_oath's users file (`HOTP/T30/6 user - hexsecret`): as root, every
+        /// time-based entry (or only that of --user).
+        #[arg(long, value_name = "FILE")]
+        oath_usersfile: Option<PathBuf>,
+        /// With --google-authenticator: every user's `~/.google_authenticator`, each read
+        /// with that user's rights (root only).
+        #[arg(long, requires = "google_authenticator", conflicts_with = "user")]
+        all_users: bool,
+        /// Replace existing enrollments.
+        #[arg(long)]
+        force: bool,
+    },
     /// Clear a user's failure count and lock-out (root only).
     Unlock,
     /// Delete a user's enrollment so they can enroll afresh (root only; `reset` is the

@@ -8,6 +8,7 @@ mod cli;
 mod codes;
 mod enroll;
 mod error;
+mod import;
 mod keys;
 mod proof;
 mod qr;
@@ -61,6 +62,29 @@ fn run(cli: &Cli) -> CliResult<()> {
         Some(Command::List { json }) => status::list(&config, &target, *json),
         Some(Command::RecoveryCodes) => codes::run(&config, &target),
         Some(Command::Remove) => remove::run(&config, &target),
+        Some(Command::Import {
+            google_authenticator,
+            oath_usersfile,
+            all_users,
+            force,
+        }) => {
+            let source = match (google_authenticator, oath_usersfile, all_users) {
+                (Some(Some(_)), _, true) => {
+                    return Err(CliError::Usage(
+                        "--all-users reads each user's own ~/.google_authenticator; give no FILE".to_owned(),
+                    ));
+                }
+                (Some(_), _, true) => import::Source::GoogleAuthenticatorAllUsers,
+                (Some(file), _, false) => import::Source::GoogleAuthenticator(file.clone()),
+                (None, Some(file), _) => import::Source::OathUsersfile(file.clone()),
+                (None, None, _) => {
+                    return Err(CliError::Usage(
+                        "import needs --google-authenticator [FILE] or --oath-usersfile FILE".to_owned(),
+                    ));
+                }
+            };
+            import::run(&config, &target, &source, *force, cli.user.is_some())
+        }
         Some(Command::Keygen { force }) => keys::keygen(&config, &target, *force),
         Some(Command::Reseal { include_plain }) => keys::reseal(&config, &target, *include_plain),
     }

@@ -70,7 +70,11 @@ fn ask_with(
                 recovery::check(record, &code, &LoginState::default()),
                 RecoveryVerdict::Accepted { .. }
             ),
-            Answer::Code(_) | Answer::Recovery(_) | Answer::Malformed => false,
+            Answer::Scratch(code) if recovery_ok => matches!(
+                pam_totp::scratch::check(record, &code, &LoginState::default()),
+                RecoveryVerdict::Accepted { .. }
+            ),
+            Answer::Code(_) | Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => false,
         };
         if right {
             return Ok(());

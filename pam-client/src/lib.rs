@@ -86,12 +86,18 @@ pub enum Shown {
     Info(String),
 }
 
+/// Computes the answer to the prompt just shown (the last entry) from everything shown
+/// so far; `None` hangs up.
+pub type Responder = fn(&[Shown]) -> Option<Vec<u8>>;
+
 /// The scripted user at the other end of the conversation.
 #[derive(Debug, Default)]
 struct Script {
     answers: Vec<Vec<u8>>,
     next: usize,
     shown: Vec<Shown>,
+    /// When set, answers come from here instead of `answers`.
+    responder: Option<Responder>,
 }
 
 /// What one `pam_authenticate` returned and what the user saw.
@@ -161,14 +167,16 @@ extern "C" fn converse(
                 } else {
                     Shown::Prompt(text)
                 });
-                let Some(answer) = script.answers.get(script.next) else {
+                let computed = script.responder.map(|respond| respond(&script.shown));
+                let Some(answer) = computed.unwrap_or_else(|| script.answers.get(script.next).cloned())
+                else {
                     // No more scripted answers: the user hung up.
                     // SAFETY: frees the array allocated above and the answers set so far.
                     unsafe { free_responses(responses, i) };
                     return PAM_CONV_ERR;
                 };
                 script.next += 1;
-                Some(answer.clone())
+                Some(answer)
             }
             PAM_ERROR_MSG => {
                 script.shown.push(Shown::Error(text));
@@ -240,14 +248,31 @@ impl Transaction {
     ///
     /// # Panics
     /// A path, service or user with an interior NUL (a bug in the caller).
-    #[allow(clippy::expect_used)]
     pub fn start(login: &Login<'_>, answers: &[&[u8]]) -> Result<Transaction, i32> {
+        Self::start_with(login, answers, None)
+    }
+
+    /// As [`Transaction::start`], answering every prompt with `responder` instead.
+    ///
+    /// # Errors
+    /// The status `pam_start_confdir` returned.
+    pub fn start_responding(login: &Login<'_>, responder: Responder) -> Result<Transaction, i32> {
+        Self::start_with(login, &[], Some(responder))
+    }
+
+    #[allow(clippy::expect_used)]
+    fn start_with(
+        login: &Login<'_>,
+        answers: &[&[u8]],
+        responder: Option<Responder>,
+    ) -> Result<Transaction, i32> {
         let service = CString::new(login.service).expect("service without NUL");
         let user = CString::new(login.user).expect("user without NUL");
         let confdir =
             CString::new(login.confdir.as_os_str().as_encoded_bytes()).expect("confdir without NUL");
         let mut script = Box::new(Script {
             answers: answers.iter().map(|a| a.to_vec()).collect(),
+            responder,
             ..Script::default()
         });
         let conv = Box::new(PamConv {
@@ -309,7 +334,17 @@ impl Drop for Transaction {
 /// order with `answers`.
 #[must_use]
 pub fn authenticate(login: &Login<'_>, answers: &[&[u8]]) -> Transcript {
-    match Transaction::start(login, answers) {
+    run(Transaction::start(login, answers))
+}
+
+/// As [`authenticate`], with each answer computed by `responder` from what was shown.
+#[must_use]
+pub fn authenticate_responding(login: &Login<'_>, responder: Responder) -> Transcript {
+    run(Transaction::start_responding(login, responder))
+}
+
+fn run(started: Result<Transaction, i32>) -> Transcript {
+    match started {
         Ok(mut transaction) => {
             let status = transaction.authenticate();
             let shown = transaction.shown().to_vec();
