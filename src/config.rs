@@ -427,6 +427,15 @@ mod tests {
     }
 
     #[test]
+    fn an_issuer_with_a_colon_is_refused() {
+        // The Key URI Format ends the issuer at `:`; apps would show a broken name.
+        let err = load_text("issuer = \"Lab:1\"\n", &[])
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("issuer")));
+    }
+
+    #[test]
     fn out_of_range_value_is_an_error() {
         let err = load_text("digits = 12\n", &[]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("digits")));

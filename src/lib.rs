@@ -18,12 +18,14 @@
 pub mod account;
 pub mod algorithm;
 pub mod authenticate;
+pub mod clock;
 pub mod config;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod forward_pass;
 pub mod login_enroll;
 pub mod privs;
+pub mod qr;
 pub mod record;
 pub mod record_store;
 pub mod recovery;

@@ -18,26 +18,20 @@
 
 #![forbid(unsafe_code)]
 
-use qrcode::render::unicode::Dense1x2;
-use qrcode::{EcLevel, QrCode};
-use zeroize::Zeroizing;
-
 use crate::account::Account;
 use crate::authenticate::{Conversation, Logger, Login, Outcome, Priority, UNAVAILABLE_MESSAGE};
+use crate::clock;
 use crate::config::Config;
+use crate::qr;
 use crate::record::Record;
 use crate::record_store::RecordLocation;
-use crate::recovery::{ISSUED_CODES, RecoveryCode};
+use crate::recovery;
 use crate::secret::SecretKey;
 use crate::state::{LoginState, StateDir};
 use crate::template::StoreKind;
 use crate::uri;
 use crate::verify::{self, TypedCode, Verdict};
 
-/// Bytes of a new secret: 160 bits, as `totp-enroll` makes them.
-const NEW_SECRET_BYTES: usize = 20;
-/// Bytes of salt per recovery-code hash.
-const SALT_BYTES: usize = 16;
 /// Codes the user may get wrong before the enrollment is abandoned.
 const ATTEMPTS: u32 = 3;
 
@@ -83,10 +77,10 @@ pub fn run(
         Ok(true) => return fail(conv, "a record appeared meanwhile"),
         Err(e) => return fail(conv, &e.to_string()),
     }
-    let Some(secret) = random(NEW_SECRET_BYTES).and_then(|b| SecretKey::from_bytes(b.to_vec()).ok()) else {
+    let Ok(secret) = SecretKey::generate() else {
         return fail(conv, "no randomness from the OS");
     };
-    let created = rfc3339_utc(login.now);
+    let created = clock::rfc3339(login.now);
     let record = Record::new(secret, config.algorithm, config.digits, config.period, created);
 
     show_secret(config, login.user, &record, conv);
@@ -183,8 +177,9 @@ fn save(
         }
         Err(e) => return system_error(conv, &e.to_string()),
     }
-    let Some((record, codes)) = with_recovery_codes(record) else {
-        return system_error(conv, "cannot make recovery codes");
+    let (record, codes) = match recovery::new_set(record) {
+        Ok(set) => set,
+        Err(e) => return system_error(conv, &format!("cannot make recovery codes: {e}")),
     };
     if let Err(e) = location.write(&record) {
         return system_error(conv, &format!("cannot write {}: {e}", location.path.display()));
@@ -234,102 +229,24 @@ fn save(
 
 /// The QR code, the key in groups of four, and the URI, as information lines.
 fn show_secret(config: &Config, user: &str, record: &Record, conv: &mut dyn Conversation) {
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_owned());
-    let issuer = if config.issuer.is_empty() {
-        host.replace(':', "-")
-    } else {
-        config.issuer.clone()
-    };
-    let account = format!("{user}@{host}").replace(':', "-");
+    let (issuer, account) = uri::labels(config, user);
     let uri = uri::key_uri(record, &issuer, &account);
     conv.show_info(
         "This host now requires a second factor. Scan this QR code with your \
          authenticator app (Microsoft Authenticator, or similar):",
     );
-    if let Some(lines) = qr_lines(&uri) {
+    if let Some(lines) = qr::half_blocks(&uri, qr::Drawn::LightModules) {
         for line in lines {
             conv.show_info(&line);
         }
     }
-    let key = record.secret.to_base32();
-    let grouped: Zeroizing<String> = Zeroizing::new(
-        key.as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
     conv.show_info(&format!(
         "Or add it by hand (time based, {} digits, {} s): {}",
         record.digits,
         record.period,
-        grouped.as_str()
+        uri::grouped(&record.secret.to_base32()).as_str()
     ));
     conv.show_info(&format!("URI: {}", uri.as_str()));
-}
-
-/// The QR code of `data` as lines of Unicode half blocks, light modules drawn (right
-/// for a dark-background terminal), with the quiet zone; `None` if it does not fit.
-#[must_use]
-pub fn qr_lines(data: &str) -> Option<Vec<String>> {
-    let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L).ok()?;
-    let drawn = code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build();
-    Some(drawn.lines().map(str::to_owned).collect())
-}
-
-/// `record` with a fresh set of recovery codes, and the codes to show once.
-fn with_recovery_codes(record: Record) -> Option<(Record, Vec<RecoveryCode>)> {
-    let mut codes = Vec::with_capacity(ISSUED_CODES);
-    let mut hashes = Vec::with_capacity(ISSUED_CODES);
-    for index in 0..ISSUED_CODES {
-        let code = RecoveryCode::from_random(index, &random(16)?).ok()?;
-        hashes.push(code.hash(&random(SALT_BYTES)?).ok()?);
-        codes.push(code);
-    }
-    let mut epoch = [0u8; 8];
-    epoch.copy_from_slice(&random(8)?);
-    let epoch = u64::from_le_bytes(epoch).max(1);
-    Some((record.with_recovery(epoch, hashes), codes))
-}
-
-fn random(len: usize) -> Option<Zeroizing<Vec<u8>>> {
-    let mut bytes = Zeroizing::new(vec![0u8; len]);
-    getrandom::fill(&mut bytes).ok()?;
-    Some(bytes)
-}
-
-/// RFC 3339 UTC seconds (`2026-11-25T10:00:00Z`) for the record's `created` field.
-fn rfc3339_utc(now: u64) -> String {
-    let (days, rest) = (now / 86_400, now % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Howard Hinnant's `civil_from_days` for days since 1970-01-01.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -337,15 +254,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn created_is_rfc3339_utc() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_799_971_200 + 3661), "2027-01-15T01:01:01Z");
-        assert_eq!(rfc3339_utc(1_709_164_800), "2024-02-29T00:00:00Z");
-    }
-
-    #[test]
     fn the_qr_code_is_plain_text_with_a_quiet_zone() {
-        let lines = qr_lines("otpauth://totp/x:y?secret=JBSWY3DPEHPK3PXP").unwrap();
+        let lines = qr::half_blocks(
+            "otpauth://totp/x:y?secret=JBSWY3DPEHPK3PXP",
+            qr::Drawn::LightModules,
+        )
+        .unwrap();
         assert!(lines.iter().all(|l| !l.contains('\x1b')), "no escapes");
         let width = lines[0].chars().count();
         assert!(width >= 29 + 8, "{width}");

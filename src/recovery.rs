@@ -68,6 +68,8 @@ pub enum RecoveryError {
     BadInput,
     /// argon2 failed.
     Hash,
+    /// The operating system gave no random bytes.
+    NoRandomness,
 }
 
 impl fmt::Display for RecoveryError {
@@ -75,6 +77,7 @@ impl fmt::Display for RecoveryError {
         match self {
             RecoveryError::BadInput => f.write_str("cannot make a recovery code from this input"),
             RecoveryError::Hash => f.write_str("cannot hash a recovery code"),
+            RecoveryError::NoRandomness => f.write_str("no randomness from the operating system"),
         }
     }
 }
@@ -145,25 +148,73 @@ impl RecoveryCode {
     /// # Errors
     /// argon2 refused the salt or failed.
     pub fn hash(&self, salt: &[u8]) -> Result<String, RecoveryError> {
-        let salt = SaltString::encode_b64(salt).map_err(|_| RecoveryError::BadInput)?;
-        let params =
-            Params::new(HASH_MEMORY_KIB, HASH_PASSES, HASH_LANES, None).map_err(|_| RecoveryError::Hash)?;
-        Argon2::new(argon2::Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password(self.0.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|_| RecoveryError::Hash)
+        hash_phc(self.0.as_bytes(), salt)
     }
 
     /// Whether `phc` is this code's hash. An unacceptable hash never matches.
     #[must_use]
     pub fn verify(&self, phc: &str) -> bool {
-        let Some(hash) = acceptable_hash(phc) else {
-            return false;
-        };
-        Argon2::default()
-            .verify_password(self.0.as_bytes(), &hash)
-            .is_ok()
+        verify_phc(self.0.as_bytes(), phc)
     }
+}
+
+/// The argon2id PHC string of a code with `salt`, with the parameters of new hashes.
+pub(crate) fn hash_phc(code: &[u8], salt: &[u8]) -> Result<String, RecoveryError> {
+    let salt = SaltString::encode_b64(salt).map_err(|_| RecoveryError::BadInput)?;
+    let params =
+        Params::new(HASH_MEMORY_KIB, HASH_PASSES, HASH_LANES, None).map_err(|_| RecoveryError::Hash)?;
+    Argon2::new(argon2::Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(code, &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|_| RecoveryError::Hash)
+}
+
+/// Whether `phc` is the hash of `code`. An unacceptable hash never matches.
+pub(crate) fn verify_phc(code: &[u8], phc: &str) -> bool {
+    acceptable_hash(phc).is_some_and(|hash| Argon2::default().verify_password(code, &hash).is_ok())
+}
+
+/// `len` bytes from the operating system's CSPRNG, wiped on drop.
+fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, RecoveryError> {
+    let mut bytes = Zeroizing::new(vec![0u8; len]);
+    getrandom::fill(&mut bytes).map_err(|_| RecoveryError::NoRandomness)?;
+    Ok(bytes)
+}
+
+/// A fresh salt for [`RecoveryCode::hash`] (16 bytes, argon2's recommendation).
+///
+/// # Errors
+/// No randomness from the operating system.
+pub fn new_salt() -> Result<Zeroizing<Vec<u8>>, RecoveryError> {
+    random(16)
+}
+
+/// A fresh, non-zero epoch naming a new set of codes (0 names no set; the top bit stays
+/// clear, as TOML integers are signed).
+///
+/// # Errors
+/// No randomness from the operating system.
+pub fn new_epoch() -> Result<u64, RecoveryError> {
+    let bytes = random(8)?;
+    let mut epoch = [0u8; 8];
+    epoch.copy_from_slice(&bytes);
+    Ok((u64::from_le_bytes(epoch) & (u64::MAX >> 1)).max(1))
+}
+
+/// `record` with a new set of [`ISSUED_CODES`] codes (a new epoch: the old codes die
+/// with the old set), and the codes to show once.
+///
+/// # Errors
+/// No randomness, or argon2 failed.
+pub fn new_set(record: Record) -> Result<(Record, Vec<RecoveryCode>), RecoveryError> {
+    let mut codes = Vec::with_capacity(ISSUED_CODES);
+    let mut hashes = Vec::with_capacity(ISSUED_CODES);
+    for index in 0..ISSUED_CODES {
+        let code = RecoveryCode::from_random(index, &random(16)?)?;
+        hashes.push(code.hash(&new_salt()?)?);
+        codes.push(code);
+    }
+    Ok((record.with_recovery(new_epoch()?, hashes), codes))
 }
 
 /// Parses `phc` if it is an argon2id hash within the parameter bounds.

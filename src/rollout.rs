@@ -18,6 +18,7 @@ use serde::Deserialize;
 use nix::unistd::{self, Group};
 
 use crate::account::{Account, check_user_name};
+use crate::clock;
 use crate::config::Config;
 use crate::template::{self, StoreKind};
 
@@ -27,7 +28,7 @@ use crate::template::{self, StoreKind};
 /// An `enforce_after` that is not a `YYYY-MM-DD` date, an unusable exempt name, or
 /// `enroll_at_login` with records in users' homes.
 pub fn validate(config: &Config) -> Result<(), (&'static str, &'static str)> {
-    if !config.enforce_after.is_empty() && parse_date(&config.enforce_after).is_none() {
+    if !config.enforce_after.is_empty() && clock::parse_date(&config.enforce_after).is_none() {
         return Err((
             "enforce_after",
             "must be a date written YYYY-MM-DD (e.g. \"2027-01-15\"), or empty",
@@ -81,52 +82,10 @@ pub fn date_or_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
     })
 }
 
-/// Unix time of 00:00 UTC on `YYYY-MM-DD`, or `None` when the text is not a real date
-/// of the Gregorian calendar between 1970 and 9999.
-#[must_use]
-pub fn parse_date(text: &str) -> Option<u64> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<u64> {
-        let part = text.get(range)?;
-        if !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if year < 1970 || day == 0 || day > month_days {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400)
-}
-
-/// Days from 1970-01-01 to the given date (Howard Hinnant's `days_from_civil`, for
-/// years from 1970 on, so everything stays unsigned).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year / 400;
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 /// Whether `now` falls in the grace period (before `enforce_after`).
 #[must_use]
 pub fn in_grace_period(config: &Config, now: u64) -> bool {
-    parse_date(&config.enforce_after).is_some_and(|start| now < start)
+    clock::parse_date(&config.enforce_after).is_some_and(|start| now < start)
 }
 
 /// What an unenrolled user is told at each login during the grace period.
@@ -182,35 +141,6 @@ pub fn exemption(config: &Config, user: &str) -> Option<Exemption> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_midnight_utc() {
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2000-03-01"), Some(951_868_800));
-        assert_eq!(parse_date("2027-01-15"), Some(1_799_971_200));
-        assert_eq!(parse_date("2024-02-29"), Some(1_709_164_800));
-    }
-
-    #[test]
-    fn impossible_or_sloppy_dates_are_refused() {
-        for text in [
-            "",
-            "2027-1-15",
-            "2027/01/15",
-            "15-01-2027",
-            "2027-13-01",
-            "2027-00-10",
-            "2027-02-29",
-            "2100-02-29",
-            "2027-04-31",
-            "1969-12-31",
-            "+027-01-15",
-            "2027-01-15T00:00",
-            "２０２７-01-15",
-        ] {
-            assert_eq!(parse_date(text), None, "{text}");
-        }
-    }
 
     #[test]
     fn enforce_after_may_be_a_toml_date_or_a_string() {

@@ -13,14 +13,10 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, Params, Version};
 use zeroize::Zeroizing;
 
 use crate::record::Record;
-use crate::recovery::{
-    self, Answer, HASH_LANES, HASH_MEMORY_KIB, HASH_PASSES, RecoveryError, RecoveryVerdict,
-};
+use crate::recovery::{self, Answer, RecoveryError, RecoveryVerdict};
 use crate::state::LoginState;
 
 /// Digits of a google-authenticator scratch code.
@@ -63,26 +59,13 @@ impl ScratchCode {
     /// # Errors
     /// argon2 refused the salt or failed.
     pub fn hash(&self, salt: &[u8]) -> Result<String, RecoveryError> {
-        let salt = SaltString::encode_b64(salt).map_err(|_| RecoveryError::BadInput)?;
-        let params =
-            Params::new(HASH_MEMORY_KIB, HASH_PASSES, HASH_LANES, None).map_err(|_| RecoveryError::Hash)?;
-        Argon2::new(argon2::Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password(self.0.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|_| RecoveryError::Hash)
+        recovery::hash_phc(self.0.as_bytes(), salt)
     }
 
     /// Whether `phc` (a hash a record may hold) is this code's.
     #[must_use]
     pub fn verify(&self, phc: &str) -> bool {
-        if !recovery::is_acceptable_hash(phc) {
-            return false;
-        }
-        PasswordHash::new(phc).is_ok_and(|hash| {
-            Argon2::default()
-                .verify_password(self.0.as_bytes(), &hash)
-                .is_ok()
-        })
+        recovery::verify_phc(self.0.as_bytes(), phc)
     }
 }
 

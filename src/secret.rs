@@ -11,6 +11,9 @@ pub const MIN_SECRET_BYTES: usize = 10;
 /// Far above any real secret; a bound so a hostile file cannot make us allocate much.
 pub const MAX_SECRET_BYTES: usize = 128;
 
+/// Bytes of a new secret: 160 bits.
+pub const NEW_SECRET_BYTES: usize = 20;
+
 const ALPHABET: base32::Alphabet = base32::Alphabet::Rfc4648 { padding: false };
 
 /// Raw secret bytes, wiped from memory on drop and never printed by `Debug`.
@@ -57,6 +60,16 @@ impl SecretKey {
         if bytes.len() > MAX_SECRET_BYTES {
             return Err(SecretError::TooLong);
         }
+        Ok(SecretKey(bytes))
+    }
+
+    /// A new 160-bit secret (RFC 4226's recommendation) from the OS's CSPRNG.
+    ///
+    /// # Errors
+    /// The operating system gave no random bytes.
+    pub fn generate() -> Result<SecretKey, getrandom::Error> {
+        let mut bytes = Zeroizing::new(vec![0u8; NEW_SECRET_BYTES]);
+        getrandom::fill(&mut bytes)?;
         Ok(SecretKey(bytes))
     }
 

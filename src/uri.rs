@@ -5,6 +5,7 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
+use crate::config::Config;
 use crate::record::Record;
 
 /// RFC 3986 unreserved characters stay as they are; everything else is escaped
@@ -31,11 +32,58 @@ pub fn key_uri(record: &Record, issuer: &str, account: &str) -> Zeroizing<String
     ))
 }
 
+/// The issuer (the config's, else the host name) and account (`user@host`) the app
+/// shows. The Key URI Format ends the issuer at `:`, so a host name's colons become
+/// dashes; the config's issuer cannot hold one (`Config` refuses it).
+#[must_use]
+pub fn labels(config: &Config, user: &str) -> (String, String) {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let issuer = if config.issuer.is_empty() {
+        host.replace(':', "-")
+    } else {
+        config.issuer.clone()
+    };
+    (issuer, format!("{user}@{host}").replace(':', "-"))
+}
+
+/// A secret in groups of four (`JBSW Y3DP ...`): easier to type by hand. Wiped on drop.
+#[must_use]
+pub fn grouped(text: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        text.as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::algorithm::Algorithm;
     use crate::secret::SecretKey;
+
+    #[test]
+    fn secrets_are_shown_in_groups_of_four() {
+        assert_eq!(grouped("JBSWY3DPEHPK3PXP").as_str(), "JBSW Y3DP EHPK 3PXP");
+        assert_eq!(grouped("ABCDEF").as_str(), "ABCD EF");
+    }
+
+    #[test]
+    fn labels_never_hold_a_colon() {
+        let (issuer, account) = labels(&Config::default(), "alice");
+        assert!(!issuer.contains(':') && !account.contains(':'));
+        assert!(account.starts_with("alice@"));
+        let named = Config {
+            issuer: "Educloud".to_owned(),
+            ..Config::default()
+        };
+        assert_eq!(labels(&named, "bob").0, "Educloud");
+    }
 
     fn record() -> Record {
         Record::new(

@@ -3,42 +3,15 @@
 
 use pam_totp::config::Config;
 use pam_totp::record::Record;
-use pam_totp::recovery::{ISSUED_CODES, RecoveryCode};
-use zeroize::Zeroizing;
+use pam_totp::recovery::{self, RecoveryCode};
 
 use crate::caller::Target;
 use crate::error::{CliError, CliResult};
 use crate::{audit, proof, store};
 
-/// Bytes of salt per hash (argon2's recommendation: 16).
-const SALT_BYTES: usize = 16;
-
-fn random(len: usize) -> CliResult<Zeroizing<Vec<u8>>> {
-    let mut bytes = Zeroizing::new(vec![0u8; len]);
-    getrandom::fill(&mut bytes).map_err(|e| CliError::Refused(format!("no randomness from the OS: {e}")))?;
-    Ok(bytes)
-}
-
-/// `record` with a new set of [`ISSUED_CODES`] codes (new epoch: the old codes die
-/// with the old set), and the codes to show once.
+/// `record` with a new set of codes, and the codes to show once.
 pub fn new_set(record: Record) -> CliResult<(Record, Vec<RecoveryCode>)> {
-    let mut codes = Vec::with_capacity(ISSUED_CODES);
-    let mut hashes = Vec::with_capacity(ISSUED_CODES);
-    for index in 0..ISSUED_CODES {
-        let code =
-            RecoveryCode::from_random(index, &random(16)?).map_err(|e| CliError::Refused(e.to_string()))?;
-        hashes.push(
-            code.hash(&random(SALT_BYTES)?)
-                .map_err(|e| CliError::Refused(e.to_string()))?,
-        );
-        codes.push(code);
-    }
-    let epoch_bytes = random(8)?;
-    let mut epoch = [0u8; 8];
-    epoch.copy_from_slice(&epoch_bytes);
-    // Never 0 (the epoch of a state that has seen no set).
-    let epoch = u64::from_le_bytes(epoch).max(1);
-    Ok((record.with_recovery(epoch, hashes), codes))
+    recovery::new_set(record).map_err(|e| CliError::Refused(format!("cannot make recovery codes: {e}")))
 }
 
 /// Prints the codes, grouped for reading aloud, with what to do with them.

@@ -15,15 +15,12 @@ use pam_totp::record::Record;
 use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
 use pam_totp::verify::{self, TypedCode, Verdict};
-use zeroize::Zeroizing;
 
 use crate::caller::Target;
 use crate::cli::EnrollArgs;
 use crate::error::{CliError, CliResult};
 use crate::{audit, codes, proof, qr, store, terminal, uri};
 
-/// Bytes of a new secret: 160 bits, RFC 4226's recommendation.
-const NEW_SECRET_BYTES: usize = 20;
 /// Attempts at typing the confirmation code before giving up.
 const CONFIRM_ATTEMPTS: u32 = 3;
 
@@ -33,7 +30,7 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
             "--no-confirm is for root only; leave it out and type the code your app shows".to_owned(),
         ));
     }
-    let (issuer, account) = labels(config, &target.account.name)?;
+    let (issuer, account) = uri::labels(config, &target.account.name);
     let location = store::location(config, target)?;
     let exists = location
         .exists()
@@ -73,7 +70,7 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
     let digits = args.digits.unwrap_or(config.digits);
     let period = args.period.unwrap_or(config.period);
     warn_if_not_microsoft_compatible(algorithm, digits, period);
-    let record = Record::new(secret, algorithm, digits, period, now_rfc3339());
+    let record = Record::new(secret, algorithm, digits, period, pam_totp::clock::now_rfc3339());
 
     let uri = uri::key_uri(&record, &issuer, &account);
     write_images(&uri, args)?;
@@ -117,13 +114,7 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
 }
 
 fn new_secret() -> CliResult<SecretKey> {
-    let mut bytes = vec![0u8; NEW_SECRET_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| CliError::Refused(format!("no randomness from the OS: {e}")))?;
-    SecretKey::from_bytes(bytes).map_err(|e| CliError::Refused(e.to_string()))
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    SecretKey::generate().map_err(|e| CliError::Refused(format!("no randomness from the OS: {e}")))
 }
 
 /// Anything but SHA1 / 6 digits / 30 s is chosen on purpose (a flag or the config),
@@ -136,27 +127,6 @@ fn warn_if_not_microsoft_compatible(algorithm: Algorithm, digits: u8, period: u6
              Use an app that supports these parameters, or drop --algorithm/--digits/--period."
         );
     }
-}
-
-/// Issuer from the config, else the host name; account is `user@host`. The Key URI
-/// Format separates issuer and account with `:`, so neither may contain one.
-fn labels(config: &Config, user: &str) -> CliResult<(String, String)> {
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_owned());
-    let issuer = if config.issuer.is_empty() {
-        host.replace(':', "-")
-    } else if config.issuer.contains(':') {
-        return Err(CliError::Usage(format!(
-            "the config's issuer `{}` contains `:`, which authenticator apps read as the end of \
-             the issuer; remove it (issuer = \"...\" in the config file)",
-            config.issuer
-        )));
-    } else {
-        config.issuer.clone()
-    };
-    Ok((issuer, format!("{user}@{host}").replace(':', "-")))
 }
 
 fn write_images(uri: &str, args: &EnrollArgs) -> CliResult<()> {
@@ -209,20 +179,8 @@ fn show(record: &Record, uri: &str, no_qr: bool) {
         "\nOr enter this key by hand (time based, {} digits, {} s):",
         record.digits, record.period
     );
-    println!("  {}", grouped(&record.secret.to_base32()).as_str());
+    println!("  {}", uri::grouped(&record.secret.to_base32()).as_str());
     println!("URI: {uri}\n");
-}
-
-/// `ABCD EFGH ...`: easier to copy by hand.
-fn grouped(text: &str) -> Zeroizing<String> {
-    let chars: Zeroizing<Vec<char>> = Zeroizing::new(text.chars().collect());
-    Zeroizing::new(
-        chars
-            .chunks(4)
-            .map(|c| c.iter().collect::<String>())
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
 }
 
 fn confirm(config: &Config, record: &Record) -> CliResult<()> {
@@ -246,24 +204,4 @@ fn confirm(config: &Config, record: &Record) -> CliResult<()> {
     Err(CliError::Refused(
         "the code did not match; nothing was changed".to_owned(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_shown_in_groups_of_four() {
-        assert_eq!(grouped("JBSWY3DPEHPK3PXP").as_str(), "JBSW Y3DP EHPK 3PXP");
-        assert_eq!(grouped("ABCDEF").as_str(), "ABCD EF");
-    }
-
-    #[test]
-    fn an_issuer_with_a_colon_is_refused() {
-        let config = Config {
-            issuer: "Lab:1".to_owned(),
-            ..Config::default()
-        };
-        assert!(matches!(labels(&config, "alice"), Err(CliError::Usage(_))));
-    }
 }

@@ -30,6 +30,7 @@ use pam_totp::algorithm::Algorithm;
 use pam_totp::config::Config;
 use pam_totp::privs::UserRights;
 use pam_totp::record::Record;
+use pam_totp::recovery::{self, RecoveryError};
 use pam_totp::scratch::{MAX_SCRATCH_CODES, ScratchCode};
 use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
@@ -44,8 +45,6 @@ use crate::{audit, store};
 pub const GA_FILE: &str = ".google_authenticator";
 /// Files larger than this are not enrollment files.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
-/// Bytes of salt per scratch-code hash.
-const SALT_BYTES: usize = 16;
 
 /// Where to import from, as the command line said.
 #[derive(Debug)]
@@ -313,36 +312,26 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
     let text = read_private(Some(account), path)?;
     let file = parse_google_authenticator(&text)
         .map_err(|e| CliError::Refused(format!("{}: {e}", path.display())))?;
+    let refused = |e: RecoveryError| CliError::Refused(format!("cannot keep the scratch codes: {e}"));
     let mut hashes = Vec::with_capacity(file.scratch.len());
     for code in &file.scratch {
-        let salt = random(SALT_BYTES)?;
-        hashes.push(code.hash(&salt).map_err(|e| CliError::Refused(e.to_string()))?);
+        hashes.push(
+            code.hash(&recovery::new_salt().map_err(refused)?)
+                .map_err(refused)?,
+        );
     }
-    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let created = pam_totp::clock::now_rfc3339();
     let record = Record::new(file.secret, Algorithm::Sha1, 6, file.step, created);
     let record = if hashes.is_empty() {
         record
     } else {
-        let epoch = u64::from_le_bytes(
-            random(8)?
-                .as_slice()
-                .try_into()
-                .map_err(|_| CliError::Refused("no randomness from the OS".to_owned()))?,
-        )
-        .max(1);
-        record.with_scratch_codes(epoch, hashes)
+        record.with_scratch_codes(recovery::new_epoch().map_err(refused)?, hashes)
     };
     Ok(Imported {
         record,
         last_step: file.used_steps.iter().copied().max().unwrap_or(0),
         notes: file.notes,
     })
-}
-
-fn random(len: usize) -> CliResult<Zeroizing<Vec<u8>>> {
-    let mut bytes = Zeroizing::new(vec![0u8; len]);
-    getrandom::fill(&mut bytes).map_err(|e| CliError::Refused(format!("no randomness from the OS: {e}")))?;
-    Ok(bytes)
 }
 
 /// Opens `path` without following a symbolic link (with `rights`' file-system identity
@@ -548,7 +537,7 @@ fn parse_oath_line(line: &str, line_no: usize) -> Result<Option<(String, Importe
             "{step} s, {digits} digits: Microsoft Authenticator and most apps use 30 s and 6 digits only"
         ));
     }
-    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let created = pam_totp::clock::now_rfc3339();
     Ok(Some((
         (*user).to_owned(),
         Imported {

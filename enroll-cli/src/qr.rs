@@ -6,8 +6,7 @@ use std::io::{self, Cursor, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use qrcode::render::{svg, unicode::Dense1x2};
-use qrcode::{EcLevel, QrCode};
+use qrcode::render::svg;
 
 /// Black on white whatever the terminal's theme, so phones read it on dark terminals too.
 const BLACK_ON_WHITE: &str = "\x1b[30;107m";
@@ -15,23 +14,15 @@ const RESET: &str = "\x1b[0m";
 /// Pixels per module in the PNG: big enough for any phone or `zbarimg`.
 const PNG_MODULE_PIXELS: u32 = 8;
 
-fn code(data: &str) -> Option<QrCode> {
-    QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L).ok()
-}
+use pam_totp::qr::{Drawn, code, half_blocks};
 
 /// The QR code as lines of Unicode half blocks with a quiet zone, or `None` when the
 /// data does not fit in a QR code.
 #[must_use]
 pub fn terminal_lines(data: &str) -> Option<Vec<String>> {
-    let drawn = code(data)?
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Dark)
-        .light_color(Dense1x2::Light)
-        .quiet_zone(true)
-        .build();
     Some(
-        drawn
-            .lines()
+        half_blocks(data, Drawn::DarkModules)?
+            .into_iter()
             .map(|line| format!("{BLACK_ON_WHITE}{line}{RESET}"))
             .collect(),
     )

@@ -122,8 +122,7 @@ pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status
 }
 
 fn when(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
-        .to_string()
+    pam_totp::clock::rfc3339(unix)
 }
 
 fn print_human(status: &Status) {
