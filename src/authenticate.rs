@@ -23,7 +23,7 @@ use crate::record::{Record, StoredRecord};
 use crate::record_store::{RecordLocation, StoreError};
 use crate::recovery::{Answer, RecoveryVerdict};
 use crate::seal;
-use crate::state::{LoginState, StateDir};
+use crate::state::{LoginState, StateDir, StateFile};
 use crate::verify::{self, Verdict};
 use crate::{login_enroll, rollout, scratch};
 
@@ -155,13 +155,18 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
         Ok(dir) => dir,
         Err(e) => return system_error(login, conv, log, &e),
     };
-    match state_dir.lock(login.user) {
+    // A first, short lock: a locked-out user is told so without a prompt. The file stays
+    // open (unlocked) across the prompt, to be locked again for the verdict.
+    let state = match state_dir.lock(login.user) {
         Ok(locked) if !config.is_lockout_exempt(login.user) && locked.state().locked_until > login.now => {
             return refuse_locked_out(login, conv, log, locked.state().locked_until);
         }
-        Ok(_) => {}
+        Ok(locked) => match locked.unlock() {
+            Ok(state) => state,
+            Err(e) => return system_error(login, conv, log, &e),
+        },
         Err(e) => return system_error(login, conv, log, &e),
-    }
+    };
 
     let reply = match conv.ask_hidden(forward_pass::prompt(&config)) {
         Ok(reply) => reply.unwrap_or_default(),
@@ -180,21 +185,21 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
     };
     let answer = Answer::parse(&reply, &record);
     drop(reply);
-    settle(login, &config, &state_dir, &record, &answer, conv, log)
+    settle(login, &config, state, &record, &answer, conv, log)
 }
 
 /// Under the user's lock: re-check the lock-out, verify, and durably record the result.
 fn settle(
     login: &Login<'_>,
     config: &Config,
-    state_dir: &StateDir,
+    state: StateFile,
     record: &Record,
     answer: &Answer,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Outcome {
     let exempt = config.is_lockout_exempt(login.user);
-    let mut locked = match state_dir.lock(login.user) {
+    let mut locked = match state.lock() {
         Ok(locked) => locked,
         Err(e) => return system_error(login, conv, log, &e),
     };
@@ -499,7 +504,15 @@ mod tests {
         let typed = codes[1].display();
         let answer = Answer::parse(typed.as_bytes(), &record);
         let lines = Lines::default();
-        let outcome = settle(&login, &policy(), &dir, &record, &answer, &mut Silent, &lines);
+        let outcome = settle(
+            &login,
+            &policy(),
+            dir.lock("alice").unwrap().unlock().unwrap(),
+            &record,
+            &answer,
+            &mut Silent,
+            &lines,
+        );
         assert_eq!(outcome, Outcome::Success);
         let state = dir.peek("alice").unwrap().unwrap();
         assert_eq!((state.recovery_epoch, state.recovery_used), (77, 0b10));
@@ -510,7 +523,15 @@ mod tests {
         );
         assert!(!logged.contains(&typed[5..]), "{logged}");
 
-        let again = settle(&login, &policy(), &dir, &record, &answer, &mut Silent, &lines);
+        let again = settle(
+            &login,
+            &policy(),
+            dir.lock("alice").unwrap().unlock().unwrap(),
+            &record,
+            &answer,
+            &mut Silent,
+            &lines,
+        );
         assert_eq!(again, Outcome::Denied);
         let logged = lines.0.borrow().join("\n");
         assert!(

@@ -190,13 +190,17 @@ impl Config {
             let (key, value) = parse_override(arg)?;
             table.insert(key, value);
         }
-        // Deserialising from text (not from the table) keeps spans, so a wrong value's
-        // error can name its key.
-        let merged = toml::to_string(&table).unwrap_or_default();
-        let config: Config = toml::from_str(&merged).map_err(|e| ConfigError::Invalid {
-            origin: origin.clone(),
-            message: describe_value_error(&merged, &e),
-        })?;
+        // The table deserialises directly at every login; only when it fails is it
+        // written out and parsed again as text, whose spans let the error name its key.
+        let config: Config = if let Ok(config) = table.clone().try_into() {
+            config
+        } else {
+            let merged = toml::to_string(&table).unwrap_or_default();
+            toml::from_str(&merged).map_err(|e| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: describe_value_error(&merged, &e),
+            })?
+        };
         config.validate(&origin)?;
         Ok(config)
     }
@@ -424,6 +428,14 @@ mod tests {
     fn wrong_type_is_an_error_naming_key() {
         let err = load_text("window = \"wide\"\n", &[]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("window")));
+    }
+
+    #[test]
+    fn a_toml_date_reads_the_same_as_a_quoted_one() {
+        for text in ["enforce_after = 2027-01-15\n", "enforce_after = \"2027-01-15\"\n"] {
+            let config = load_text(text, &[]).ok().map(|c| c.enforce_after);
+            assert_eq!(config.as_deref(), Some("2027-01-15"), "{text}");
+        }
     }
 
     #[test]

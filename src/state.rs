@@ -344,7 +344,42 @@ pub struct LockedState {
     seq: u64,
 }
 
+/// A user's state file, opened and checked but not locked: kept across a slow step
+/// (the prompt) so that the second lock needs no second open.
+#[derive(Debug)]
+pub struct StateFile {
+    file: File,
+}
+
+impl StateFile {
+    /// Locks the file again and reads the state afresh (another login may have written
+    /// it meanwhile).
+    ///
+    /// # Errors
+    /// The file was replaced or unlinked meanwhile (an admin's reset), a lock timeout,
+    /// or a corrupt or unreadable file.
+    pub fn lock(self) -> Result<LockedState, StateError> {
+        check_state_file(&self.file)?;
+        wait_for_lock(&self.file)?;
+        let (state, seq) = read_slots(&self.file)?;
+        Ok(LockedState {
+            file: self.file,
+            state,
+            seq,
+        })
+    }
+}
+
 impl LockedState {
+    /// Releases the lock, keeping the file open for [`StateFile::lock`].
+    ///
+    /// # Errors
+    /// The kernel refused to release the lock.
+    pub fn unlock(self) -> Result<StateFile, StateError> {
+        self.file.unlock().map_err(io_err("unlock the state file"))?;
+        Ok(StateFile { file: self.file })
+    }
+
     /// The state as read (or as last saved through this lock).
     #[must_use]
     pub fn state(&self) -> LoginState {
@@ -411,6 +446,34 @@ mod tests {
         locked.save(newer)?;
         drop(locked);
         assert_eq!(dir.lock("alice")?.state(), newer);
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_kept_open_across_an_unlock_sees_what_others_wrote() -> Result<(), StateError> {
+        let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
+        let dir = StateDir::open(tmp.path())?;
+        let kept = dir.lock("carol")?.unlock()?;
+        dir.lock("carol")?.save(sample())?;
+        let mut relocked = kept.lock()?;
+        assert_eq!(relocked.state(), sample());
+        let newer = LoginState {
+            failures: 9,
+            ..sample()
+        };
+        relocked.save(newer)?;
+        drop(relocked);
+        assert_eq!(dir.lock("carol")?.state(), newer);
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_removed_while_unlocked_is_not_written() -> Result<(), StateError> {
+        let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
+        let dir = StateDir::open(tmp.path())?;
+        let kept = dir.lock("dave")?.unlock()?;
+        dir.remove("dave")?;
+        assert!(matches!(kept.lock(), Err(StateError::UnsafeFile { .. })));
         Ok(())
     }
 

@@ -112,7 +112,7 @@ pub fn load_unload_cycles(confdir: &Path, peer: Peer, user: &str, cycles: usize)
         confdir,
         service: peer.service(),
         user,
-        rhost: Some("127.0.0.1"),
+        rhost: None,
     };
     let run = |n: usize| {
         for _ in 0..n {

@@ -12,6 +12,7 @@ mod peers;
 mod report;
 mod run;
 mod stats;
+mod syslog_sink;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -125,12 +126,14 @@ fn main() -> ExitCode {
         println!("{}", floor::memory_added(&confdir, peer, &users::name(0)));
         return ExitCode::SUCCESS;
     }
+    let _syslog = syslog_sink::start();
     if let Some(service) = &options.cycles_of {
         let Some(peer) = ALL.iter().find(|p| p.service() == service).copied() else {
             eprintln!("unknown service {service}");
             return ExitCode::from(2);
         };
-        let leak = floor::load_unload_cycles(&confdir, peer, users::UNENROLLED, options.cycles);
+        let user = std::env::var("PAM_BENCH_USER").unwrap_or_else(|_| users::UNENROLLED.to_owned());
+        let leak = floor::load_unload_cycles(&confdir, peer, &user, options.cycles);
         println!("{leak:?}");
         return ExitCode::SUCCESS;
     }
@@ -181,6 +184,8 @@ fn bench(options: &Options, confdir: &Path) -> Result<String, String> {
     let io = |e: std::io::Error| e.to_string();
     users::ensure(options.users)?;
     std::fs::create_dir_all(confdir).map_err(io)?;
+    // libpam logs a complaint at every start when the confdir has no `other` service.
+    std::fs::write(confdir.join("other"), "auth required pam_deny.so\n").map_err(io)?;
     for peer in ALL {
         peer.write_service(confdir, &options.work, &options.module)
             .map_err(io)?;

@@ -87,7 +87,7 @@ impl Harness {
             confdir: &self.confdir,
             service: peer.service(),
             user,
-            rhost: Some("127.0.0.1"),
+            rhost: None,
         };
         let start = Instant::now();
         let transcript = pam_client::authenticate(&login, &[code.as_bytes()]);
