@@ -318,6 +318,12 @@ pub fn check(record: &Record, code: &RecoveryCode, state: &LoginState) -> Recove
     if !code.verify(hash) {
         return RecoveryVerdict::Invalid;
     }
+    burn(record, state, index)
+}
+
+/// Burns code `index` of the record's set (a verified one): refused if already burnt,
+/// else the new burnt-code bits and how many codes are left.
+pub(crate) fn burn(record: &Record, state: &LoginState, index: usize) -> RecoveryVerdict {
     let bit = 1u64 << index;
     let used = used_mask(record, state);
     if used & bit != 0 {

@@ -88,14 +88,7 @@ pub fn check(record: &Record, code: &ScratchCode, state: &LoginState) -> Recover
     let Some(index) = record.recovery.iter().position(|hash| code.verify(hash)) else {
         return RecoveryVerdict::Invalid;
     };
-    let bit = 1u64 << index;
-    let used = recovery::used_mask(record, state);
-    if used & bit != 0 {
-        return RecoveryVerdict::AlreadyUsed;
-    }
-    let used = used | bit;
-    let remaining = record.recovery.len().saturating_sub(used.count_ones() as usize);
-    RecoveryVerdict::Accepted { used, remaining }
+    recovery::burn(record, state, index)
 }
 
 #[cfg(test)]
