@@ -11,8 +11,10 @@
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
 //! - [`forward_pass`]: password and code in one prompt, the password handed on;
-//! - [`recovery`]: recovery codes (format, argon2id hashes, burning);
-//! - [`rollout`]: grace period, exempt accounts, enrollment at first login;
+//! - [`recovery`], [`scratch`]: recovery codes (format, argon2id hashes, burning) and
+//!   imported google-authenticator scratch codes;
+//! - [`rollout`], [`login_enroll`]: grace period, exempt accounts, enrollment at first login;
+//! - [`uri`], [`qr`], [`clock`]: the Key URI, its QR code, timestamps and dates;
 //! - [`privs`]: acting with a user's file-system rights.
 
 pub mod account;
