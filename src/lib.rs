@@ -2,7 +2,7 @@
 //! `totp-enroll`.
 //!
 //! Map of the crate (see ARCHITECTURE.md for the path of a login and the invariants):
-//! - [`ffi`]: the PAM entry points and the only `unsafe` code;
+//! - `ffi` (private): the PAM entry points and the only `unsafe` code;
 //! - [`authenticate`]: one login, start to verdict;
 //! - [`config`]: the admin's policy file and module arguments;
 //! - [`account`], [`template`]: who the user is and where their record lives;
