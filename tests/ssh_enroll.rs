@@ -10,9 +10,8 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use sshd::{SSH_PASSWORD, SSH_USER, Scenario, Sshd, repo_dir};
+use sshd::{SSH_PASSWORD, SSH_USER, Scenario, Sshd};
 use support::{oathtool, settle_in_step};
 
 const CODE_PROMPT: &str = "Code shown by your app: ";
@@ -67,31 +66,8 @@ fn ssh(server: &Sshd, options: &[&str], answers: &[&str]) -> Seen {
 
 /// As [`ssh`], running `command`, or an interactive login shell (left with `exit`).
 fn ssh_running(server: &Sshd, options: &[&str], answers: &[&str], command: Option<&str>) -> Seen {
-    let mut cmd = Command::new("timeout");
-    cmd.args(["--kill-after=5", "90", "expect", "-f"])
-        .arg(repo_dir().join("tests/support/ssh_enroll.exp"))
-        .args(["ssh", "-F", "/dev/null", "-p", &server.port.to_string()])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-        ])
-        .args(options)
-        .arg(format!("{SSH_USER}@127.0.0.1"))
-        .args(command)
-        .env_remove("SSH_AUTH_SOCK")
-        .env("LC_ALL", "C.UTF-8")
-        .stdin(Stdio::null());
-    for (i, answer) in answers.iter().enumerate() {
-        cmd.env(format!("PAMTOTP_ANSWER_{}", i + 1), answer);
-    }
+    let mut cmd = server.expect_ssh("ssh_enroll.exp", options, answers);
+    cmd.args(command).env("LC_ALL", "C.UTF-8");
     let out = cmd.output().expect("run expect");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut prompts = Vec::new();

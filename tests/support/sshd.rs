@@ -425,14 +425,15 @@ impl Sshd {
         )
     }
 
-    /// A real `ssh` on a pty, driven by `expect` (`tests/support/ssh_login.exp`).
+    /// `ssh` to [`SSH_USER`] on this server, on a pty driven by the `expect` script
+    /// `tests/support/SCRIPT`, answering the prompts with `answers` in order (passed in
+    /// the environment, not on the command line). Add the remote command, then run it.
     #[must_use]
-    pub fn ssh(&self, options: &[&str], answers: &[&str], command: &str) -> Session {
-        let port = self.port.to_string();
+    pub fn expect_ssh(&self, script: &str, options: &[&str], answers: &[&str]) -> Command {
         let mut cmd = Command::new("timeout");
         cmd.args(["--kill-after=5", "90", "expect", "-f"])
-            .arg(repo_dir().join("tests/support/ssh_login.exp"))
-            .args(["ssh", "-F", "/dev/null", "-p", &port])
+            .arg(repo_dir().join("tests/support").join(script))
+            .args(["ssh", "-F", "/dev/null", "-p", &self.port.to_string()])
             .args([
                 "-o",
                 "StrictHostKeyChecking=no",
@@ -449,13 +450,22 @@ impl Sshd {
             ])
             .args(options)
             .arg(format!("{SSH_USER}@127.0.0.1"))
-            .arg(command)
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null());
         for (i, answer) in answers.iter().enumerate() {
             cmd.env(format!("PAMTOTP_ANSWER_{}", i + 1), answer);
         }
-        let out = cmd.output().expect("run expect");
+        cmd
+    }
+
+    /// A real `ssh` on a pty, driven by `expect` (`tests/support/ssh_login.exp`).
+    #[must_use]
+    pub fn ssh(&self, options: &[&str], answers: &[&str], command: &str) -> Session {
+        let out = self
+            .expect_ssh("ssh_login.exp", options, answers)
+            .arg(command)
+            .output()
+            .expect("run expect");
         let session = Session::parse(&String::from_utf8_lossy(&out.stdout));
         assert!(
             !session.timed_out && session.exit.is_some(),
