@@ -10,7 +10,7 @@ use std::process::Command;
 
 use pam_client::{AUTH_ERR, PERM_DENIED, SUCCESS, SYSTEM_ERR, Shown};
 use pam_totp::authenticate::{self, Conversation, ConversationError, Logger, Outcome, Priority};
-use support::{Fixture, SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
+use support::{Fixture, SECRET, TEST_USER, oathtool, phone_user, settle_in_step, shown_key, wrong_code};
 use zeroize::Zeroizing;
 
 const FUTURE: &str = "2099-01-15";
@@ -223,28 +223,6 @@ fn enrolling(extra_config: &str) -> (Fixture, std::path::PathBuf) {
     fixture.write_config(extra_config);
     with_permit(&fixture);
     (fixture, records.join(TEST_USER))
-}
-
-/// The key shown by the module, from its "Or add it by hand" line.
-fn shown_key(shown: &[Shown]) -> Option<String> {
-    shown.iter().find_map(|s| match s {
-        Shown::Info(m) => m
-            .strip_prefix("Or add it by hand")
-            .and_then(|rest| rest.rsplit_once(": "))
-            .map(|(_, key)| key.replace(' ', "")),
-        _ => None,
-    })
-}
-
-/// The person with the phone: types the code for the key shown, then Enter.
-fn phone_user(shown: &[Shown]) -> Option<Vec<u8>> {
-    match shown.last()? {
-        Shown::HiddenPrompt(p) if p.starts_with("Code shown by your app") => {
-            Some(oathtool(&shown_key(shown)?, 0).into_bytes())
-        }
-        Shown::HiddenPrompt(p) if p.starts_with("Press Enter") => Some(Vec::new()),
-        _ => None,
-    }
 }
 
 fn login_with(fixture: &Fixture, responder: pam_client::Responder) -> support::Transcript {

@@ -295,6 +295,31 @@ pub fn oathtool(secret: &str, offset: i64) -> String {
     oathtool_at(secret, time)
 }
 
+/// The key the module showed during enrollment at login, from its "Or add it by hand" line.
+#[must_use]
+pub fn shown_key(shown: &[pam_client::Shown]) -> Option<String> {
+    shown.iter().find_map(|s| match s {
+        pam_client::Shown::Info(m) => m
+            .strip_prefix("Or add it by hand")
+            .and_then(|rest| rest.rsplit_once(": "))
+            .map(|(_, key)| key.replace(' ', "")),
+        _ => None,
+    })
+}
+
+/// The person with the phone during enrollment at login: types the code for the key
+/// shown, then Enter at the recovery codes.
+#[must_use]
+pub fn phone_user(shown: &[pam_client::Shown]) -> Option<Vec<u8>> {
+    match shown.last()? {
+        pam_client::Shown::HiddenPrompt(p) if p.starts_with("Code shown by your app") => {
+            Some(oathtool(&shown_key(shown)?, 0).into_bytes())
+        }
+        pam_client::Shown::HiddenPrompt(p) if p.starts_with("Press Enter") => Some(Vec::new()),
+        _ => None,
+    }
+}
+
 /// A code that is certainly wrong now (the right one with its last digit changed).
 #[must_use]
 pub fn wrong_code(secret: &str) -> String {
