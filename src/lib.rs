@@ -28,6 +28,7 @@ pub mod db;
 mod ffi;
 pub mod forward_pass;
 pub mod login_enroll;
+mod login_store;
 pub mod privs;
 pub mod qr;
 pub mod record;

@@ -236,3 +236,48 @@ impl Drop for Cluster {
         );
     }
 }
+
+/// A "host": a PAM service directory whose config says `store = "postgres"`, logging in
+/// as its own database role (member of `pam_totp_host`) with a password file.
+pub struct PgHost {
+    pub fixture: super::Fixture,
+}
+
+impl PgHost {
+    /// A host role `role` on `cluster`, with `extra` config lines.
+    pub fn new(cluster: &Cluster, role: &str, extra: &str) -> PgHost {
+        let password = format!("{role}-password");
+        cluster.add_host_role(role, &password);
+        let fixture = super::Fixture::new("", "");
+        let passfile = fixture.path("pgpass");
+        std::fs::write(&passfile, format!("{password}\n")).expect("passfile");
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        fixture.write_config(&format!(
+            "store = \"postgres\"\npostgres = \"{}\"\n{extra}",
+            cluster.conninfo(role, &passfile)
+        ));
+        PgHost { fixture }
+    }
+}
+
+/// Enrolls `user` with `secret` in the database, as the admin would.
+pub fn enroll(cluster: &Cluster, user: &str, secret: &str) {
+    use pam_totp::algorithm::Algorithm;
+    use pam_totp::record::Record;
+    use pam_totp::secret::SecretKey;
+    let record = Record::new(
+        SecretKey::from_base32(secret).expect("secret"),
+        Algorithm::Sha1,
+        6,
+        30,
+        pam_totp::clock::now_rfc3339(),
+    );
+    db::admin::put_record(&mut cluster.admin(), user, &record.to_toml()).expect("put record");
+}
+
+/// `user`'s state in the database.
+pub fn state(cluster: &Cluster, user: &str) -> pam_totp::state::LoginState {
+    db::admin::read_state(&mut cluster.admin(), user)
+        .expect("read state")
+        .unwrap_or_default()
+}
