@@ -554,6 +554,42 @@ mod tests {
     }
 
     #[test]
+    fn the_postgres_store_needs_usable_settings_and_refuses_enroll_at_login() {
+        let settings = "postgres = \"host=127.0.0.1 user=h dbname=totp sslmode=disable passfile=/etc/p\"\n";
+        let config = load_text(&format!("store = \"postgres\"\n{settings}"), &[]).unwrap();
+        assert_eq!(config.store, Store::Postgres);
+        assert_eq!(config.postgres_timeout_ms, 2000);
+        let error = |text: &str| {
+            load_text(text, &[])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(error("store = \"postgres\"\n").contains("`postgres`"));
+        assert!(
+            error("store = \"postgres\"\npostgres = \"host=10.1.1.1 user=h sslmode=disable\"\n")
+                .contains("sslmode=disable")
+        );
+        let inline = error("store = \"postgres\"\npostgres = \"host=127.0.0.1 user=h password=hunter2\"\n");
+        assert!(
+            inline.contains("passfile") && !inline.contains("hunter2"),
+            "{inline}"
+        );
+        assert!(
+            error(&format!(
+                "store = \"postgres\"\nenroll_at_login = true\n{settings}"
+            ))
+            .contains("enroll_at_login")
+        );
+        assert!(error("postgres_timeout_ms = 5\n").contains("postgres_timeout_ms"));
+        assert!(error("store = \"ldap\"\n").contains("store"));
+        // The file store does not look at the settings.
+        assert!(load_text("postgres = \"nonsense\"\n", &[]).is_ok());
+        let args = load_text(settings, &["store=postgres", "postgres_timeout_ms=500"]).unwrap();
+        assert_eq!((args.store, args.postgres_timeout_ms), (Store::Postgres, 500));
+    }
+
+    #[test]
     fn unknown_module_argument_is_an_error() {
         let err = load_text("", &["use_frist_pass"]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("use_frist_pass")));

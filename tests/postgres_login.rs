@@ -103,3 +103,59 @@ fn an_unsafe_passfile_is_refused() {
     .unwrap();
     assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SYSTEM_ERR);
 }
+
+#[test]
+fn a_recovery_code_logs_in_once_whichever_host_it_is_typed_on() {
+    use pam_totp::algorithm::Algorithm;
+    use pam_totp::record::Record;
+    use pam_totp::secret::SecretKey;
+    let cluster = Cluster::start();
+    let record = Record::new(
+        SecretKey::from_base32(SECRET).unwrap(),
+        Algorithm::Sha1,
+        6,
+        30,
+        pam_totp::clock::now_rfc3339(),
+    );
+    let (record, codes) = pam_totp::recovery::new_set(record).unwrap();
+    pam_totp::db::admin::put_record(&mut cluster.admin(), TEST_USER, &record.to_toml()).unwrap();
+    let a = PgHost::new(&cluster, "host_a", "");
+    let b = PgHost::new(&cluster, "host_b", "");
+    assert_eq!(a.fixture.login(&codes[2].display()).status, SUCCESS);
+    assert_eq!(
+        b.fixture.login(&codes[2].display()).status,
+        AUTH_ERR,
+        "burnt on A"
+    );
+    assert_eq!(b.fixture.login(&codes[3].display()).status, SUCCESS);
+    let saved = state(&cluster, TEST_USER);
+    assert_eq!(
+        (saved.recovery_epoch, saved.recovery_used),
+        (record.recovery_epoch, 0b1100)
+    );
+}
+
+#[test]
+fn a_sealed_record_in_the_database_opens_only_with_the_host_key() {
+    let cluster = Cluster::start();
+    // Sealed the usual way (totp-enroll keygen + enrollment into a file), then stored.
+    let maker = support::Fixture::new("", "");
+    let (key, public) = (maker.path("host.key"), maker.path("host.pub"));
+    maker.write_config(&format!(
+        "seal = true\nhost_key = \"{}\"\nhost_public_key = \"{}\"\n",
+        key.display(),
+        public.display()
+    ));
+    assert!(maker.enroll(&["keygen"]).status.success());
+    maker.provision(SECRET);
+    let text = std::fs::read_to_string(maker.record_path()).unwrap();
+    assert!(text.contains("sealed_secret") && !text.contains(SECRET), "{text}");
+    pam_totp::db::admin::put_record(&mut cluster.admin(), TEST_USER, &text).unwrap();
+
+    let host = PgHost::new(&cluster, "host_a", &format!("host_key = \"{}\"\n", key.display()));
+    settle_in_step(3);
+    assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
+    let keyless = PgHost::new(&cluster, "host_b", "host_key = \"/nonexistent/pam_totp.key\"\n");
+    let refused = keyless.fixture.login(&oathtool(SECRET, 1));
+    assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
+}
