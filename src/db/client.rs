@@ -61,6 +61,10 @@ pub fn connect(info: &ConnInfo, timeout: Duration) -> Result<Client, DbError> {
     };
     pg.options(&options);
     pg.connect_timeout(timeout);
+    // So that the database's admin sees whose connections these are.
+    if pg.get_application_name().is_none() {
+        pg.application_name("pam_totp");
+    }
     resolve_here(&mut pg)?;
     let tls = tls::client_config(info)?;
 

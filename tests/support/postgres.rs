@@ -281,3 +281,116 @@ pub fn state(cluster: &Cluster, user: &str) -> pam_totp::state::LoginState {
         .expect("read state")
         .unwrap_or_default()
 }
+
+/// Certificates for the TLS tests, made with the `openssl` command: a CA, a server
+/// certificate for the name `db.test` (not for 127.0.0.1), and a client certificate
+/// whose CN is a role name; and a second CA that signed nothing of ours.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is not installed");
+    check(&format!("openssl {args:?}"), &out);
+}
+
+impl Pki {
+    pub fn new(client_role: &str) -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        for ca in ["ca", "other-ca"] {
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            let (key, pem, subject) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=pam_totp test {ca}"),
+            );
+            args.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subject]);
+            openssl(d, &args);
+        }
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=DNS:db.test\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("ext");
+        std::fs::write(
+            d.join("client.ext"),
+            "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("ext");
+        let client_subject = format!("/CN={client_role}");
+        for (name, subject) in [("server", "/CN=db.test"), ("client", client_subject.as_str())] {
+            let mut args = vec!["req"];
+            args.extend(ec);
+            let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+            args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+            openssl(d, &args);
+            let (pem, ext) = (format!("{name}.pem"), format!("{name}.ext"));
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &pem,
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &ext,
+                ],
+            );
+        }
+        Pki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Cluster {
+    /// Turns TLS on (server certificate for `db.test`, client certificates of `pki`'s CA
+    /// accepted) and lets `cert_role` log in with a client certificate alone.
+    pub fn enable_tls(&self, pki: &Pki, cert_role: &str) {
+        let postgres = nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .expect("postgres user");
+        for name in ["server.pem", "server.key", "ca.pem"] {
+            let to = self.data().join(name);
+            std::fs::copy(pki.path(name), &to).expect("copy certificate");
+            nix::unistd::chown(&to, Some(postgres.uid), Some(postgres.gid)).expect("chown");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push_str(
+            "ssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.pem'\n",
+        );
+        std::fs::write(&conf, text).expect("postgresql.conf");
+        let hba = self.data().join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(&hba, format!("hostssl all {cert_role} 127.0.0.1/32 cert\n{text}"))
+            .expect("pg_hba.conf");
+        self.superuser_sql(&format!("CREATE ROLE {cert_role} LOGIN"));
+        db::admin::grant_host(&mut self.admin(), cert_role).expect("grant");
+        check(
+            "pg_ctl reload",
+            &as_postgres("pg_ctl", &["-D", self.data().to_str().expect("utf-8"), "reload"]),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
