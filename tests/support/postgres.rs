@@ -169,11 +169,11 @@ impl Cluster {
 
     /// Runs SQL as the superuser over the unix socket (psql-free: through our client).
     pub fn superuser_sql(&self, sql: &str) {
-        let mut client = self.connect_local("postgres", "postgres");
+        let mut client = self.connect_local("postgres", "postgres", Duration::from_secs(10));
         client.batch_execute("test setup", sql).expect("superuser SQL");
     }
 
-    fn connect_local(&self, user: &str, dbname: &str) -> Client {
+    fn connect_local(&self, user: &str, dbname: &str, timeout: Duration) -> Client {
         let info: ConnInfo = format!(
             "host={} port={} user={user} dbname={dbname} sslmode=disable",
             self.socket_dir().display(),
@@ -183,7 +183,7 @@ impl Cluster {
         .expect("conninfo");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match db::client::connect(&info, Duration::from_secs(10)) {
+            match db::client::connect(&info, timeout) {
                 Ok(client) => return client,
                 Err(e) if Instant::now() > deadline => panic!("connect as {user}: {e}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -193,7 +193,12 @@ impl Cluster {
 
     /// A connection as [`ADMIN`] to [`DATABASE`].
     pub fn admin(&self) -> Client {
-        self.connect_local(ADMIN, DATABASE)
+        self.admin_with_timeout(Duration::from_secs(10))
+    }
+
+    /// The same, with another per-call deadline.
+    pub fn admin_with_timeout(&self, timeout: Duration) -> Client {
+        self.connect_local(ADMIN, DATABASE, timeout)
     }
 
     /// Creates host login role `role` with `password`, member of `pam_totp_host`.
