@@ -5,6 +5,7 @@
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
 #   make bench    (as root, quiet machine) the side-by-side benchmark of BENCHMARKS.md
+#   make bench-postgres  (as root) the PostgreSQL store's load run, on a throwaway cluster
 #   make fuzz     the parsers' property tests with many more cases (part of make test)
 
 CARGO ?= cargo
@@ -29,7 +30,7 @@ FUZZ_CASES ?= 5000
 
 .PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages
-.PHONY: bench demo fuzz
+.PHONY: bench bench-postgres demo fuzz
 
 build:
 	$(CARGO) build --release --workspace
@@ -114,6 +115,20 @@ fuzz:
 bench:
 	$(CARGO) build --release -p pam_totp -p pam-bench
 	target/release/pam-bench --out target/bench.md
+
+# A throwaway cluster on 127.0.0.1:$(PG_PORT), pg-load against it, the cluster stopped
+# and removed whatever the outcome. PG_LOAD_ARGS e.g. "--logins 20000".
+PG_PORT ?= 55432
+PG_DIR := $(CURDIR)/target/pg-cluster
+PG_LOAD_ARGS ?=
+bench-postgres:
+	$(CARGO) build --release -p pam_totp -p pam-bench
+	sh scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)
+	target/release/pg-load \
+	    --admin "host=$(PG_DIR) port=$(PG_PORT) user=totp_admin dbname=totp sslmode=disable" \
+	    --host "host=127.0.0.1 port=$(PG_PORT) user=totp_host dbname=totp sslmode=disable passfile=$(PG_DIR).pass" \
+	    $(PG_LOAD_ARGS); \
+	status=$$?; sh scripts/pg-cluster.sh stop $(PG_DIR); exit $$status
 
 demo:
 	CARGO=$(CARGO) ./scripts/demo.sh

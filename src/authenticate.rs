@@ -16,14 +16,12 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::account::{Account, AccountError};
 use crate::config::Config;
 use crate::forward_pass;
-use crate::record::{Record, StoredRecord};
-use crate::record_store::{RecordLocation, StoreError};
-use crate::recovery::{Answer, RecoveryVerdict};
-use crate::seal;
-use crate::state::{LoginState, StateDir, StateFile};
+use crate::login_store::{self, Begun, Decision, Missing, Session};
+use crate::record::Record;
+use crate::recovery::{self, Answer, RecoveryVerdict};
+use crate::state::LoginState;
 use crate::verify::{self, Verdict};
 use crate::{login_enroll, rollout, scratch};
 
@@ -140,33 +138,22 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
         return Outcome::Ignore;
     }
 
-    let record = match find_record(login, &config) {
-        Ok(found) => found,
-        Err(Missing::Unknown) => return refuse_after_prompt(login, &config, conv, log, "unknown user"),
-        Err(Missing::NotEnrolled) => return not_enrolled(login, &config, conv, log),
-        Err(Missing::Unusable(message)) => {
+    let opened = match login_store::open(&config, login.user) {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(Missing::Unknown)) => return refuse_after_prompt(login, &config, conv, log, "unknown user"),
+        Ok(Err(Missing::NotEnrolled)) => return not_enrolled(login, &config, conv, log),
+        Ok(Err(Missing::Unusable(message))) => {
             log.log(Priority::Err, &format!("{message}; {}", login.who()));
             conv.show_error(UNAVAILABLE_MESSAGE);
             return Outcome::SystemError;
         }
-    };
-
-    let state_dir = match StateDir::open(&config.state_dir) {
-        Ok(dir) => dir,
         Err(e) => return system_error(login, conv, log, &e),
     };
-    // A first, short lock: a locked-out user is told so without a prompt. The file stays
-    // open (unlocked) across the prompt, to be locked again for the verdict.
-    let state = match state_dir.lock(login.user) {
-        Ok(locked) if !config.is_lockout_exempt(login.user) && locked.state().locked_until > login.now => {
-            return refuse_locked_out(login, conv, log, locked.state().locked_until);
-        }
-        Ok(locked) => match locked.unlock() {
-            Ok(state) => state,
-            Err(e) => return system_error(login, conv, log, &e),
-        },
-        Err(e) => return system_error(login, conv, log, &e),
-    };
+    // A locked-out user is told to wait and not prompted.
+    if !config.is_lockout_exempt(login.user) && opened.state.locked_until > login.now {
+        return refuse_locked_out(login, conv, log, opened.state.locked_until);
+    }
+    let (record, session) = (opened.record, opened.session);
 
     let reply = match conv.ask_hidden(forward_pass::prompt(&config)) {
         Ok(reply) => reply.unwrap_or_default(),
@@ -185,32 +172,37 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
     };
     let answer = Answer::parse(&reply, &record);
     drop(reply);
-    settle(login, &config, state, &record, &answer, conv, log)
+    settle(login, &config, session, &record, &answer, conv, log)
 }
 
-/// Under the user's lock: re-check the lock-out, verify, and durably record the result.
+/// The verdict: with the store held (file locked, or the attempt charged in the
+/// database), check the answer against the state, and durably record the result.
 fn settle(
     login: &Login<'_>,
     config: &Config,
-    state: StateFile,
+    session: Session,
     record: &Record,
     answer: &Answer,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Outcome {
     let exempt = config.is_lockout_exempt(login.user);
-    let mut locked = match state.lock() {
-        Ok(locked) => locked,
+    let pending = match session.begin(config, login.user, login.now) {
+        Ok(Begun::Open(pending)) => pending,
+        Ok(Begun::LockedOut(until)) => return refuse_locked_out(login, conv, log, until),
         Err(e) => return system_error(login, conv, log, &e),
     };
-    let before = locked.state();
-    if !exempt && before.locked_until > login.now {
-        return refuse_locked_out(login, conv, log, before.locked_until);
-    }
-    let failure = |reason| (record_failure(config, before, login.now, exempt), Some(reason));
+    let before = pending.state();
+    let failure = |reason| {
+        (
+            Decision::Fail(reason),
+            record_failure(config, before, login.now, exempt),
+        )
+    };
     // Recovery codes left after this login, when one was used.
     let mut recovery_left = None;
-    let (after, reason) = match answer {
+    // What the answer means (decided here only), and the file store's state for it.
+    let (decision, file_after) = match answer {
         Answer::Code(code) => match verify::check(record, code, login.now, config.window, before.last_step) {
             Verdict::Accepted { step } => {
                 let after = LoginState {
@@ -220,7 +212,7 @@ fn settle(
                     last_success: login.now,
                     ..before
                 };
-                (after, None)
+                (Decision::Step(step), after)
             }
             Verdict::Replayed => failure("replayed code"),
             Verdict::Invalid => failure("invalid code"),
@@ -236,19 +228,26 @@ fn settle(
                     recovery_used: used,
                     ..before
                 };
-                (after, None)
+                // The one bit this code adds (the database burns just that bit).
+                let bit = used & !recovery::used_mask(record, &before);
+                let decision = Decision::Recovery {
+                    epoch: record.recovery_epoch,
+                    count: record.recovery.len(),
+                    index: usize::try_from(bit.trailing_zeros()).unwrap_or(usize::MAX),
+                };
+                (decision, after)
             }
             RecoveryVerdict::AlreadyUsed => failure("recovery code already used"),
             RecoveryVerdict::Invalid => failure("invalid recovery code"),
         },
         Answer::Malformed => failure("malformed code"),
     };
-    if let Err(e) = locked.save(after) {
-        return system_error(login, conv, log, &e);
-    }
-    drop(locked);
+    let settled = match pending.apply(login.user, login.now, decision, file_after, exempt) {
+        Ok(settled) => settled,
+        Err(e) => return system_error(login, conv, log, &e),
+    };
 
-    let Some(reason) = reason else {
+    let Some(reason) = settled.failure else {
         if let Some(left) = recovery_left {
             // Worth the admin's attention: the phone may be lost.
             log.log(
@@ -262,6 +261,7 @@ fn settle(
         );
         return Outcome::Success;
     };
+    let after = settled.after;
     log.log(
         Priority::Notice,
         &format!(
@@ -270,7 +270,7 @@ fn settle(
             after.failures
         ),
     );
-    if after.locked_until > login.now && before.locked_until <= login.now {
+    if after.locked_until > login.now && settled.locked_until_before <= login.now {
         let length = after.locked_until - login.now;
         log.log(
             Priority::Warning,
@@ -278,35 +278,6 @@ fn settle(
         );
     }
     Outcome::Denied
-}
-
-/// Why no usable record was found.
-enum Missing {
-    Unknown,
-    NotEnrolled,
-    Unusable(String),
-}
-
-fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
-    let account = match Account::lookup(login.user) {
-        Ok(account) => account,
-        Err(AccountError::Unknown | AccountError::InvalidName) => return Err(Missing::Unknown),
-        Err(e) => return Err(Missing::Unusable(e.to_string())),
-    };
-    let location =
-        RecordLocation::for_account(config, account).map_err(|e| Missing::Unusable(e.to_string()))?;
-    let unusable = |e: &dyn fmt::Display| {
-        Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
-    };
-    match location.read_stored() {
-        Ok(StoredRecord::Plain(record)) => Ok(record),
-        // The host key is read only here, for a sealed record; any problem fails closed.
-        Ok(StoredRecord::Sealed(sealed)) => {
-            seal::open_record(config, &location.account.name, &sealed).map_err(|e| unusable(&e))
-        }
-        Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
-        Err(other) => Err(unusable(&other)),
-    }
 }
 
 /// A known user without a record: enrollment on the spot (`enroll_at_login`), the
@@ -435,6 +406,8 @@ mod tests {
         }
     }
 
+    use crate::state::StateDir;
+
     #[test]
     fn lockout_starts_at_max_failures_and_doubles_up_to_the_cap() {
         let mut state = LoginState::default();
@@ -507,7 +480,7 @@ mod tests {
         let outcome = settle(
             &login,
             &policy(),
-            dir.lock("alice").unwrap().unlock().unwrap(),
+            Session::File(dir.lock("alice").unwrap().unlock().unwrap()),
             &record,
             &answer,
             &mut Silent,
@@ -526,7 +499,7 @@ mod tests {
         let again = settle(
             &login,
             &policy(),
-            dir.lock("alice").unwrap().unlock().unwrap(),
+            Session::File(dir.lock("alice").unwrap().unlock().unwrap()),
             &record,
             &answer,
             &mut Silent,

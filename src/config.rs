@@ -86,6 +86,26 @@ pub struct Config {
     pub host_public_key: PathBuf,
     /// Older private keys that still open records sealed to them until `reseal`.
     pub retired_keys: Vec<PathBuf>,
+    /// Where records and login state live: `file` (`secret_path`, `state_dir`) or
+    /// `postgres` (shared by many hosts; see [`crate::db`]).
+    pub store: Store,
+    /// With `store = "postgres"`: libpq-style `key=value` connection settings; TLS
+    /// (`sslmode`, default verify-full) and credentials (`passfile`, `sslcert`/`sslkey`)
+    /// in root-only files, never `password=` ([`crate::db::conninfo`]).
+    pub postgres: String,
+    /// Deadline of each database step (connecting, each statement), in milliseconds.
+    pub postgres_timeout_ms: u64,
+}
+
+/// The `store` key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Store {
+    /// Records in files (`secret_path`), state in `state_dir`: one host.
+    #[default]
+    File,
+    /// Records and state in PostgreSQL, shared by many hosts.
+    Postgres,
 }
 
 impl Default for Config {
@@ -114,6 +134,9 @@ impl Default for Config {
             host_key: PathBuf::from(DEFAULT_HOST_KEY),
             host_public_key: PathBuf::from(DEFAULT_HOST_PUBLIC_KEY),
             retired_keys: Vec::new(),
+            store: Store::File,
+            postgres: String::new(),
+            postgres_timeout_ms: 2000,
         }
     }
 }
@@ -279,6 +302,22 @@ impl Config {
                 "lockout_max_seconds",
                 "lockout_seconds must be positive and not above lockout_max_seconds",
             ));
+        }
+        if !(100..=60_000).contains(&self.postgres_timeout_ms) {
+            return Err(bad("postgres_timeout_ms", "must be between 100 and 60000"));
+        }
+        if self.store == Store::Postgres {
+            if let Err(e) = self.postgres.parse::<crate::db::ConnInfo>() {
+                return Err(bad("postgres", &e.to_string()));
+            }
+            // Enrollment at login writes a record file; through the database it is not
+            // built yet, and a host role may not write records.
+            if self.enroll_at_login {
+                return Err(bad(
+                    "enroll_at_login",
+                    "is not available with store = \"postgres\"",
+                ));
+            }
         }
         crate::rollout::validate(self).map_err(|(key, message)| bad(key, message))
     }
@@ -512,6 +551,42 @@ mod tests {
         assert_eq!(config.retired_keys.len(), 2);
         assert!(load_text("host_key = \"relative.key\"\n", &[]).is_err());
         assert!(load_text("retired_keys = [\"old.key\"]\n", &[]).is_err());
+    }
+
+    #[test]
+    fn the_postgres_store_needs_usable_settings_and_refuses_enroll_at_login() {
+        let settings = "postgres = \"host=127.0.0.1 user=h dbname=totp sslmode=disable passfile=/etc/p\"\n";
+        let config = load_text(&format!("store = \"postgres\"\n{settings}"), &[]).unwrap();
+        assert_eq!(config.store, Store::Postgres);
+        assert_eq!(config.postgres_timeout_ms, 2000);
+        let error = |text: &str| {
+            load_text(text, &[])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(error("store = \"postgres\"\n").contains("`postgres`"));
+        assert!(
+            error("store = \"postgres\"\npostgres = \"host=10.1.1.1 user=h sslmode=disable\"\n")
+                .contains("sslmode=disable")
+        );
+        let inline = error("store = \"postgres\"\npostgres = \"host=127.0.0.1 user=h password=hunter2\"\n");
+        assert!(
+            inline.contains("passfile") && !inline.contains("hunter2"),
+            "{inline}"
+        );
+        assert!(
+            error(&format!(
+                "store = \"postgres\"\nenroll_at_login = true\n{settings}"
+            ))
+            .contains("enroll_at_login")
+        );
+        assert!(error("postgres_timeout_ms = 5\n").contains("postgres_timeout_ms"));
+        assert!(error("store = \"ldap\"\n").contains("store"));
+        // The file store does not look at the settings.
+        assert!(load_text("postgres = \"nonsense\"\n", &[]).is_ok());
+        let args = load_text(settings, &["store=postgres", "postgres_timeout_ms=500"]).unwrap();
+        assert_eq!((args.store, args.postgres_timeout_ms), (Store::Postgres, 500));
     }
 
     #[test]

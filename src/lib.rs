@@ -9,6 +9,7 @@
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
 //! - [`seal`]: secrets sealed to a host key, opened only by the module;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
+//! - [`db`]: `store = "postgres"`: records and state shared by many hosts;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
 //! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`recovery`], [`scratch`]: recovery codes (format, argon2id hashes, burning) and
@@ -22,10 +23,12 @@ pub mod algorithm;
 pub mod authenticate;
 pub mod clock;
 pub mod config;
+pub mod db;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod forward_pass;
 pub mod login_enroll;
+mod login_store;
 pub mod privs;
 pub mod qr;
 pub mod record;

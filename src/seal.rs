@@ -89,6 +89,10 @@ impl fmt::Display for KeyId {
 pub enum KeyKind {
     Private,
     Public,
+    /// A database credential (`passfile`, `sslkey`): root only, like the host key.
+    DbSecret,
+    /// A database certificate (`sslrootcert`, `sslcert`): root-owned, not writable by others.
+    DbCertificate,
 }
 
 impl fmt::Display for KeyKind {
@@ -96,6 +100,8 @@ impl fmt::Display for KeyKind {
         f.write_str(match self {
             KeyKind::Private => "host key",
             KeyKind::Public => "host public key",
+            KeyKind::DbSecret => "database credential file",
+            KeyKind::DbCertificate => "database certificate file",
         })
     }
 }
@@ -145,13 +151,18 @@ impl fmt::Display for SealError {
             SealError::Unsafe { kind, path, problem } => {
                 write!(f, "{kind} {} {problem}; refused", path.display())
             }
+            SealError::Malformed {
+                kind: kind @ (KeyKind::DbSecret | KeyKind::DbCertificate),
+                path,
+            } => write!(f, "{kind} {} is too large or not UTF-8 text", path.display()),
             SealError::Malformed { kind, path } => write!(
                 f,
                 "{kind} {} is not a pam_totp key (expected one line `{}` BASE64)",
                 path.display(),
-                match kind {
-                    KeyKind::Private => PRIVATE_KEY_TAG,
-                    KeyKind::Public => PUBLIC_KEY_TAG,
+                if *kind == KeyKind::Public {
+                    PUBLIC_KEY_TAG
+                } else {
+                    PRIVATE_KEY_TAG
                 }
             ),
             SealError::Io { kind, path, source } => {
@@ -395,7 +406,16 @@ fn decode_key(text: &str, tag: &str) -> Option<Zeroizing<[u8; 32]>> {
     (decoded.len() == 32).then_some(key)
 }
 
-fn read_key_file(kind: KeyKind, path: &Path) -> Result<Zeroizing<String>, SealError> {
+/// Reads a root-owned file under the host key's rules: directory root-owned and not
+/// writable by others, no symlink, regular, owned by root; a secret kind readable by
+/// root only, a public kind not writable by others. Also used for the database's
+/// passfile, client key and certificates ([`crate::db`]).
+pub(crate) fn read_key_file(kind: KeyKind, path: &Path) -> Result<Zeroizing<String>, SealError> {
+    // Certificates (chains) are larger than our one-line keys.
+    let max_bytes = match kind {
+        KeyKind::Private | KeyKind::Public => MAX_KEY_FILE_BYTES,
+        KeyKind::DbSecret | KeyKind::DbCertificate => 64 * 1024,
+    };
     let unsafe_file = |problem: String| SealError::Unsafe {
         kind,
         path: path.to_owned(),
@@ -456,28 +476,26 @@ fn read_key_file(kind: KeyKind, path: &Path) -> Result<Zeroizing<String>, SealEr
     }
     let mode = meta.mode() & 0o7777;
     match kind {
-        KeyKind::Private if mode & 0o077 != 0 => {
+        KeyKind::Private | KeyKind::DbSecret if mode & 0o077 != 0 => {
             return Err(unsafe_file(format!(
                 "has mode {mode:04o}: a private key must be readable by root only (chmod 600)"
             )));
         }
-        KeyKind::Public if mode & 0o022 != 0 => {
+        KeyKind::Public | KeyKind::DbCertificate if mode & 0o022 != 0 => {
             return Err(unsafe_file(format!(
                 "has mode {mode:04o}: it must not be group/world writable (chmod 644)"
             )));
         }
         _ => {}
     }
-    if meta.len() > MAX_KEY_FILE_BYTES {
+    if meta.len() > max_bytes {
         return Err(SealError::Malformed {
             kind,
             path: path.to_owned(),
         });
     }
     let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_KEY_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(io)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| SealError::Malformed {
         kind,
         path: path.to_owned(),

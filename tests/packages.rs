@@ -414,6 +414,27 @@ fn the_packaged_binaries_are_stripped_lto_builds_that_keep_unwinding() {
     }
 }
 
+#[test]
+fn the_module_needs_no_shared_library_beyond_libpam_and_libc() {
+    // Every library the module names is mapped and relocated at every login (PAM loads
+    // the module per handle): the database client (tokio-postgres, rustls with ring)
+    // must come in as Rust code, not as libssl, libcrypto or libgcc_s.
+    let path = package_input("libpam_totp.so");
+    let dynamic = ok("readelf", &["--dynamic", path.to_str().unwrap()]);
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    assert!(needed.contains(&"libpam.so.0"), "{needed:?}");
+    for library in &needed {
+        assert!(
+            ["libpam.so.0", "libc.so.6"].contains(library) || library.starts_with("ld-linux"),
+            "pam_totp.so needs {library}: {needed:?}"
+        );
+    }
+}
+
 fn read_manifest() -> toml::Table {
     toml::from_str(&std::fs::read_to_string(repo("Cargo.toml")).unwrap()).unwrap()
 }

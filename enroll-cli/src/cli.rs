@@ -32,6 +32,12 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", global = true)]
     pub user: Option<String>,
 
+    /// With store = "postgres" (and for `db`): connect with this libpq-style string
+    /// instead of the config's `postgres` (e.g. the admin role's, on the admin host).
+    /// Root only.
+    #[arg(long, value_name = "CONNINFO", global = true)]
+    pub database: Option<String>,
+
     #[command(flatten)]
     pub enroll: EnrollArgs,
 
@@ -146,15 +152,21 @@ pub enum Command {
             long,
             value_name = "FILE",
             num_args = 0..=1,
-            required_unless_present = "oath_usersfile",
+            required_unless_present_any = ["oath_usersfile", "pam_totp_files"],
             conflicts_with = "oath_usersfile"
         )]
         #[allow(clippy::option_option)] // absent, `--google-authenticator`, or with FILE
         google_authenticator: Option<Option<PathBuf>>,
         /// From pam_oath's users file (`HOTP/T30/6 user - hexsecret`): as root, every
         /// time-based entry (or only that of --user).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "pam_totp_files")]
         oath_usersfile: Option<PathBuf>,
+        /// With store = "postgres": this host's pam_totp record files (where
+        /// `secret_path` says) into the database, with their login state; every user with
+        /// a record file, or only --user. The files are kept (remove them after checking).
+        /// Root only.
+        #[arg(long, conflicts_with_all = ["google_authenticator", "oath_usersfile"])]
+        pam_totp_files: bool,
         /// With --google-authenticator: every user's `~/.google_authenticator`, each read
         /// with that user's rights (root only).
         #[arg(long, requires = "google_authenticator", conflicts_with = "user")]
@@ -177,11 +189,36 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The shared database of store = "postgres" (root only): create or upgrade the
+    /// schema, and let hosts' login roles in.
+    Db {
+        #[command(subcommand)]
+        action: DbCommand,
+    },
     /// Re-seal every sealed record of the configured store to the current host key
     /// (root only); records sealed to a retired key need it listed in `retired_keys`.
     Reseal {
         /// Also seal records whose secret is still in plain text.
         #[arg(long)]
         include_plain: bool,
+    },
+}
+
+/// `totp-enroll db ...`: the admin's database tasks, as the schema owner (the config's
+/// `postgres` string on the admin host, or --database).
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Create the schema in an empty database (every migration from the first); on an
+    /// initialised database, applies what is pending, like `migrate`.
+    Init,
+    /// Apply pending schema migrations and print which; a database newer than this
+    /// build is refused.
+    Migrate,
+    /// Let an existing login role act as a host: make it a member of `pam_totp_host`
+    /// (it can then only call the login functions, one named user at a time).
+    GrantHost {
+        /// The host's login role.
+        #[arg(value_name = "ROLE")]
+        role: String,
     },
 }

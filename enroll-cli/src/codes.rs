@@ -7,7 +7,8 @@ use pam_totp::recovery::{self, RecoveryCode};
 
 use crate::caller::Target;
 use crate::error::{CliError, CliResult};
-use crate::{audit, proof, store};
+use crate::store::{self, Backend};
+use crate::{audit, proof};
 
 /// `record` with a new set of codes, and the codes to show once.
 pub fn new_set(record: Record) -> CliResult<(Record, Vec<RecoveryCode>)> {
@@ -25,9 +26,9 @@ pub fn show(codes: &[RecoveryCode]) {
 }
 
 /// `totp-enroll recovery-codes`.
-pub fn run(config: &Config, target: &Target) -> CliResult<()> {
-    let location = store::location(config, target)?;
-    let existing = store::read_existing(config, &location, target)?;
+pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult<()> {
+    let mut place = backend.place(config, target)?;
+    let existing = store::read_existing(config, &mut place, target)?;
     if !existing.secret_known {
         return Err(CliError::Refused(format!(
             "{}'s secret is sealed to the host key, so no code from the app can be checked \
@@ -39,7 +40,8 @@ pub fn run(config: &Config, target: &Target) -> CliResult<()> {
         proof::ask(config, &target.account.name, &existing.record, false)?;
     }
     let (record, codes) = new_set(existing.record)?;
-    store::write(&location, &record, existing.sealed_secret.as_deref())?;
+    // A new epoch: burns recorded in the login state for the old set stop counting.
+    place.write(&record, existing.sealed_secret.as_deref())?;
     audit::record(&format!(
         "user={} new recovery codes issued by {}",
         target.account.name, target.caller_name

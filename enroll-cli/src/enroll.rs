@@ -19,31 +19,26 @@ use pam_totp::verify::{self, TypedCode, Verdict};
 use crate::caller::Target;
 use crate::cli::EnrollArgs;
 use crate::error::{CliError, CliResult};
-use crate::{audit, codes, proof, qr, store, terminal, uri};
+use crate::store::{self, Backend};
+use crate::{audit, codes, proof, qr, terminal, uri};
 
 /// Attempts at typing the confirmation code before giving up.
 const CONFIRM_ATTEMPTS: u32 = 3;
 
-pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()> {
+pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &EnrollArgs) -> CliResult<()> {
     if args.no_confirm && !target.caller_is_root {
         return Err(CliError::Refused(
             "--no-confirm is for root only; leave it out and type the code your app shows".to_owned(),
         ));
     }
     let (issuer, account) = uri::labels(config, &target.account.name);
-    let location = store::location(config, target)?;
-    let exists = location
-        .exists()
-        .map_err(|e| CliError::Refused(format!("{}: {e}", location.path.display())))?;
+    let mut place = backend.place(config, target)?;
+    let exists = place.exists()?;
     if exists && !args.force {
-        return Err(CliError::Refused(format!(
-            "{} is already enrolled ({}). To replace the enrollment (a new phone), run again with --force.",
-            target.account.name,
-            location.path.display()
-        )));
+        return Err(already_enrolled(target, &place.describe()));
     }
     if exists && !target.caller_is_root {
-        let current = store::read_existing(config, &location, target)?;
+        let current = store::read_existing(config, &mut place, target)?;
         if current.secret_known {
             proof::ask(config, &target.account.name, &current.record, true)?;
         } else {
@@ -79,21 +74,20 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         confirm(config, &record)?;
     }
     let (record, recovery_codes) = codes::new_set(record)?;
-    let written = match &sealing {
-        Some(public) => {
-            let sealed = public
+    let sealed = match &sealing {
+        Some(public) => Some(
+            public
                 .seal(&mut OsRng, &target.account.name, &record.secret)
-                .map_err(|e| CliError::Refused(format!("{e}; nothing was changed")))?;
-            location.write_sealed(&record, &sealed)
-        }
-        None => location.write(&record),
+                .map_err(|e| CliError::Refused(format!("{e}; nothing was changed")))?,
+        ),
+        None => None,
     };
-    written.map_err(|e| {
-        CliError::Refused(format!(
-            "cannot write {}: {e}; nothing was changed",
-            location.path.display()
-        ))
-    })?;
+    if args.force {
+        place.write(&record, sealed.as_deref())?;
+    } else if !place.write_new(&record, sealed.as_deref())? {
+        // Enrolled meanwhile (another admin, another host): theirs stays.
+        return Err(already_enrolled(target, &place.describe()));
+    }
     let action = if exists { "re-enrolled" } else { "enrolled" };
     let sealed_to = sealing
         .as_ref()
@@ -103,7 +97,7 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
         "user={} {action} by {} record={}{sealed_to}",
         target.account.name,
         target.caller_name,
-        location.path.display()
+        place.describe()
     ));
     println!(
         "{} is {action}. The module will ask for a code at the next login.",
@@ -111,6 +105,13 @@ pub fn run(config: &Config, target: &Target, args: &EnrollArgs) -> CliResult<()>
     );
     codes::show(&recovery_codes);
     Ok(())
+}
+
+fn already_enrolled(target: &Target, place: &str) -> CliError {
+    CliError::Refused(format!(
+        "{} is already enrolled ({place}). To replace the enrollment (a new phone), run again with --force.",
+        target.account.name
+    ))
 }
 
 fn new_secret() -> CliResult<SecretKey> {

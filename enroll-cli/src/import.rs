@@ -10,6 +10,11 @@
 //!   not accepted again. With `--all-users` (root), every user's file in turn.
 //! - `--oath-usersfile FILE`: pam_oath's users file (`HOTP/T30/6 user - hexsecret ...`);
 //!   root imports every user in it (or the one `--user` names).
+//! - `--pam-totp-files` (store = "postgres"): this host's own record files, found where
+//!   `secret_path` says, read with the module's safe reader, into the database with
+//!   their login state's last step and burnt recovery codes. The files stay.
+//!
+//! Every import writes where the config's `store` says (files or the database).
 //!
 //! Files are parsed strictly: an unknown option, a counter-based (HOTP) enrollment or a
 //! malformed line refuses that user's import, and errors name the line, never its
@@ -29,17 +34,19 @@ use pam_totp::account::Account;
 use pam_totp::algorithm::Algorithm;
 use pam_totp::config::Config;
 use pam_totp::privs::UserRights;
-use pam_totp::record::Record;
+use pam_totp::record::{Record, StoredRecord};
+use pam_totp::record_store::{RecordLocation, StoreError};
 use pam_totp::recovery::{self, RecoveryError};
 use pam_totp::scratch::{MAX_SCRATCH_CODES, ScratchCode};
-use pam_totp::seal::PublicHostKey;
+use pam_totp::seal::{self, PublicHostKey};
 use pam_totp::secret::SecretKey;
-use pam_totp::state::{LoginState, StateDir};
+use pam_totp::state::LoginState;
 use zeroize::Zeroizing;
 
 use crate::caller::Target;
 use crate::error::{CliError, CliResult};
-use crate::{audit, store};
+use crate::store::{self, Backend};
+use crate::{audit, database};
 
 /// google-authenticator's file name in each home.
 pub const GA_FILE: &str = ".google_authenticator";
@@ -55,13 +62,16 @@ pub enum Source {
     GoogleAuthenticatorAllUsers,
     /// pam_oath's users file.
     OathUsersfile(PathBuf),
+    /// This host's pam_totp record files (`secret_path`), into the database.
+    PamTotpFiles,
 }
 
 /// One enrollment read from another module's file.
 struct Imported {
     record: Record,
-    /// The newest step the other module saw used (0: none known).
-    last_step: u64,
+    /// What the login state must not forget: the newest step used (0: none known)
+    /// and, from a pam_totp state file, the burnt recovery codes.
+    state: LoginState,
     /// What the admin should know (settings pam_totp has no per-user equivalent of).
     notes: Vec<String>,
 }
@@ -76,6 +86,7 @@ enum Done {
 /// user's entry from a users file.
 pub fn run(
     config: &Config,
+    backend: &mut Backend,
     target: &Target,
     source: &Source,
     force: bool,
@@ -86,7 +97,15 @@ pub fn run(
         Source::GoogleAuthenticator(file) => {
             let path = file.clone().unwrap_or_else(|| target.account.home.join(GA_FILE));
             let imported = read_google_authenticator(&target.account, &path)?;
-            match save(config, target, &imported, force, &path, "google-authenticator")? {
+            match save(
+                config,
+                backend,
+                target,
+                &imported,
+                force,
+                &path,
+                "google-authenticator",
+            )? {
                 Done::Imported => Ok(()),
                 Done::Skipped(why) => Err(CliError::Refused(why)),
             }
@@ -103,7 +122,15 @@ pub fn run(
                 }
                 let user = for_user(target, account);
                 let result = read_google_authenticator(&user.account, &path).and_then(|imported| {
-                    save(config, &user, &imported, force, &path, "google-authenticator")
+                    save(
+                        config,
+                        backend,
+                        &user,
+                        &imported,
+                        force,
+                        &path,
+                        "google-authenticator",
+                    )
                 });
                 results.push((user.account.name, result));
             }
@@ -132,6 +159,7 @@ pub fn run(
                     .and_then(|account| {
                         save(
                             config,
+                            backend,
                             &for_user(target, account),
                             &imported,
                             force,
@@ -154,7 +182,92 @@ pub fn run(
             }
             summarise(&results, "users-file entries")
         }
+        Source::PamTotpFiles => from_pam_totp_files(config, backend, target, force, user_named),
     }
+}
+
+/// `--pam-totp-files`: this host's record files into the database.
+fn from_pam_totp_files(
+    config: &Config,
+    backend: &mut Backend,
+    target: &Target,
+    force: bool,
+    user_named: bool,
+) -> CliResult<()> {
+    if !database::in_use(config) {
+        return Err(CliError::Usage(
+            "--pam-totp-files moves this host's record files into the database: set \
+             store = \"postgres\" first (secret_path still says where the files are)"
+                .to_owned(),
+        ));
+    }
+    let accounts = if user_named {
+        vec![target.account.clone()]
+    } else {
+        all_accounts()?
+    };
+    let mut results = Vec::new();
+    for account in accounts {
+        let user = for_user(target, account);
+        let location = match store::location(config, &user) {
+            Ok(location) => location,
+            Err(e) if user_named => return Err(e),
+            // An account whose `secret_path` does not expand has no record file.
+            Err(_) => continue,
+        };
+        // Without --user, only users who have a file are concerned.
+        if !user_named && !matches!(location.exists(), Ok(true)) {
+            continue;
+        }
+        let result = read_pam_totp_file(config, &location).and_then(|imported| {
+            save(
+                config,
+                backend,
+                &user,
+                &imported,
+                force,
+                &location.path,
+                "pam_totp",
+            )
+        });
+        results.push((user.account.name, result));
+    }
+    summarise(&results, "pam_totp record files")
+}
+
+/// A record file read as the module reads it (owner, mode, no link, intact), with what
+/// this host's state file remembers: the last step and the burnt recovery codes. A
+/// sealed record is opened with the host key and sealed again on the way in, so it
+/// needs `seal = true` (a sealed secret never goes into the database in plain text).
+fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<Imported> {
+    let user = &location.account.name;
+    let refused = |what: String| CliError::Refused(format!("{}: {what}", location.path.display()));
+    let record = match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => record,
+        Ok(StoredRecord::Sealed(_)) if !config.seal => {
+            return Err(refused(
+                "the secret is sealed to the host key; set seal = true so that it is sealed in \
+                 the database too"
+                    .to_owned(),
+            ));
+        }
+        Ok(StoredRecord::Sealed(sealed)) => {
+            seal::open_record(config, user, &sealed).map_err(|e| refused(format!("cannot open: {e}")))?
+        }
+        Err(StoreError::NotFound) => return Err(refused("no record file".to_owned())),
+        Err(e) => return Err(refused(format!("{e}; not imported"))),
+    };
+    let state = store::peek_state(&config.state_dir, user)?.unwrap_or_default();
+    Ok(Imported {
+        record,
+        state: LoginState {
+            last_step: state.last_step,
+            recovery_epoch: state.recovery_epoch,
+            recovery_used: state.recovery_used,
+            ..LoginState::default()
+        },
+        notes: Vec::new(),
+    })
 }
 
 fn for_user(caller: &Target, account: Account) -> Target {
@@ -205,22 +318,23 @@ fn summarise(results: &[(String, CliResult<Done>)], what: &str) -> CliResult<()>
 /// step into the login state, and reports.
 fn save(
     config: &Config,
+    backend: &mut Backend,
     target: &Target,
     imported: &Imported,
     force: bool,
     from: &Path,
     kind: &str,
 ) -> CliResult<Done> {
-    let location = store::location(config, target)?;
-    let exists = location
-        .exists()
-        .map_err(|e| CliError::Refused(format!("{}: {e}", location.path.display())))?;
-    if exists && !force {
-        return Ok(Done::Skipped(format!(
+    let mut place = backend.place(config, target)?;
+    let skipped = |place: &store::Place<'_>| {
+        Done::Skipped(format!(
             "{} is already enrolled ({}); --force replaces the enrollment",
             target.account.name,
-            location.path.display()
-        )));
+            place.describe()
+        ))
+    };
+    if !force && place.exists()? {
+        return Ok(skipped(&place));
     }
     // With `seal = true` the imported secret is sealed like a new enrollment's.
     let sealed = if config.seal {
@@ -234,9 +348,13 @@ fn save(
     } else {
         None
     };
-    store::write(&location, &imported.record, sealed.as_deref())?;
-    if target.caller_is_root && imported.last_step > 0 {
-        carry_last_step(config, &target.account.name, imported.last_step)?;
+    if force {
+        place.write(&imported.record, sealed.as_deref())?;
+    } else if !place.write_new(&imported.record, sealed.as_deref())? {
+        return Ok(skipped(&place));
+    }
+    if target.caller_is_root && imported.state != LoginState::default() {
+        place.carry_state(config, &imported.state)?;
     }
     let codes = imported.record.recovery.len();
     audit::record(&format!(
@@ -244,7 +362,7 @@ fn save(
         target.account.name,
         from.display(),
         target.caller_name,
-        location.path.display()
+        place.describe()
     ));
     let kept = if codes > 0 {
         format!(" ({codes} scratch codes kept as recovery codes)")
@@ -260,23 +378,6 @@ fn save(
         println!("{}: note: {note}", target.account.name);
     }
     Ok(Done::Imported)
-}
-
-/// Raises the login state's `last_step` to `step` (replay protection across modules).
-fn carry_last_step(config: &Config, user: &str, step: u64) -> CliResult<()> {
-    let refused = |e: pam_totp::state::StateError| CliError::Refused(format!("login state of {user}: {e}"));
-    let dir = StateDir::open(&config.state_dir).map_err(refused)?;
-    let mut locked = dir.lock(user).map_err(refused)?;
-    let before = locked.state();
-    if before.last_step < step {
-        locked
-            .save(LoginState {
-                last_step: step,
-                ..before
-            })
-            .map_err(refused)?;
-    }
-    Ok(())
 }
 
 /// Every account of the password database (`getent passwd`, so LDAP or SSSD users are
@@ -329,7 +430,10 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
     };
     Ok(Imported {
         record,
-        last_step: file.used_steps.iter().copied().max().unwrap_or(0),
+        state: LoginState {
+            last_step: file.used_steps.iter().copied().max().unwrap_or(0),
+            ..LoginState::default()
+        },
         notes: file.notes,
     })
 }
@@ -542,7 +646,7 @@ fn parse_oath_line(line: &str, line_no: usize) -> Result<Option<(String, Importe
         (*user).to_owned(),
         Imported {
             record: Record::new(secret, Algorithm::Sha1, digits, step, created),
-            last_step: 0,
+            state: LoginState::default(),
             notes,
         },
     )))

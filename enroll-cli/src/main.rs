@@ -6,6 +6,7 @@ mod audit;
 mod caller;
 mod cli;
 mod codes;
+mod database;
 mod enroll;
 mod error;
 mod import;
@@ -13,6 +14,7 @@ mod keys;
 mod proof;
 mod qr;
 mod remove;
+mod schema;
 mod status;
 mod store;
 mod terminal;
@@ -26,6 +28,7 @@ use pam_totp::config::Config;
 
 use crate::cli::{Cli, Command};
 use crate::error::{CliError, CliResult};
+use crate::store::Backend;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -55,20 +58,39 @@ fn run(cli: &Cli) -> CliResult<()> {
     let config = Config::load(&cli.config, &[])
         .map_err(|e| CliError::Usage(format!("{e}; fix the config file, or name another with --config")))?;
     let target = caller::resolve(cli.user.as_deref())?;
+    let database = cli.database.as_deref();
     match &cli.command {
-        None => enroll::run(&config, &target, &cli.enroll),
-        Some(Command::Unlock) => unlock::run(&config, &target),
-        Some(Command::Status { json }) => status::run(&config, &target, *json),
-        Some(Command::List { json }) => status::list(&config, &target, *json),
-        Some(Command::RecoveryCodes) => codes::run(&config, &target),
-        Some(Command::Remove) => remove::run(&config, &target),
+        Some(Command::Db { action }) => return schema::run(&config, &target, database, action),
+        Some(Command::Keygen { force }) => return keys::keygen(&config, &target, *force),
+        Some(Command::Reseal { include_plain }) => {
+            if database::in_use(&config) {
+                return Err(CliError::Usage(
+                    "reseal works on record files; with store = \"postgres\" it is not available yet"
+                        .to_owned(),
+                ));
+            }
+            return keys::reseal(&config, &target, *include_plain);
+        }
+        _ => {}
+    }
+    let mut backend = Backend::open(&config, &target, database)?;
+    let backend = &mut backend;
+    match &cli.command {
+        None => enroll::run(&config, backend, &target, &cli.enroll),
+        Some(Command::Unlock) => unlock::run(&config, backend, &target),
+        Some(Command::Status { json }) => status::run(&config, backend, &target, *json),
+        Some(Command::List { json }) => status::list(&config, backend, &target, *json),
+        Some(Command::RecoveryCodes) => codes::run(&config, backend, &target),
+        Some(Command::Remove) => remove::run(&config, backend, &target),
         Some(Command::Import {
             google_authenticator,
             oath_usersfile,
+            pam_totp_files,
             all_users,
             force,
         }) => {
             let source = match (google_authenticator, oath_usersfile, all_users) {
+                _ if *pam_totp_files => import::Source::PamTotpFiles,
                 (Some(Some(_)), _, true) => {
                     return Err(CliError::Usage(
                         "--all-users reads each user's own ~/.google_authenticator; give no FILE".to_owned(),
@@ -79,13 +101,14 @@ fn run(cli: &Cli) -> CliResult<()> {
                 (None, Some(file), _) => import::Source::OathUsersfile(file.clone()),
                 (None, None, _) => {
                     return Err(CliError::Usage(
-                        "import needs --google-authenticator [FILE] or --oath-usersfile FILE".to_owned(),
+                        "import needs --google-authenticator [FILE], --oath-usersfile FILE or \
+                         --pam-totp-files"
+                            .to_owned(),
                     ));
                 }
             };
-            import::run(&config, &target, &source, *force, cli.user.is_some())
+            import::run(&config, backend, &target, &source, *force, cli.user.is_some())
         }
-        Some(Command::Keygen { force }) => keys::keygen(&config, &target, *force),
-        Some(Command::Reseal { include_plain }) => keys::reseal(&config, &target, *include_plain),
+        Some(Command::Db { .. } | Command::Keygen { .. } | Command::Reseal { .. }) => Ok(()),
     }
 }

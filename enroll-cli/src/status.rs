@@ -17,9 +17,11 @@ use pam_totp::template::StoreKind;
 use pam_totp::{recovery, seal};
 use serde::Serialize;
 
+use crate::audit;
 use crate::caller::Target;
+use crate::database::failed;
 use crate::error::{CliError, CliResult};
-use crate::{audit, store};
+use crate::store::{Backend, Place};
 
 /// One user's status, as printed and as `--json` gives it.
 #[derive(Debug, Serialize)]
@@ -47,14 +49,12 @@ pub struct Status {
     pub last_login: Option<u64>,
 }
 
-/// The status of `account` under `config`; the state is read only if `as_root`.
-pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status> {
-    let location = RecordLocation::for_account(config, account.clone())
-        .map_err(|e| CliError::Usage(format!("{e} (in {})", config.secret_path)))?;
+/// The status of `user`'s record at `place`; the state is read only if `as_root`.
+pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> CliResult<Status> {
     let mut status = Status {
-        user: account.name.clone(),
+        user: user.to_owned(),
         enrolled: false,
-        record: location.path.display().to_string(),
+        record: place.describe(),
         record_error: None,
         sealed: false,
         created: None,
@@ -71,7 +71,7 @@ pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status
     };
     // The record with its secret when it can be had (plain, or sealed and opened by
     // root), and what it says besides the secret in any case.
-    let (record, info) = match location.read_stored() {
+    let (record, info) = match place.read_stored()? {
         Ok(StoredRecord::Plain(record)) => {
             let info = record.info();
             (Some(record), Some(info))
@@ -79,7 +79,7 @@ pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status
         Ok(StoredRecord::Sealed(sealed)) => {
             status.sealed = true;
             let record = if as_root {
-                match seal::open_record(config, &account.name, &sealed) {
+                match seal::open_record(config, user, &sealed) {
                     Ok(record) => Some(record),
                     Err(e) => {
                         status.record_error = Some(format!("cannot open the sealed secret: {e}"));
@@ -107,7 +107,7 @@ pub fn of(config: &Config, account: &Account, as_root: bool) -> CliResult<Status
         status.recovery_codes_issued = info.recovery_codes;
     }
     if as_root {
-        let state = store::peek_state(&config.state_dir, &account.name)?.unwrap_or_default();
+        let state = place.peek_state(config)?.unwrap_or_default();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -195,10 +195,10 @@ fn to_json<T: Serialize>(value: &T) -> CliResult<String> {
 
 /// `totp-enroll status [--user NAME] [--json]`: exit 1 if the user is not enrolled or
 /// the record is unusable.
-pub fn run(config: &Config, target: &Target, json: bool) -> CliResult<()> {
-    // A system store is root's: say so rather than report an unreadable record.
-    store::location(config, target)?;
-    let status = of(config, &target.account, target.caller_is_root)?;
+pub fn run(config: &Config, backend: &mut Backend, target: &Target, json: bool) -> CliResult<()> {
+    // A system store is root's: `place` says so rather than report an unreadable record.
+    let mut place = backend.place(config, target)?;
+    let status = of(config, &mut place, &target.account.name, target.caller_is_root)?;
     if target.caller_is_root && target.account.name != target.caller_name {
         audit::record(&format!(
             "user={} status viewed by {}",
@@ -225,22 +225,36 @@ pub fn run(config: &Config, target: &Target, json: bool) -> CliResult<()> {
 }
 
 /// `totp-enroll list [--json]`: every enrolled user (root only).
-pub fn list(config: &Config, target: &Target, json: bool) -> CliResult<()> {
+pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool) -> CliResult<()> {
     if !target.caller_is_root {
         return Err(CliError::Refused(
             "list is for root only; see your own enrollment with `totp-enroll status`".to_owned(),
         ));
     }
     let mut all = Vec::new();
-    for name in candidates(config) {
-        let Ok(account) = Account::lookup(&name) else {
-            continue;
-        };
-        let status = of(config, &account, true)?;
-        if status.enrolled {
-            all.push(status);
+    match backend {
+        Backend::Files => {
+            for name in candidates(config) {
+                let Ok(account) = Account::lookup(&name) else {
+                    continue;
+                };
+                let location = RecordLocation::for_account(config, account)
+                    .map_err(|e| CliError::Usage(format!("{e} (in {})", config.secret_path)))?;
+                all.push(of(config, &mut Place::File(location), &name, true)?);
+            }
+        }
+        // Every enrolled user, whether or not this host knows the account.
+        Backend::Database(client) => {
+            for name in pam_totp::db::admin::list_users(client).map_err(failed)? {
+                let mut place = Place::Database {
+                    client: client.as_mut(),
+                    user: name.clone(),
+                };
+                all.push(of(config, &mut place, &name, true)?);
+            }
         }
     }
+    all.retain(|status| status.enrolled);
     audit::record(&format!("enrolled users listed by {}", target.caller_name));
     if json {
         println!("{}", to_json(&all)?);

@@ -63,6 +63,17 @@ Clear a user's lock-out after too many wrong codes:
 # totp\-enroll unlock \-\-user alice
 .EE
 .RE
+.PP
+With \fBstore = "postgres"\fR (many hosts, one database), on the admin host: create the
+schema, let a host's database role in, and move a host's record files into the database:
+.PP
+.RS
+.EX
+# totp\-enroll db init
+# totp\-enroll db grant\-host host_web1
+# totp\-enroll import \-\-pam\-totp\-files
+.EE
+.RE
 .SH "SEE ALSO"
 .BR pam_totp (8),
 .BR pam_totp.toml (5),
@@ -89,15 +100,16 @@ pub fn render(out: &mut dyn Write) -> io::Result<()> {
     if !subcommands.is_empty() {
         writeln!(out, ".SH COMMANDS")?;
         for sub in subcommands {
-            render_subcommand(out, sub)?;
+            render_subcommand(out, sub, None)?;
         }
     }
     out.write_all(TRAILER.as_bytes())?;
     Ok(())
 }
 
-/// One subcommand: a subsection with its synopsis, description and own options.
-fn render_subcommand(out: &mut dyn Write, sub: &clap::Command) -> io::Result<()> {
+/// One subcommand: a subsection with its synopsis, description and own options; then
+/// its own subcommands (`db init`), each a subsection named with its parent's name.
+fn render_subcommand(out: &mut dyn Write, sub: &clap::Command, parent: Option<&str>) -> io::Result<()> {
     let man = Man::new(sub.clone());
     let mut sections = Vec::new();
     man.render_synopsis_section(&mut sections)?;
@@ -109,7 +121,11 @@ fn render_subcommand(out: &mut dyn Write, sub: &clap::Command) -> io::Result<()>
         man.render_options_section(&mut sections)?;
     }
     let text = String::from_utf8_lossy(&sections);
-    writeln!(out, ".SS \"{}\"", sub.get_name())?;
+    let name = match parent {
+        Some(parent) => format!("{parent} {}", sub.get_name()),
+        None => sub.get_name().to_owned(),
+    };
+    writeln!(out, ".SS \"{name}\"")?;
     for line in text.lines() {
         // Each section of the subcommand becomes a paragraph of its subsection.
         if line.starts_with(".SH ") {
@@ -117,6 +133,12 @@ fn render_subcommand(out: &mut dyn Write, sub: &clap::Command) -> io::Result<()>
         } else {
             writeln!(out, "{line}")?;
         }
+    }
+    for nested in sub
+        .get_subcommands()
+        .filter(|nested| !nested.is_hide_set() && nested.get_name() != "help")
+    {
+        render_subcommand(out, nested, Some(&name))?;
     }
     Ok(())
 }
@@ -167,6 +189,9 @@ mod tests {
             check(format!(".SS \"{}\"", sub.get_name()));
             for arg in sub.get_arguments().filter_map(clap::Arg::get_long) {
                 check(format!("--{arg}"));
+            }
+            for nested in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+                check(format!(".SS \"{} {}\"", sub.get_name(), nested.get_name()));
             }
         }
         for arg in command.get_arguments().filter_map(clap::Arg::get_long) {

@@ -1,0 +1,348 @@
+//! `pg-load`: many logins against one PostgreSQL store (issue 6's load run).
+//!
+//! Each login is real libpam in-process (`pam_start_confdir` → `pam_authenticate` →
+//! `pam_end`, the module loaded each time, as sshd does), with a service whose
+//! pam_totp line says `store = "postgres"` and logs in as a host role: one connection,
+//! read, charge, accept per login, exactly as a host does.
+//!
+//! Every login is a correct code for a distinct (user, step) pair, so replay protection
+//! never refuses an honest login: records use a 1-second period (the database work is
+//! the same for any period), users log in in rounds, and a user's next login waits for a
+//! newer step if its round came round too quickly (such waits are counted and reported:
+//! they cap throughput at users per second). Anything but success is reported by
+//! verdict.
+//!
+//! Run as root (`make bench-postgres` starts a throwaway cluster, runs this, stops it).
+//! Creates system users `ptpg0000`... (no home, no shell); `--cleanup` removes them.
+
+#![forbid(unsafe_code)]
+
+// The benchmark's stand-in syslog daemon, shared with pam-bench (not copied).
+#[path = "../syslog_sink.rs"]
+mod syslog_sink;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pam_client::{Login, SUCCESS};
+use pam_totp::algorithm::Algorithm;
+use pam_totp::db::{self, ConnInfo};
+use pam_totp::record::Record;
+use pam_totp::secret::SecretKey;
+
+const HELP: &str = "\
+pg-load: logins through real libpam against a pam_totp PostgreSQL store
+
+Options (defaults in brackets):
+  --admin CONNINFO   the admin role (schema owner): migrates, writes the users' records
+  --host CONNINFO    a host role (member of pam_totp_host), as in a host's config
+  --module PATH      the pam_totp module [target/release/libpam_totp.so]
+  --logins N         logins in all [100000]
+  --users N          distinct users [1000]
+  --workers N        concurrent threads [8]
+  --work DIR         service and config files [target/pg-load]
+  --cleanup          remove the system users ptpg* and exit
+";
+
+const PREFIX: &str = "ptpg";
+/// Seconds per code in the benchmark's records (see the module comment).
+const PERIOD: u64 = 1;
+
+struct Options {
+    admin: String,
+    host: String,
+    module: PathBuf,
+    logins: usize,
+    users: usize,
+    workers: usize,
+    work: PathBuf,
+}
+
+fn parse_args() -> Result<Option<Options>, String> {
+    let mut options = Options {
+        admin: String::new(),
+        host: String::new(),
+        module: PathBuf::from("target/release/libpam_totp.so"),
+        logins: 100_000,
+        users: 1000,
+        workers: 8,
+        work: PathBuf::from("target/pg-load"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--cleanup" {
+            remove_users();
+            return Ok(None);
+        }
+        if arg == "--help" || arg == "-h" {
+            print!("{HELP}");
+            return Ok(None);
+        }
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        let number = || value.parse::<usize>().map_err(|_| format!("{arg}: not a number"));
+        match arg.as_str() {
+            "--admin" => options.admin.clone_from(&value),
+            "--host" => options.host.clone_from(&value),
+            "--module" => options.module = PathBuf::from(&value),
+            "--logins" => options.logins = number()?,
+            "--users" => options.users = number()?.clamp(1, 9999),
+            "--workers" => options.workers = number()?.max(1),
+            "--work" => options.work = PathBuf::from(&value),
+            _ => return Err(format!("unknown option {arg}; see --help")),
+        }
+    }
+    if options.admin.is_empty() || options.host.is_empty() {
+        return Err("--admin and --host are needed; see --help".to_owned());
+    }
+    Ok(Some(options))
+}
+
+fn user_name(i: usize) -> String {
+    format!("{PREFIX}{i:04}")
+}
+
+/// User `i`'s secret: 20 known bytes, different for every user.
+fn secret_bytes(i: usize) -> Vec<u8> {
+    format!("pg-load-secret-{i:05}").into_bytes()
+}
+
+fn ensure_users(count: usize) -> Result<(), String> {
+    for user in (0..count).map(user_name) {
+        if nix::unistd::User::from_name(&user).ok().flatten().is_some() {
+            continue;
+        }
+        let status = Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--no-user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .args(["--home-dir", "/nonexistent"])
+            .arg(&user)
+            .status()
+            .map_err(|e| format!("useradd: {e}"))?;
+        if !status.success() && status.code() != Some(9) {
+            return Err(format!("useradd {user} failed"));
+        }
+    }
+    Ok(())
+}
+
+fn remove_users() {
+    for i in 0..10_000 {
+        let user = user_name(i);
+        if nix::unistd::User::from_name(&user).ok().flatten().is_none() {
+            break;
+        }
+        let _ = Command::new("userdel").arg(&user).status();
+    }
+}
+
+/// Schema migrated, every user's record written with a known secret, states cleared.
+fn provision(options: &Options) -> Result<(), String> {
+    let info: ConnInfo = options.admin.parse().map_err(|e| format!("--admin: {e}"))?;
+    let mut admin = db::client::connect(&info, Duration::from_secs(10)).map_err(|e| format!("admin: {e}"))?;
+    db::migrate(&mut admin).map_err(|e| format!("migrate: {e}"))?;
+    let host: ConnInfo = options.host.parse().map_err(|e| format!("--host: {e}"))?;
+    if let Some(role) = host.pg.get_user() {
+        db::admin::grant_host(&mut admin, role).map_err(|e| format!("grant-host {role}: {e}"))?;
+    }
+    for i in 0..options.users {
+        let secret = SecretKey::from_bytes(secret_bytes(i)).map_err(|e| e.to_string())?;
+        let record = Record::new(secret, Algorithm::Sha1, 6, PERIOD, pam_totp::clock::now_rfc3339());
+        db::admin::put_record(&mut admin, &user_name(i), &record.to_toml())
+            .map_err(|e| format!("records: {e}"))?;
+    }
+    admin
+        .execute(
+            "clear the benchmark's login states",
+            "DELETE FROM pam_totp.login_state WHERE user_name LIKE 'ptpg%'",
+            &[],
+        )
+        .map_err(|e| format!("states: {e}"))?;
+    Ok(())
+}
+
+/// The service `pg-load` and its config: the host's view of the store.
+fn write_service(options: &Options) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("{}: {e}", options.work.display());
+    std::fs::create_dir_all(&options.work).map_err(io)?;
+    let module =
+        std::fs::canonicalize(&options.module).map_err(|e| format!("{}: {e}", options.module.display()))?;
+    let work = std::fs::canonicalize(&options.work).map_err(io)?;
+    let config = work.join("pam_totp.toml");
+    let host = options.host.replace('\\', "\\\\").replace('"', "\\\"");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"postgres\"\npostgres = \"{host}\"\nstate_dir = \"{}\"\n",
+            work.join("state").display()
+        ),
+    )
+    .map_err(io)?;
+    std::fs::write(
+        work.join("pg-load"),
+        format!("auth required {} config={}\n", module.display(), config.display()),
+    )
+    .map_err(io)
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// One worker's results.
+#[derive(Default)]
+struct Tally {
+    times: Vec<Duration>,
+    verdicts: BTreeMap<i32, usize>,
+    waits: usize,
+}
+
+/// Worker `w` of `workers`: its users, round after round, one login each per round.
+fn worker(options: &Options, confdir: &Path, w: usize, left: &AtomicU64) -> Tally {
+    let mine: Vec<usize> = (w..options.users).step_by(options.workers).collect();
+    let totps: Vec<totp_rs::Totp> = mine
+        .iter()
+        .map(|&i| {
+            totp_rs::Builder::new()
+                .with_secret(secret_bytes(i))
+                .with_step_duration(PERIOD)
+                .build_noncompliant()
+        })
+        .collect();
+    let names: Vec<String> = mine.iter().map(|&i| user_name(i)).collect();
+    let mut last_step = vec![0u64; mine.len()];
+    let mut tally = Tally::default();
+    'rounds: loop {
+        for (k, name) in names.iter().enumerate() {
+            if left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_err()
+            {
+                break 'rounds;
+            }
+            // A newer step than this user's last login, or replay protection would
+            // (rightly) refuse it.
+            let mut now = unix_now();
+            if now.as_secs() / PERIOD <= last_step[k] {
+                tally.waits += 1;
+                let next = Duration::from_secs((last_step[k] + 1) * PERIOD);
+                std::thread::sleep(next.saturating_sub(now) + Duration::from_millis(5));
+                now = unix_now();
+            }
+            let step = now.as_secs() / PERIOD;
+            let code = totps[k].generate(now.as_secs()).to_string();
+            let login = Login {
+                confdir,
+                service: "pg-load",
+                user: name,
+                rhost: None,
+            };
+            let start = Instant::now();
+            let transcript = pam_client::authenticate(&login, &[code.as_bytes()]);
+            tally.times.push(start.elapsed());
+            *tally.verdicts.entry(transcript.status).or_default() += 1;
+            last_step[k] = step;
+        }
+    }
+    tally
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn verdict_name(status: i32) -> String {
+    match status {
+        SUCCESS => "success".to_owned(),
+        pam_client::AUTH_ERR => "refused (PAM_AUTH_ERR)".to_owned(),
+        pam_client::SYSTEM_ERR => "database unavailable (PAM_SYSTEM_ERR)".to_owned(),
+        other => format!("PAM status {other}"),
+    }
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("run as root (it creates system users and loads PAM)".to_owned());
+    }
+    let _sink = syslog_sink::start();
+    ensure_users(options.users)?;
+    provision(options)?;
+    write_service(options)?;
+    let confdir = std::fs::canonicalize(&options.work).map_err(|e| e.to_string())?;
+    println!(
+        "pg-load: {} logins, {} users, {} workers; records with a {PERIOD} s period so that every \
+         login is a correct code of a distinct (user, step) pair",
+        options.logins, options.users, options.workers
+    );
+    let left = AtomicU64::new(options.logins as u64);
+    let started = Instant::now();
+    let tallies: Vec<Tally> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..options.workers)
+            .map(|w| {
+                let (confdir, left) = (&confdir, &left);
+                scope.spawn(move || worker(options, confdir, w, left))
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let wall = started.elapsed();
+    let mut times = Vec::new();
+    let mut verdicts: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut waits = 0;
+    for tally in tallies {
+        times.extend(tally.times);
+        waits += tally.waits;
+        for (status, n) in tally.verdicts {
+            *verdicts.entry(status).or_default() += n;
+        }
+    }
+    times.sort_unstable();
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    #[allow(clippy::cast_precision_loss)]
+    let throughput = times.len() as f64 / wall.as_secs_f64();
+    println!("logins:      {} in {:.1} s", times.len(), wall.as_secs_f64());
+    println!("throughput:  {throughput:.0} logins/s");
+    println!(
+        "latency:     median {}, p99 {}, max {}",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99)),
+        ms(times.last().copied().unwrap_or_default())
+    );
+    for (status, n) in &verdicts {
+        println!("verdict:     {n} {}", verdict_name(*status));
+    }
+    println!("waits for a newer step: {waits} (a user's turn came within its last step)");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match parse_args() {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(options)) => match run(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pg-load: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("pg-load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

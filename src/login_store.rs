@@ -1,0 +1,273 @@
+//! Where one login's record and state live: files on this host (`store = "file"`), or
+//! the database shared by many hosts (`store = "postgres"`). [`crate::authenticate`]
+//! runs one flow over both: open (record + state), lock-out check, prompt, then
+//! [`Session::begin`] and [`Pending::apply`] around the one verdict it computes.
+//!
+//! How each store makes the verdict safe against concurrent logins:
+//! - files: the user's state file is locked (`flock`) from re-reading it to the durable
+//!   write of the outcome;
+//! - database: the attempt is charged as a failure first (one UPDATE that also refuses
+//!   a locked-out user), so guesses in flight on all hosts stay within `max_failures`;
+//!   a right answer then counts only through one more UPDATE that moves `last_step`
+//!   forward (or burns a recovery-code bit), which exactly one login can win.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use crate::account::{Account, AccountError};
+use crate::config::{Config, Store};
+use crate::db::{self, DbError, login::Charge};
+use crate::record::{Record, StoredRecord};
+use crate::record_store::{RecordLocation, StoreError};
+use crate::seal;
+use crate::state::{LockedState, LoginState, StateDir, StateError, StateFile};
+
+/// Why no usable record was found.
+pub(crate) enum Missing {
+    Unknown,
+    NotEnrolled,
+    /// A problem only the admin can fix; the text is for syslog.
+    Unusable(String),
+}
+
+/// The state or the database could not be used; the login fails closed.
+#[derive(Debug)]
+pub(crate) enum SessionError {
+    State(StateError),
+    Db(DbError),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::State(e) => e.fmt(f),
+            SessionError::Db(e) => write!(f, "database unavailable: {e}"),
+        }
+    }
+}
+
+/// One login's store across the prompt: the state file kept open (unlocked), or, for
+/// the database, nothing: the connection that read the state is closed before the
+/// prompt and a new one made for the verdict, so that logins waiting at a prompt (any
+/// number of unauthenticated clients) hold no database connection, and a connection
+/// dropped by a firewall while a user typed cannot stall the verdict.
+#[derive(Debug)]
+pub(crate) enum Session {
+    File(StateFile),
+    Db,
+}
+
+/// A user's record, and their state as it was before the prompt.
+pub(crate) struct Opened {
+    pub record: Record,
+    pub state: LoginState,
+    pub session: Session,
+}
+
+/// Finds `user`'s record and opens their state in the configured store.
+pub(crate) fn open(config: &Config, user: &str) -> Result<Result<Opened, Missing>, SessionError> {
+    let account = match Account::lookup(user) {
+        Ok(account) => account,
+        Err(AccountError::Unknown | AccountError::InvalidName) => return Ok(Err(Missing::Unknown)),
+        Err(e) => return Ok(Err(Missing::Unusable(e.to_string()))),
+    };
+    match config.store {
+        Store::File => open_files(config, account),
+        Store::Postgres => open_db(config, &account),
+    }
+}
+
+fn open_files(config: &Config, account: Account) -> Result<Result<Opened, Missing>, SessionError> {
+    let record = match file_record(config, account) {
+        Ok(record) => record,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    let user = record.1;
+    let state_dir = StateDir::open(&config.state_dir).map_err(SessionError::State)?;
+    // A first, short lock: the state to judge a lock-out by before prompting. The file
+    // stays open (unlocked) across the prompt, to be locked again for the verdict.
+    let locked = state_dir.lock(&user).map_err(SessionError::State)?;
+    let state = locked.state();
+    let file = locked.unlock().map_err(SessionError::State)?;
+    Ok(Ok(Opened {
+        record: record.0,
+        state,
+        session: Session::File(file),
+    }))
+}
+
+fn file_record(config: &Config, account: Account) -> Result<(Record, String), Missing> {
+    let location =
+        RecordLocation::for_account(config, account).map_err(|e| Missing::Unusable(e.to_string()))?;
+    let unusable = |e: &dyn fmt::Display| {
+        Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
+    };
+    let user = location.account.name.clone();
+    match location.read_stored() {
+        Ok(StoredRecord::Plain(record)) => Ok((record, user)),
+        // The host key is read only here, for a sealed record; any problem fails closed.
+        Ok(StoredRecord::Sealed(sealed)) => seal::open_record(config, &user, &sealed)
+            .map(|record| (record, user.clone()))
+            .map_err(|e| unusable(&e)),
+        Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
+        Err(other) => Err(unusable(&other)),
+    }
+}
+
+fn open_db(config: &Config, account: &Account) -> Result<Result<Opened, Missing>, SessionError> {
+    let mut client = db::connect(config).map_err(SessionError::Db)?;
+    let Some(found) = db::login::read(&mut client, &account.name).map_err(SessionError::Db)? else {
+        return Ok(Err(Missing::NotEnrolled));
+    };
+    // The same text, parsed and (if sealed) opened exactly as a record file's.
+    let unusable = |e: &dyn fmt::Display| Missing::Unusable(format!("cannot use the database record: {e}"));
+    let record = match Record::parse_stored(&found.record) {
+        Ok(StoredRecord::Plain(record)) => record,
+        Ok(StoredRecord::Sealed(sealed)) => match seal::open_record(config, &account.name, &sealed) {
+            Ok(record) => record,
+            Err(e) => return Ok(Err(unusable(&e))),
+        },
+        Err(e) => return Ok(Err(unusable(&e))),
+    };
+    drop(client);
+    Ok(Ok(Opened {
+        record,
+        state: found.state,
+        session: Session::Db,
+    }))
+}
+
+/// A verdict about to be made: the store is held (file locked) or the attempt charged.
+pub(crate) enum Pending {
+    File(LockedState),
+    // Boxed: a client (runtime and connection) is large, and moved a few times.
+    Db {
+        client: Box<db::Client>,
+        charged: LoginState,
+    },
+}
+
+/// What [`Session::begin`] found.
+pub(crate) enum Begun {
+    /// Locked out until this Unix time: do not check the answer.
+    LockedOut(u64),
+    Open(Pending),
+}
+
+impl Session {
+    /// Holds the store for a verdict on `user`'s answer at `now`.
+    pub(crate) fn begin(self, config: &Config, user: &str, now: u64) -> Result<Begun, SessionError> {
+        let exempt = config.is_lockout_exempt(user);
+        match self {
+            Session::File(file) => {
+                let locked = file.lock().map_err(SessionError::State)?;
+                let until = locked.state().locked_until;
+                if !exempt && until > now {
+                    return Ok(Begun::LockedOut(until));
+                }
+                Ok(Begun::Open(Pending::File(locked)))
+            }
+            Session::Db => {
+                let client = db::connect(config).map_err(SessionError::Db)?;
+                Self::charge(client, config, user, now)
+            }
+        }
+    }
+
+    fn charge(mut client: db::Client, config: &Config, user: &str, now: u64) -> Result<Begun, SessionError> {
+        match db::login::charge(&mut client, config, user, now) {
+            Ok(Some(Charge::Charged(charged))) => Ok(Begun::Open(Pending::Db {
+                client: Box::new(client),
+                charged,
+            })),
+            Ok(Some(Charge::LockedOut(state))) => Ok(Begun::LockedOut(state.locked_until)),
+            // Removed by an admin since the prompt.
+            Ok(None) => Err(SessionError::Db(DbError::Schema(
+                "the record was removed during the login".to_owned(),
+            ))),
+            Err(e) => Err(SessionError::Db(e)),
+        }
+    }
+}
+
+/// The store's part of a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// A TOTP code of this step, newer than the state's `last_step`.
+    Step(u64),
+    /// Recovery code `index` of the record's set (epoch `epoch`, `count` codes).
+    Recovery { epoch: u64, count: usize, index: usize },
+    /// A failure.
+    Fail(&'static str),
+}
+
+/// What was durably recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// `None`: accepted. Else the reason of the failure.
+    pub failure: Option<&'static str>,
+    /// The state after a failure: counts and lock-out, for the log.
+    pub after: LoginState,
+    /// The lock-out before this attempt (a new lock-out is logged once).
+    pub locked_until_before: u64,
+}
+
+impl Pending {
+    /// The state the answer is judged against (last step, burnt codes).
+    pub(crate) fn state(&self) -> LoginState {
+        match self {
+            Pending::File(locked) => locked.state(),
+            Pending::Db { charged, .. } => *charged,
+        }
+    }
+
+    /// Durably records `decision`. `file_after` is the file store's new state for it
+    /// (the database computes its own, from the row, in the same statements).
+    /// Success is returned only after the write or the accepting UPDATE is durable.
+    pub(crate) fn apply(
+        self,
+        user: &str,
+        now: u64,
+        decision: Decision,
+        file_after: LoginState,
+        exempt: bool,
+    ) -> Result<Settled, SessionError> {
+        match self {
+            Pending::File(mut locked) => {
+                let before = locked.state();
+                locked.save(file_after).map_err(SessionError::State)?;
+                Ok(Settled {
+                    failure: match decision {
+                        Decision::Fail(reason) => Some(reason),
+                        Decision::Step(_) | Decision::Recovery { .. } => None,
+                    },
+                    after: file_after,
+                    locked_until_before: before.locked_until,
+                })
+            }
+            Pending::Db { mut client, charged } => {
+                let accepted = match decision {
+                    Decision::Step(step) => db::login::accept_step(&mut client, user, step, now)
+                        .map_err(SessionError::Db)?
+                        .then_some(())
+                        .ok_or("replayed code"),
+                    Decision::Recovery { epoch, count, index } => {
+                        db::login::burn_recovery(&mut client, user, epoch, count, index, now)
+                            .map_err(SessionError::Db)?
+                            .then_some(())
+                            .ok_or("recovery code already used")
+                    }
+                    Decision::Fail(reason) => Err(reason),
+                };
+                // The charge already counted the failure and any lock-out it starts; a
+                // charged user was not locked out before, unless exempt (never locked).
+                Ok(Settled {
+                    failure: accepted.err(),
+                    after: charged,
+                    locked_until_before: if exempt { charged.locked_until } else { 0 },
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The module is loaded and unloaded with every PAM handle (`pam_start` dlopens it,
+//! `pam_end` dlcloses it). With the database store each login also makes a runtime, a
+//! connection and TLS state: 10 000 load/login/unload cycles in one process must leave
+//! no thread, no file descriptor and no memory behind, and never crash.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use pam_client::{AUTH_ERR, SUCCESS};
+use support::postgres::{Cluster, PgHost, enroll, state};
+use support::{SECRET, TEST_USER, oathtool, settle_in_step};
+
+fn count(dir: &str) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+fn fd_targets() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some(format!("{} -> {}", e.file_name().display(), target.display()))
+        })
+        .collect()
+}
+
+/// Our sockets connected to `port` on this machine (a database connection left open).
+fn connections_to(port: u16) -> Vec<String> {
+    let tcp = std::fs::read_to_string("/proc/self/net/tcp").unwrap();
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = fields.get(2)?.rsplit(':').next()?;
+            let inode = fields.get(9)?;
+            (u16::from_str_radix(remote_port, 16).ok()? == port).then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    fd_targets()
+        .into_iter()
+        .filter(|fd| inodes.iter().any(|i| fd.contains(i.as_str())))
+        .collect()
+}
+
+/// Open descriptors other than sockets: glibc's syslog opens and closes its /dev/log
+/// socket as sending succeeds or fails, so sockets are checked by [`connections_to`].
+fn files() -> Vec<String> {
+    fd_targets()
+        .into_iter()
+        .filter(|fd| !fd.contains("socket:"))
+        .collect()
+}
+
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .collect()
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+const CYCLES: usize = 10_000;
+
+/// The release build when it is at least as new as the debug one (`make test` builds
+/// both; the release build is what sshd loads, and keeps this test well under a
+/// minute), else the debug build (several times slower to load and run).
+fn module() -> PathBuf {
+    let debug = support::build_dir().join("libpam_totp.so");
+    let release = support::build_dir()
+        .parent()
+        .expect("target")
+        .join("release")
+        .join("libpam_totp.so");
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&release), modified(&debug)) {
+        (Some(r), Some(d)) if r >= d => release,
+        _ => debug,
+    }
+}
+
+#[test]
+fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let host = PgHost::new(
+        &cluster,
+        "host_a",
+        "max_failures = 1\nlockout_seconds = 3600\nlockout_max_seconds = 3600\n",
+    );
+    let module = module();
+    println!("module: {}", module.display());
+    std::fs::copy(&module, host.fixture.path("pam_totp.so")).unwrap();
+    // Warm up (libpam, NSS, the allocator's arenas) with a whole login: read, prompt,
+    // charge, accept.
+    settle_in_step(3);
+    assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
+    // Then locked out: each cycle loads the module, connects, reads the state, refuses,
+    // disconnects and unloads, with no prompt to wait for.
+    assert_eq!(host.fixture.login("000000").status, AUTH_ERR);
+    assert!(state(&cluster, TEST_USER).locked_until > support::now());
+    for _ in 0..200 {
+        assert_eq!(host.fixture.login("000000").status, AUTH_ERR);
+    }
+    let (threads, fds, rss) = (count("/proc/self/task"), files().len(), rss_kib());
+    // Two loading threads, as sshd's children would be many: the two cores stay busy
+    // (each cycle mostly waits for the server) and dlopen/dlclose race each other.
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for worker in 0..2 {
+            let (host, cluster) = (&host, &cluster);
+            scope.spawn(move || {
+                for i in 0..CYCLES / 2 {
+                    let t = host.fixture.login("000000");
+                    assert_eq!(
+                        t.status,
+                        AUTH_ERR,
+                        "worker {worker} cycle {i}: {t:?}\n{}",
+                        cluster.log()
+                    );
+                    // The two workers are the only threads added.
+                    let now = count("/proc/self/task");
+                    assert!(
+                        now <= threads + 2,
+                        "cycle {i}: {now} threads: one outlived a login"
+                    );
+                    if worker == 0 && i % 1000 == 999 {
+                        println!("cycle {}: RSS {} KiB", 2 * (i + 1), rss_kib());
+                    }
+                }
+            });
+        }
+    });
+    let took = started.elapsed();
+    // A joined thread's /proc entry can outlive the join by a moment.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (threads_after, fds_after, rss_after) = (count("/proc/self/task"), files().len(), rss_kib());
+    println!(
+        "{CYCLES} cycles in {took:?} ({:?} each): threads {threads} -> {threads_after}, \
+         fds {fds} -> {fds_after}, RSS {rss} -> {rss_after} KiB",
+        took / u32::try_from(CYCLES).unwrap()
+    );
+    assert_eq!(threads_after, threads, "threads: {:?}", thread_names());
+    assert_eq!(fds_after, fds, "fds: {:?}", fd_targets());
+    assert_eq!(
+        connections_to(cluster.port),
+        Vec::<String>::new(),
+        "a database connection was left open"
+    );
+    assert!(rss_after <= rss + 2048, "RSS grew from {rss} to {rss_after} KiB");
+}

@@ -1,0 +1,166 @@
+//! Many hosts, one enrollment: two "hosts" are two separate processes (this test binary
+//! run again as `host_process`), each with its own PAM service, config and database
+//! role, sharing one PostgreSQL database. (They share the network namespace: the
+//! server listens on 127.0.0.1, so separate namespaces would need a veth pair; the
+//! database only sees two roles and two connections either way.)
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pam_client::{AUTH_ERR, Login, SUCCESS};
+use support::postgres::{Cluster, PgHost, enroll, state};
+use support::{SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
+
+const CONFDIR: &str = "PAM_TOTP_HOST_CONFDIR";
+const CODES: &str = "PAM_TOTP_HOST_CODES";
+const START_AT_MS: &str = "PAM_TOTP_HOST_START_AT_MS";
+
+fn unix_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// Not a test of its own: the body of a host process. Logs in once per code of
+/// `PAM_TOTP_HOST_CODES`, all at once (one thread each) from the instant
+/// `PAM_TOTP_HOST_START_AT_MS`, and prints `status N` per login.
+#[test]
+fn host_process() {
+    let Ok(confdir) = std::env::var(CONFDIR) else {
+        return;
+    };
+    let codes = std::env::var(CODES).unwrap();
+    let start_at: u128 = std::env::var(START_AT_MS).unwrap().parse().unwrap();
+    let wait = start_at.saturating_sub(unix_ms());
+    std::thread::sleep(Duration::from_millis(u64::try_from(wait).unwrap()));
+    let statuses: Vec<i32> = std::thread::scope(|scope| {
+        let logins: Vec<_> = codes
+            .split(',')
+            .map(|code| {
+                let confdir = Path::new(&confdir);
+                scope.spawn(move || {
+                    let login = Login {
+                        confdir,
+                        service: "totp",
+                        user: TEST_USER,
+                        rhost: Some("192.0.2.7"),
+                    };
+                    pam_client::authenticate(&login, &[code.as_bytes()])
+                })
+            })
+            .collect();
+        logins.into_iter().map(|h| h.join().unwrap().status).collect()
+    });
+    for status in statuses {
+        // On a line of its own: the test harness may have left "test host_process ... ".
+        println!("\nstatus {status}");
+    }
+}
+
+/// Starts a host process logging in with `codes` from `start_at_ms`.
+fn spawn_host(host: &PgHost, codes: &[String], start_at_ms: u128) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "host_process", "--nocapture", "--test-threads=1"])
+        .env(CONFDIR, host.fixture.dir.path())
+        .env(CODES, codes.join(","))
+        .env(START_AT_MS, start_at_ms.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn statuses(child: std::process::Child) -> Vec<i32> {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "host process failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("status "))
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+/// Logs in on `host` in a process of its own, now.
+fn login_on(host: &PgHost, codes: &[String]) -> Vec<i32> {
+    statuses(spawn_host(host, codes, 0))
+}
+
+#[test]
+fn a_code_accepted_on_host_a_is_refused_on_host_b() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let a = PgHost::new(&cluster, "host_a", "");
+    let b = PgHost::new(&cluster, "host_b", "");
+    settle_in_step(5);
+    let code = oathtool(SECRET, 0);
+    assert_eq!(login_on(&a, std::slice::from_ref(&code)), [SUCCESS]);
+    assert_eq!(login_on(&b, &[code]), [AUTH_ERR], "the code was used on host A");
+    // The next step's code is still good on B.
+    assert_eq!(login_on(&b, &[oathtool(SECRET, 1)]), [SUCCESS]);
+}
+
+#[test]
+fn failures_on_host_a_and_host_b_add_up_to_one_lock_out() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let policy = "max_failures = 4\nlockout_seconds = 600\nlockout_max_seconds = 600\n";
+    let a = PgHost::new(&cluster, "host_a", policy);
+    let b = PgHost::new(&cluster, "host_b", policy);
+    settle_in_step(8);
+    let wrong = wrong_code(SECRET);
+    assert_eq!(
+        login_on(&a, &[wrong.clone(), wrong.clone()]),
+        [AUTH_ERR, AUTH_ERR]
+    );
+    assert_eq!(
+        state(&cluster, TEST_USER).locked_until,
+        0,
+        "two failures: not yet"
+    );
+    assert_eq!(login_on(&b, &[wrong.clone(), wrong]), [AUTH_ERR, AUTH_ERR]);
+    let locked = state(&cluster, TEST_USER);
+    assert_eq!(locked.failures, 4);
+    assert!(locked.locked_until >= support::now() + 590, "{locked:?}");
+    // Locked out on both hosts, even with the right code.
+    let right = oathtool(SECRET, 0);
+    let refused = a.fixture.login(&right);
+    assert_eq!(refused.status, AUTH_ERR);
+    assert!(
+        refused.prompts().is_empty(),
+        "a locked-out user is not prompted: {refused:?}"
+    );
+    assert_eq!(login_on(&b, &[right]), [AUTH_ERR]);
+    assert_eq!(state(&cluster, TEST_USER).last_step, 0, "no code was accepted");
+}
+
+#[test]
+fn fifty_concurrent_logins_with_one_valid_code_across_two_hosts_give_exactly_one_success() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    // Enough allowed failures that every attempt reaches the verdict: the accepting
+    // UPDATE alone must let only one through. A long deadline: 100 connections at once
+    // on a busy 2-core CI machine must not turn a refusal into a timeout.
+    let policy = "max_failures = 100\npostgres_timeout_ms = 20000\n";
+    let a = PgHost::new(&cluster, "host_a", policy);
+    let b = PgHost::new(&cluster, "host_b", policy);
+    settle_in_step(12);
+    let code = vec![oathtool(SECRET, 0); 25];
+    let start_at = unix_ms() + 1500;
+    let on_a = spawn_host(&a, &code, start_at);
+    let on_b = spawn_host(&b, &code, start_at);
+    let all: Vec<i32> = statuses(on_a).into_iter().chain(statuses(on_b)).collect();
+    assert_eq!(all.len(), 50);
+    let successes = all.iter().filter(|s| **s == SUCCESS).count();
+    let refused = all.iter().filter(|s| **s == AUTH_ERR).count();
+    println!("50 concurrent logins: {successes} success, {refused} refused");
+    assert_eq!((successes, refused), (1, 49), "{all:?}");
+    let after = state(&cluster, TEST_USER);
+    assert_eq!(after.last_step, support::now() / 30);
+    // Each refused attempt was counted (those after the success; those before it were
+    // cleared by it): never more than the 49 refusals.
+    assert!(after.failures <= 49, "{after:?}");
+}

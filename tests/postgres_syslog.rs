@@ -1,0 +1,56 @@
+//! A frozen database server, as syslog shows it: the login fails closed within the
+//! deadline and the admin reads `database unavailable:` with the reason. Alone in its
+//! test binary: glibc's syslog connection is per process, so another test logging from
+//! outside the private mount namespace would take the lines elsewhere.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use pam_client::{SUCCESS, SYSTEM_ERR};
+use support::namespace::in_private_namespace;
+use support::postgres::{Cluster, PgHost, enroll};
+use support::{SECRET, TEST_USER, oathtool, settle_in_step};
+
+const TIMEOUT_MS: u64 = 1000;
+const LIMIT: Duration = Duration::from_millis(2 * TIMEOUT_MS + 1000);
+
+fn policy() -> String {
+    format!("postgres_timeout_ms = {TIMEOUT_MS}\nmax_failures = 1000\n")
+}
+
+#[test]
+fn a_frozen_server_fails_the_login_within_the_timeout_and_says_so_in_syslog() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    in_private_namespace(|ns| {
+        let host = PgHost::new(&cluster, "host_a", &policy());
+        // SIGSTOP: the kernel still accepts the TCP connection; nothing ever answers.
+        cluster.freeze();
+        let started = Instant::now();
+        let t = host.fixture.login(&oathtool(SECRET, 0));
+        let took = started.elapsed();
+        cluster.thaw();
+        println!("login against a frozen server: {took:?}");
+        assert_eq!(t.status, SYSTEM_ERR);
+        assert!(t.prompts().is_empty());
+        assert!(
+            took >= Duration::from_millis(TIMEOUT_MS - 50) && took < LIMIT,
+            "{took:?}"
+        );
+        let lines = ns.syslog();
+        assert!(
+            lines.iter().any(
+                |l| l.contains("database unavailable: no answer in time (connect)")
+                    && l.contains(&format!("user={TEST_USER}"))
+            ),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains("host_a-password")), "{lines:#?}");
+        settle_in_step(3);
+        assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SUCCESS, "thawed");
+    });
+}
