@@ -155,16 +155,13 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
         Ok(dir) => dir,
         Err(e) => return system_error(login, conv, log, &e),
     };
-    // A first, short lock: a locked-out user is told so without a prompt. The file stays
-    // open (unlocked) across the prompt, to be locked again for the verdict.
-    let state = match state_dir.lock(login.user) {
-        Ok(locked) if !config.is_lockout_exempt(login.user) && locked.state().locked_until > login.now => {
-            return refuse_locked_out(login, conv, log, locked.state().locked_until);
+    // A first look, without the lock: a locked-out user is told so without a prompt. The
+    // file stays open across the prompt, to be locked and read again for the verdict.
+    let state = match state_dir.glance(login.user) {
+        Ok(file) if !config.is_lockout_exempt(login.user) && file.state().locked_until > login.now => {
+            return refuse_locked_out(login, conv, log, file.state().locked_until);
         }
-        Ok(locked) => match locked.unlock() {
-            Ok(state) => state,
-            Err(e) => return system_error(login, conv, log, &e),
-        },
+        Ok(file) => file,
         Err(e) => return system_error(login, conv, log, &e),
     };
 
