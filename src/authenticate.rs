@@ -285,6 +285,15 @@ enum Missing {
 }
 
 fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
+    // A record in a system store under the name PAM gave is used without a passwd lookup
+    // (a scan of /etc/passwd with nss_files; sshd has done one already). Without one (or
+    // with any problem), passwd decides as before: the user may be known under another
+    // spelling, and only passwd tells an unknown user from one not enrolled.
+    if let Some(location) = RecordLocation::in_system_store(config, login.user)
+        && let Ok(stored) = location.read_stored()
+    {
+        return open_stored(config, &location, stored);
+    }
     let account = match Account::lookup(login.user) {
         Ok(account) => account,
         Err(AccountError::Unknown | AccountError::InvalidName) => return Err(Missing::Unknown),
@@ -292,17 +301,24 @@ fn find_record(login: &Login<'_>, config: &Config) -> Result<Record, Missing> {
     };
     let location =
         RecordLocation::for_account(config, account).map_err(|e| Missing::Unusable(e.to_string()))?;
-    let unusable = |e: &dyn fmt::Display| {
-        Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
-    };
     match location.read_stored() {
-        Ok(StoredRecord::Plain(record)) => Ok(record),
-        // The host key is read only here, for a sealed record; any problem fails closed.
-        Ok(StoredRecord::Sealed(sealed)) => {
-            seal::open_record(config, &location.account.name, &sealed).map_err(|e| unusable(&e))
-        }
+        Ok(stored) => open_stored(config, &location, stored),
         Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
-        Err(other) => Err(unusable(&other)),
+        Err(other) => Err(unusable(&location, &other)),
+    }
+}
+
+fn unusable(location: &RecordLocation, e: &dyn fmt::Display) -> Missing {
+    Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
+}
+
+fn open_stored(config: &Config, location: &RecordLocation, stored: StoredRecord) -> Result<Record, Missing> {
+    match stored {
+        StoredRecord::Plain(record) => Ok(record),
+        // The host key is read only here, for a sealed record; any problem fails closed.
+        StoredRecord::Sealed(sealed) => {
+            seal::open_record(config, &location.account.name, &sealed).map_err(|e| unusable(location, &e))
+        }
     }
 }
 
@@ -535,6 +551,50 @@ mod tests {
             logged.contains("reason=recovery code already used failures=1"),
             "{logged}"
         );
+    }
+
+    #[test]
+    fn a_system_store_record_is_found_by_the_name_as_given_and_passwd_decides_the_rest() {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Runs as root (the test suite does): the store and record are root's.
+        let tmp = tempfile::tempdir().unwrap();
+        let config = Config {
+            secret_path: format!("{}/${{USER}}", tmp.path().display()),
+            ..Config::default()
+        };
+        let record = Record::new(
+            crate::secret::SecretKey::from_base32("JBSWY3DPEHPK3PXP").unwrap(),
+            crate::algorithm::Algorithm::Sha1,
+            6,
+            30,
+            String::new(),
+        );
+        let name = "no-such-user-pam-totp";
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp.path().join(name))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, record.to_toml().as_bytes()))
+            .unwrap();
+        let login = |user| Login {
+            user,
+            rhost: None,
+            args: &[],
+            now: 1_000_000,
+        };
+        // Root's record under this very name: no passwd lookup is needed to use it.
+        assert!(find_record(&login(name), &config).is_ok());
+        // No record under the name: passwd decides, and does not know this one.
+        assert!(matches!(
+            find_record(&login("no-such-user-pam-totp2"), &config),
+            Err(Missing::Unknown)
+        ));
+        // A name that cannot name a file never reaches the store.
+        assert!(matches!(
+            find_record(&login("../etc"), &config),
+            Err(Missing::Unknown)
+        ));
     }
 
     #[test]

@@ -113,6 +113,22 @@ impl RecordLocation {
         })
     }
 
+    /// Where `name`'s record is when `secret_path` is a system store, without asking passwd:
+    /// such a path needs only the name, and its records belong to root (see
+    /// [`Account::name_only`]). `None` for a home store, which needs the user's home and ids.
+    ///
+    /// A login uses it to read the record before, and instead of, looking the user up; if
+    /// there is no record under the name as given, it asks passwd, which may know the user
+    /// under another spelling (the name its record was written under).
+    #[must_use]
+    pub fn in_system_store(config: &Config, name: &str) -> Option<RecordLocation> {
+        if template::store_kind(&config.secret_path) != StoreKind::System {
+            return None;
+        }
+        let account = Account::name_only(name).ok()?;
+        RecordLocation::for_account(config, account).ok()
+    }
+
     /// The uid a record here must belong to.
     #[must_use]
     pub fn expected_owner(&self) -> Uid {
