@@ -79,6 +79,23 @@ impl Account {
         })
     }
 
+    /// An account known by its name alone, for a store whose paths and checks need nothing
+    /// else: a system store (`secret_path` without `~` or `${HOME}`), where records belong to
+    /// root and are read as root. Its uid and gid are `(uid_t)-1`, which owns no file, and
+    /// its home is empty: a use that needed passwd would find nothing, not someone else's.
+    ///
+    /// # Errors
+    /// [`AccountError::InvalidName`], as for [`Account::lookup`].
+    pub fn name_only(name: &str) -> Result<Account, AccountError> {
+        check_user_name(name)?;
+        Ok(Account {
+            name: name.to_owned(),
+            uid: Uid::from_raw(u32::MAX),
+            gid: Gid::from_raw(u32::MAX),
+            home: PathBuf::new(),
+        })
+    }
+
     /// Looks a user up by uid (the command's caller).
     ///
     /// # Errors
@@ -123,6 +140,14 @@ mod tests {
         for name in ["root", "alice", "ec-bob", "svc_backup", "user.name", "alice@EDU"] {
             assert_eq!(check_user_name(name), Ok(()), "{name}");
         }
+    }
+
+    #[test]
+    fn a_name_only_account_is_checked_and_owns_nothing() {
+        assert_eq!(Account::name_only("../etc"), Err(AccountError::InvalidName));
+        let account = Account::name_only("alice").unwrap();
+        assert_eq!((account.uid.as_raw(), account.gid.as_raw()), (u32::MAX, u32::MAX));
+        assert_eq!(account.home, PathBuf::new());
     }
 
     #[test]

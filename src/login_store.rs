@@ -67,6 +67,19 @@ pub(crate) struct Opened {
 
 /// Finds `user`'s record and opens their state in the configured store.
 pub(crate) fn open(config: &Config, user: &str) -> Result<Result<Opened, Missing>, SessionError> {
+    // A record in a system store under the name PAM gave is used without a passwd lookup
+    // (a scan of /etc/passwd with nss_files; sshd has done one already). Without one (or
+    // with any problem), passwd decides as before: the user may be known under another
+    // spelling, and only passwd tells an unknown user from one not enrolled.
+    if config.store == Store::File
+        && let Some(location) = RecordLocation::in_system_store(config, user)
+        && let Ok(stored) = location.read_stored()
+    {
+        return match open_stored(config, &location, stored) {
+            Ok(record) => open_state(config, record, &location.account.name),
+            Err(missing) => Ok(Err(missing)),
+        };
+    }
     let account = match Account::lookup(user) {
         Ok(account) => account,
         Err(AccountError::Unknown | AccountError::InvalidName) => return Ok(Err(Missing::Unknown)),
@@ -79,39 +92,46 @@ pub(crate) fn open(config: &Config, user: &str) -> Result<Result<Opened, Missing
 }
 
 fn open_files(config: &Config, account: Account) -> Result<Result<Opened, Missing>, SessionError> {
-    let record = match file_record(config, account) {
-        Ok(record) => record,
-        Err(missing) => return Ok(Err(missing)),
+    let location = match RecordLocation::for_account(config, account) {
+        Ok(location) => location,
+        Err(e) => return Ok(Err(Missing::Unusable(e.to_string()))),
     };
-    let user = record.1;
+    let record = match location.read_stored() {
+        Ok(stored) => open_stored(config, &location, stored),
+        Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
+        Err(other) => Err(unusable(&location, &other)),
+    };
+    match record {
+        Ok(record) => open_state(config, record, &location.account.name),
+        Err(missing) => Ok(Err(missing)),
+    }
+}
+
+/// The state file of a user whose record was found, kept open across the prompt.
+fn open_state(config: &Config, record: Record, user: &str) -> Result<Result<Opened, Missing>, SessionError> {
     let state_dir = StateDir::open(&config.state_dir).map_err(SessionError::State)?;
-    // A first, short lock: the state to judge a lock-out by before prompting. The file
-    // stays open (unlocked) across the prompt, to be locked again for the verdict.
-    let locked = state_dir.lock(&user).map_err(SessionError::State)?;
-    let state = locked.state();
-    let file = locked.unlock().map_err(SessionError::State)?;
+    // A first look, without the lock: a locked-out user is told so without a prompt. The
+    // file stays open across the prompt, to be locked and read again for the verdict.
+    let file = state_dir.glance(user).map_err(SessionError::State)?;
     Ok(Ok(Opened {
-        record: record.0,
-        state,
+        record,
+        state: file.state(),
         session: Session::File(file),
     }))
 }
 
-fn file_record(config: &Config, account: Account) -> Result<(Record, String), Missing> {
-    let location =
-        RecordLocation::for_account(config, account).map_err(|e| Missing::Unusable(e.to_string()))?;
-    let unusable = |e: &dyn fmt::Display| {
-        Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
-    };
-    let user = location.account.name.clone();
-    match location.read_stored() {
-        Ok(StoredRecord::Plain(record)) => Ok((record, user)),
-        // The host key is read only here, for a sealed record; any problem fails closed.
-        Ok(StoredRecord::Sealed(sealed)) => seal::open_record(config, &user, &sealed)
-            .map(|record| (record, user.clone()))
-            .map_err(|e| unusable(&e)),
-        Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
-        Err(other) => Err(unusable(&other)),
+fn unusable(location: &RecordLocation, e: &dyn fmt::Display) -> Missing {
+    Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
+}
+
+/// A record file's content as a usable record; a sealed one is opened with the host key
+/// (read only here; any problem fails closed).
+fn open_stored(config: &Config, location: &RecordLocation, stored: StoredRecord) -> Result<Record, Missing> {
+    match stored {
+        StoredRecord::Plain(record) => Ok(record),
+        StoredRecord::Sealed(sealed) => {
+            seal::open_record(config, &location.account.name, &sealed).map_err(|e| unusable(location, &e))
+        }
     }
 }
 
@@ -269,5 +289,50 @@ impl Pending {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+    use super::{Missing, open};
+    use crate::algorithm::Algorithm;
+    use crate::config::Config;
+    use crate::record::Record;
+    use crate::secret::SecretKey;
+
+    #[test]
+    fn a_system_store_record_is_found_by_the_name_as_given_and_passwd_decides_the_rest() {
+        // Runs as root (the test suite does): the store, record and state are root's.
+        let tmp = tempfile::tempdir().unwrap();
+        let state_dir = tmp.path().join("state");
+        std::fs::DirBuilder::new().mode(0o700).create(&state_dir).unwrap();
+        let config = Config {
+            secret_path: format!("{}/${{USER}}", tmp.path().display()),
+            state_dir,
+            ..Config::default()
+        };
+        let secret = SecretKey::from_base32("JBSWY3DPEHPK3PXP").unwrap();
+        let record = Record::new(secret, Algorithm::Sha1, 6, 30, String::new());
+        let name = "no-such-user-pam-totp";
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp.path().join(name))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, record.to_toml().as_bytes()))
+            .unwrap();
+        // Root's record under this very name: no passwd lookup is needed to use it.
+        assert!(matches!(open(&config, name), Ok(Ok(_))));
+        // No record under the name: passwd decides, and does not know this one.
+        assert!(matches!(
+            open(&config, "no-such-user-pam-totp2"),
+            Ok(Err(Missing::Unknown))
+        ));
+        // A name that cannot name a file never reaches the store.
+        assert!(matches!(open(&config, "../etc"), Ok(Err(Missing::Unknown))));
     }
 }

@@ -113,6 +113,22 @@ impl RecordLocation {
         })
     }
 
+    /// Where `name`'s record is when `secret_path` is a system store, without asking passwd:
+    /// such a path needs only the name, and its records belong to root (see
+    /// [`Account::name_only`]). `None` for a home store, which needs the user's home and ids.
+    ///
+    /// A login uses it to read the record before, and instead of, looking the user up; if
+    /// there is no record under the name as given, it asks passwd, which may know the user
+    /// under another spelling (the name its record was written under).
+    #[must_use]
+    pub fn in_system_store(config: &Config, name: &str) -> Option<RecordLocation> {
+        if template::store_kind(&config.secret_path) != StoreKind::System {
+            return None;
+        }
+        let account = Account::name_only(name).ok()?;
+        RecordLocation::for_account(config, account).ok()
+    }
+
     /// The uid a record here must belong to.
     #[must_use]
     pub fn expected_owner(&self) -> Uid {
@@ -196,8 +212,12 @@ impl RecordLocation {
             },
         })?;
         let file = File::from(fd);
-        self.check_file(&file)?;
-        let mut text = Zeroizing::new(Vec::new());
+        let size = self.check_file(&file)?;
+        // Sized from the fstat just made: one read and the one that sees the end, where
+        // an empty buffer costs five (std probes with 32 bytes, then doubles).
+        let mut text = Zeroizing::new(Vec::with_capacity(
+            usize::try_from(size.min(MAX_RECORD_BYTES) + 1).unwrap_or(0),
+        ));
         file.take(MAX_RECORD_BYTES + 1)
             .read_to_end(&mut text)
             .map_err(|source| StoreError::Io {
@@ -212,7 +232,8 @@ impl RecordLocation {
         Record::parse_stored(text).map_err(StoreError::Record)
     }
 
-    fn check_file(&self, file: &File) -> Result<(), StoreError> {
+    /// Checks the opened record; its size in bytes when it passes.
+    fn check_file(&self, file: &File) -> Result<u64, StoreError> {
         let meta = file.metadata().map_err(|source| StoreError::Io {
             action: "stat the record",
             source,
@@ -233,7 +254,7 @@ impl RecordLocation {
         if meta.len() > MAX_RECORD_BYTES {
             return Err(StoreError::TooLarge);
         }
-        Ok(())
+        Ok(meta.len())
     }
 
     /// Whether a record exists here (any file, even an unusable one, counts).

@@ -98,6 +98,9 @@ fn io_err(action: &'static str) -> impl FnOnce(io::Error) -> StateError {
 #[derive(Debug)]
 pub struct StateDir {
     dir: File,
+    /// The module's effective uid, which must own the directory and every state file
+    /// (asked once: `geteuid` is a system call each time).
+    euid: u32,
 }
 
 impl StateDir {
@@ -135,12 +138,13 @@ impl StateDir {
             Err(e) => return Err(io_err("open the state directory")(e)),
         };
         let meta = dir.metadata().map_err(io_err("stat the state directory"))?;
-        if meta.uid() != unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        let euid = unistd::geteuid().as_raw();
+        if meta.uid() != euid || meta.mode() & 0o022 != 0 {
             return Err(StateError::UnsafeDirectory {
                 path: path.to_owned(),
             });
         }
-        Ok(StateDir { dir })
+        Ok(StateDir { dir, euid })
     }
 
     /// Opens (creating if needed) and exclusively locks `user`'s state file, waiting up
@@ -149,6 +153,50 @@ impl StateDir {
     /// # Errors
     /// An unsafe file, a corrupt file, a lock timeout, or I/O failure.
     pub fn lock(&self, user: &str) -> Result<LockedState, StateError> {
+        let file = self.open_file(user)?;
+        wait_for_lock(&file)?;
+        let (state, seq) = read_slots(&file)?;
+        Ok(LockedState {
+            file,
+            state,
+            seq,
+            euid: self.euid,
+        })
+    }
+
+    /// Opens (creating if needed) `user`'s state file and reads it *without* locking it:
+    /// the look a login takes before its prompt (is the user locked out?). The file
+    /// stays open for [`StateFile::lock`], under which the verdict re-reads it.
+    ///
+    /// An unlocked read is safe for the same reason [`StateDir::peek`]'s is: a write in
+    /// progress tears at most one slot, and the other one is read; should both slots
+    /// fail their check anyway, the file is read again under the lock before it is
+    /// called corrupt. Saves the `flock` pair a locked look costs at every login.
+    ///
+    /// # Errors
+    /// An unsafe or corrupt file, a lock timeout (only on that second read), or I/O
+    /// failure.
+    pub fn glance(&self, user: &str) -> Result<StateFile, StateError> {
+        let file = self.open_file(user)?;
+        let state = match read_slots(&file) {
+            Ok((state, _)) => state,
+            Err(StateError::Corrupt) => {
+                wait_for_lock(&file)?;
+                let (state, _) = read_slots(&file)?;
+                file.unlock().map_err(io_err("unlock the state file"))?;
+                state
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(StateFile {
+            file,
+            state,
+            euid: self.euid,
+        })
+    }
+
+    /// Opens (creating if needed) and checks `user`'s state file.
+    fn open_file(&self, user: &str) -> Result<File, StateError> {
         check_user_name(user).map_err(|_| StateError::BadUser)?;
         let name = format!("{user}.state");
         let flags = OFlag::O_RDWR
@@ -173,10 +221,8 @@ impl StateDir {
             },
         })?;
         let file = File::from(fd);
-        check_state_file(&file)?;
-        wait_for_lock(&file)?;
-        let (state, seq) = read_slots(&file)?;
-        Ok(LockedState { file, state, seq })
+        check_state_file(&file, self.euid)?;
+        Ok(file)
     }
 
     /// Reads `user`'s state without creating or locking it (for `totp-enroll status`);
@@ -210,7 +256,7 @@ impl StateDir {
             }
         };
         let file = File::from(fd);
-        check_state_file(&file)?;
+        check_state_file(&file, self.euid)?;
         read_slots(&file).map(|(state, _)| Some(state))
     }
 
@@ -234,11 +280,11 @@ impl StateDir {
     }
 }
 
-fn check_state_file(file: &File) -> Result<(), StateError> {
+fn check_state_file(file: &File, euid: u32) -> Result<(), StateError> {
     let meta = file.metadata().map_err(io_err("stat the state file"))?;
     let reason = if !meta.file_type().is_file() {
         "it is not a regular file"
-    } else if meta.uid() != unistd::geteuid().as_raw() {
+    } else if meta.uid() != euid {
         "it is not owned by root"
     } else if meta.mode() & 0o077 != 0 {
         "group or other permission bits are set"
@@ -342,6 +388,7 @@ pub struct LockedState {
     file: File,
     state: LoginState,
     seq: u64,
+    euid: u32,
 }
 
 /// A user's state file, opened and checked but not locked: kept across a slow step
@@ -349,9 +396,19 @@ pub struct LockedState {
 #[derive(Debug)]
 pub struct StateFile {
     file: File,
+    /// The state as last read (unlocked by [`StateDir::glance`]): good for a look, not
+    /// for a verdict, which [`StateFile::lock`] reads afresh.
+    state: LoginState,
+    euid: u32,
 }
 
 impl StateFile {
+    /// The state as last read; another login may have changed it since.
+    #[must_use]
+    pub fn state(&self) -> LoginState {
+        self.state
+    }
+
     /// Locks the file again and reads the state afresh (another login may have written
     /// it meanwhile).
     ///
@@ -359,13 +416,14 @@ impl StateFile {
     /// The file was replaced or unlinked meanwhile (an admin's reset), a lock timeout,
     /// or a corrupt or unreadable file.
     pub fn lock(self) -> Result<LockedState, StateError> {
-        check_state_file(&self.file)?;
+        check_state_file(&self.file, self.euid)?;
         wait_for_lock(&self.file)?;
         let (state, seq) = read_slots(&self.file)?;
         Ok(LockedState {
             file: self.file,
             state,
             seq,
+            euid: self.euid,
         })
     }
 }
@@ -377,7 +435,11 @@ impl LockedState {
     /// The kernel refused to release the lock.
     pub fn unlock(self) -> Result<StateFile, StateError> {
         self.file.unlock().map_err(io_err("unlock the state file"))?;
-        Ok(StateFile { file: self.file })
+        Ok(StateFile {
+            file: self.file,
+            state: self.state,
+            euid: self.euid,
+        })
     }
 
     /// The state as read (or as last saved through this lock).
@@ -446,6 +508,29 @@ mod tests {
         locked.save(newer)?;
         drop(locked);
         assert_eq!(dir.lock("alice")?.state(), newer);
+        Ok(())
+    }
+
+    #[test]
+    fn a_glance_reads_without_waiting_for_the_lock_and_the_lock_reads_afresh() -> Result<(), StateError> {
+        let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
+        let dir = StateDir::open(tmp.path())?;
+        let mut held = dir.lock("frank")?;
+        held.save(sample())?;
+        let started = Instant::now();
+        let glanced = dir.glance("frank")?;
+        assert!(
+            started.elapsed() < LOCK_TIMEOUT / 5,
+            "a glance waited for the lock"
+        );
+        assert_eq!(glanced.state(), sample());
+        let newer = LoginState {
+            failures: 11,
+            ..sample()
+        };
+        held.save(newer)?;
+        drop(held);
+        assert_eq!(glanced.lock()?.state(), newer);
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use pam_client::{Login, Transaction};
 
 use crate::peers::Peer;
+use crate::run::thread_minor_faults;
 
 /// `pwrite` of 64 bytes + `fdatasync`: what pam_totp does once per login.
 ///
@@ -103,9 +104,21 @@ pub struct LeakCheck {
     pub fds_before: usize,
     pub fds_after: usize,
     pub elapsed: Duration,
+    /// Minor page faults of the whole run (one thread).
+    pub minor_faults: u64,
 }
 
-/// `cycles` × (load, authenticate as `user`, unload) of `peer`, after a warm-up.
+impl LeakCheck {
+    /// Mean minor page faults per cycle.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn faults_per_cycle(&self) -> f64 {
+        self.minor_faults as f64 / self.cycles.max(1) as f64
+    }
+}
+
+/// `cycles` × (load, authenticate as `user`, unload) of `peer`, after a warm-up of as
+/// many (at most 1000).
 #[must_use]
 pub fn load_unload_cycles(confdir: &Path, peer: Peer, user: &str, cycles: usize) -> LeakCheck {
     let login = Login {
@@ -119,16 +132,20 @@ pub fn load_unload_cycles(confdir: &Path, peer: Peer, user: &str, cycles: usize)
             let _ = pam_client::authenticate(&login, &[b"000000"]);
         }
     };
-    run(1000);
+    run(cycles.min(1000));
     let (rss_before_kib, fds_before) = (rss_kib(), open_fds());
+    let faults = thread_minor_faults();
     let start = Instant::now();
     run(cycles);
+    let elapsed = start.elapsed();
+    let minor_faults = thread_minor_faults().saturating_sub(faults);
     LeakCheck {
         cycles,
         rss_before_kib,
         rss_after_kib: rss_kib(),
         fds_before,
         fds_after: open_fds(),
-        elapsed: start.elapsed(),
+        elapsed,
+        minor_faults,
     }
 }

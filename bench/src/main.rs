@@ -37,8 +37,11 @@ Options (defaults in brackets):
   --period S        TOTP step of every peer (pam_oath accepts only 30 or 60) [30]
   --out FILE        also write the report to FILE
   --cleanup         remove the benchmark's users and work directory, then exit
-  --cycles-of SVC   only run --cycles logins of the unenrolled user against service SVC
-                    (permit, totp, google, oath) of the last run's setup: for profilers
+  --cycles-of SVC   only run --cycles logins of the unenrolled user (or $PAM_BENCH_USER)
+                    against service SVC (permit, totp, google, oath) of the last run's
+                    setup, with a wrong code: for profilers
+  --correct-of SVC  the same with right codes: --cycles logins of the --users login users
+                    in turn, each at most once per time step (waits for a fresh step)
 ";
 
 pub struct Options {
@@ -54,6 +57,7 @@ pub struct Options {
     cleanup: bool,
     memory_of: Option<String>,
     cycles_of: Option<String>,
+    correct_of: Option<String>,
 }
 
 fn parse_list(text: &str) -> Result<Vec<usize>, String> {
@@ -76,6 +80,7 @@ fn parse_options() -> Result<Options, String> {
         cleanup: false,
         memory_of: None,
         cycles_of: None,
+        correct_of: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -94,6 +99,7 @@ fn parse_options() -> Result<Options, String> {
             "--cleanup" => options.cleanup = true,
             "--memory-of" => options.memory_of = Some(value()?),
             "--cycles-of" => options.cycles_of = Some(value()?),
+            "--correct-of" => options.correct_of = Some(value()?),
             "--help" | "-h" => return Err(HELP.to_owned()),
             other => return Err(format!("unknown option {other}\n\n{HELP}")),
         }
@@ -135,6 +141,31 @@ fn main() -> ExitCode {
         let user = std::env::var("PAM_BENCH_USER").unwrap_or_else(|_| users::UNENROLLED.to_owned());
         let leak = floor::load_unload_cycles(&confdir, peer, &user, options.cycles);
         println!("{leak:?}");
+        return ExitCode::SUCCESS;
+    }
+    if let Some(service) = &options.correct_of {
+        let Some(peer) = ALL.iter().find(|p| p.service() == service).copied() else {
+            eprintln!("unknown service {service}");
+            return ExitCode::from(2);
+        };
+        let harness = Harness::new(confdir, options.period);
+        let users: Vec<String> = (0..options.users.max(1)).map(users::name).collect();
+        let mut samples = Samples::default();
+        while samples.times.len() < options.cycles {
+            harness.wait_for_fresh_step();
+            let n = (options.cycles - samples.times.len()).min(users.len());
+            samples.merge(harness.correct_once(peer, &users[..n]));
+        }
+        let faults = samples.faults_per_login().unwrap_or(0.0);
+        match Summary::of(samples.times, samples.unexpected) {
+            Some(s) => println!(
+                "{} right codes: median {}, {} refused, {faults:.1} minor faults per login",
+                s.samples,
+                stats::micros(s.median),
+                s.unexpected
+            ),
+            None => println!("no logins"),
+        }
         return ExitCode::SUCCESS;
     }
     if options.cleanup {
@@ -269,7 +300,11 @@ fn summarise(peer: Peer, samples: Samples) -> Result<Summary, String> {
             peer.name()
         ));
     }
-    Summary::of(samples.times, samples.unexpected).ok_or_else(|| "no samples".to_owned())
+    let faults = samples.faults_per_login();
+    let mut summary =
+        Summary::of(samples.times, samples.unexpected).ok_or_else(|| "no samples".to_owned())?;
+    summary.faults = faults;
+    Ok(summary)
 }
 
 /// Rounds of one login (and one replay) per user per fresh step, until `target` samples.

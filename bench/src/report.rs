@@ -58,6 +58,7 @@ pub fn render(
     let mut out = String::new();
     header(&mut out, options, durable, rewrite);
     logins(&mut out, rows, durable);
+    faults(&mut out, rows);
     targets(&mut out, options, rows, durable);
     footprint(&mut out, options, memory, leak);
     out
@@ -130,6 +131,33 @@ fn logins(out: &mut String, rows: &[Row], durable: Summary) {
     }
 }
 
+/// Minor page faults per login: unlike times, they do not depend on what else the
+/// machine is doing, so they show a change in the module's load cost on any machine.
+fn faults(out: &mut String, rows: &[Row]) {
+    let _ = writeln!(
+        out,
+        "\n## Minor page faults per login (mean; getrusage of the thread around each login)\n"
+    );
+    let header: Vec<&str> = ALL.iter().map(|p| p.name()).collect();
+    let _ = writeln!(out, "| scenario | store | threads | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|---|---|{}", "---|".repeat(ALL.len()));
+    for row in rows {
+        let cells: Vec<String> = row
+            .by_peer
+            .iter()
+            .map(|(_, s)| s.faults.map_or_else(|| "-".to_owned(), |f| format!("{f:.1}")))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            row.scenario,
+            row.size,
+            row.threads,
+            cells.join(" | ")
+        );
+    }
+}
+
 fn targets(out: &mut String, options: &Options, rows: &[Row], durable: Summary) {
     let _ = writeln!(out, "\n## Targets\n");
     let find = |scenario: &str, size: usize| {
@@ -194,9 +222,10 @@ fn footprint(out: &mut String, options: &Options, memory: &[(Peer, String)], lea
     }
     let _ = writeln!(
         out,
-        "- {} load/authenticate/unload cycles of pam_totp in one process ({:.1} s): RSS {} → {} KiB, open fds {} → {} ({})",
+        "- {} load/authenticate/unload cycles of pam_totp in one process ({:.1} s, {:.1} minor page faults each): RSS {} → {} KiB, open fds {} → {} ({})",
         leak.cycles,
         leak.elapsed.as_secs_f64(),
+        leak.faults_per_cycle(),
         leak.rss_before_kib,
         leak.rss_after_kib,
         leak.fds_before,

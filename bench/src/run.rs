@@ -22,18 +22,46 @@ pub enum Expect {
 pub struct Samples {
     pub times: Vec<Duration>,
     pub unexpected: usize,
+    /// Minor page faults of all these logins, counted on the thread that ran each.
+    pub minor_faults: u64,
 }
 
 impl Samples {
-    fn add(&mut self, took: Duration, as_expected: bool) {
-        self.times.push(took);
+    fn add(&mut self, timed: Timed, as_expected: bool) {
+        self.times.push(timed.took);
+        self.minor_faults += timed.minor_faults;
         self.unexpected += usize::from(!as_expected);
     }
 
     pub fn merge(&mut self, other: Samples) {
         self.times.extend(other.times);
         self.unexpected += other.unexpected;
+        self.minor_faults += other.minor_faults;
     }
+
+    /// Mean minor page faults per login.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn faults_per_login(&self) -> Option<f64> {
+        (!self.times.is_empty()).then(|| self.minor_faults as f64 / self.times.len() as f64)
+    }
+}
+
+/// One timed login.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    pub took: Duration,
+    pub status: i32,
+    /// Minor page faults taken by this thread during the login (module mapping,
+    /// relocation, copy-on-write, heap growth): they do not depend on the machine's load.
+    pub minor_faults: u64,
+}
+
+/// Minor page faults of the calling thread so far.
+#[must_use]
+pub fn thread_minor_faults() -> u64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_THREAD).map_or(0, |u| u64::try_from(u.minor_page_faults()).unwrap_or(0))
 }
 
 pub struct Harness {
@@ -82,16 +110,22 @@ impl Harness {
 
     /// One timed login.
     #[must_use]
-    pub fn login(&self, peer: Peer, user: &str, code: &str) -> (Duration, i32) {
+    pub fn login(&self, peer: Peer, user: &str, code: &str) -> Timed {
         let login = Login {
             confdir: &self.confdir,
             service: peer.service(),
             user,
             rhost: None,
         };
+        let faults = thread_minor_faults();
         let start = Instant::now();
         let transcript = pam_client::authenticate(&login, &[code.as_bytes()]);
-        (start.elapsed(), transcript.status)
+        let took = start.elapsed();
+        Timed {
+            took,
+            status: transcript.status,
+            minor_faults: thread_minor_faults().saturating_sub(faults),
+        }
     }
 
     fn as_expected(peer: Peer, expect: Expect, status: i32) -> bool {
@@ -117,10 +151,10 @@ impl Harness {
                         let (mut correct, mut replayed) = (Samples::default(), Samples::default());
                         for user in mine {
                             let code = self.code_now();
-                            let (took, status) = self.login(peer, user, &code);
-                            correct.add(took, Self::as_expected(peer, Expect::Success, status));
-                            let (took, status) = self.login(peer, user, &code);
-                            replayed.add(took, Self::as_expected(peer, Expect::Failure, status));
+                            let timed = self.login(peer, user, &code);
+                            correct.add(timed, Self::as_expected(peer, Expect::Success, timed.status));
+                            let timed = self.login(peer, user, &code);
+                            replayed.add(timed, Self::as_expected(peer, Expect::Failure, timed.status));
                         }
                         (correct, replayed)
                     })
@@ -136,13 +170,24 @@ impl Harness {
         all
     }
 
+    /// One login of each of `users` with the code of the moment, expected to succeed.
+    #[must_use]
+    pub fn correct_once(&self, peer: Peer, users: &[String]) -> Samples {
+        let mut samples = Samples::default();
+        for user in users {
+            let timed = self.login(peer, user, &self.code_now());
+            samples.add(timed, Self::as_expected(peer, Expect::Success, timed.status));
+        }
+        samples
+    }
+
     /// `count` logins of `user` with `code`, each expected to end as `expect`.
     #[must_use]
     pub fn repeated(&self, peer: Peer, user: &str, code: &str, count: usize, expect: Expect) -> Samples {
         let mut samples = Samples::default();
         for _ in 0..count {
-            let (took, status) = self.login(peer, user, code);
-            samples.add(took, Self::as_expected(peer, expect, status));
+            let timed = self.login(peer, user, code);
+            samples.add(timed, Self::as_expected(peer, expect, timed.status));
         }
         samples
     }

@@ -10,6 +10,8 @@ pub struct Summary {
     pub unexpected: usize,
     pub median: Duration,
     pub p99: Duration,
+    /// Mean minor page faults per login (`getrusage`), where counted.
+    pub faults: Option<f64>,
 }
 
 impl Summary {
@@ -35,6 +37,7 @@ impl Summary {
             unexpected,
             median: at(0.5),
             p99: at(0.99),
+            faults: None,
         })
     }
 }
