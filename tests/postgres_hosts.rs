@@ -164,3 +164,24 @@ fn fifty_concurrent_logins_with_one_valid_code_across_two_hosts_give_exactly_one
     // cleared by it): never more than the 49 refusals.
     assert!(after.failures <= 49, "{after:?}");
 }
+
+#[test]
+fn fifty_concurrent_logins_under_the_default_lock_out_still_give_exactly_one_success() {
+    // max_failures = 5: the attempts charged before the winner can lock the user out;
+    // those refused unchecked and the winner's success must still add up to one.
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let policy = "postgres_timeout_ms = 20000\n";
+    let a = PgHost::new(&cluster, "host_a", policy);
+    let b = PgHost::new(&cluster, "host_b", policy);
+    settle_in_step(12);
+    let code = vec![oathtool(SECRET, 0); 25];
+    let start_at = unix_ms() + 1500;
+    let on_a = spawn_host(&a, &code, start_at);
+    let on_b = spawn_host(&b, &code, start_at);
+    let all: Vec<i32> = statuses(on_a).into_iter().chain(statuses(on_b)).collect();
+    let successes = all.iter().filter(|s| **s == SUCCESS).count();
+    let refused = all.iter().filter(|s| **s == AUTH_ERR).count();
+    println!("50 concurrent logins, max_failures 5: {successes} success, {refused} refused");
+    assert_eq!((successes, refused), (1, 49), "{all:?}");
+}

@@ -159,3 +159,14 @@ fn a_sealed_record_in_the_database_opens_only_with_the_host_key() {
     let refused = keyless.fixture.login(&oathtool(SECRET, 1));
     assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
 }
+
+#[test]
+fn an_unusable_database_record_fails_closed_without_a_prompt() {
+    let cluster = Cluster::start();
+    pam_totp::db::admin::put_record(&mut cluster.admin(), TEST_USER, "version = 99\nsecret = \"x\"\n")
+        .unwrap();
+    let host = PgHost::new(&cluster, "host_a", "");
+    let refused = host.fixture.login(&oathtool(SECRET, 0));
+    assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
+    assert!(refused.prompts().is_empty(), "{refused:?}");
+}
