@@ -177,7 +177,7 @@ impl Place<'_> {
             Place::File(location) => {
                 raise_file_step(&config.state_dir, &location.account.name, state.last_step)
             }
-            Place::Database { client, user } => database::carry_state(client, user, state),
+            Place::Database { client, user } => db::admin::carry_state(client, user, state).map_err(failed),
         }
     }
 }

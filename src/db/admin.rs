@@ -158,3 +158,32 @@ pub fn grant_host(client: &mut Client, role: &str) -> Result<(), DbError> {
         &format!("GRANT pam_totp_host TO \"{role}\""),
     )
 }
+
+/// Carries `state`'s replay protection and burnt recovery codes into `user`'s database
+/// state, never moving them back: an imported record must not make a used code or a
+/// burnt recovery code good again. Failures and lock-outs are not carried.
+///
+/// # Errors
+/// The statement failed.
+pub fn carry_state(client: &mut Client, user: &str, state: &LoginState) -> Result<(), DbError> {
+    checked(user)?;
+    let last_step = i64::try_from(state.last_step).unwrap_or(i64::MAX);
+    // u64 bit patterns stored as bigint (see the schema).
+    let epoch = i64::from_ne_bytes(state.recovery_epoch.to_ne_bytes());
+    let burnt = i64::from_ne_bytes(state.recovery_used.to_ne_bytes());
+    client.execute(
+        "carry the login state",
+        "INSERT INTO pam_totp.login_state AS s (user_name, last_step, recovery_epoch, recovery_used)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_name) DO UPDATE SET
+             last_step = greatest(s.last_step, EXCLUDED.last_step),
+             recovery_used = CASE WHEN s.recovery_epoch = EXCLUDED.recovery_epoch
+                                  THEN s.recovery_used | EXCLUDED.recovery_used
+                                  WHEN EXCLUDED.recovery_epoch = 0 THEN s.recovery_used
+                                  ELSE EXCLUDED.recovery_used END,
+             recovery_epoch = CASE WHEN EXCLUDED.recovery_epoch = 0 THEN s.recovery_epoch
+                                   ELSE EXCLUDED.recovery_epoch END",
+        &[&user, &last_step, &epoch, &burnt],
+    )?;
+    Ok(())
+}
