@@ -12,23 +12,14 @@ use std::time::{Duration, Instant};
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR};
 use pam_totp::db::DbError;
-use support::postgres::{Cluster, PgHost, enroll, state};
+use support::postgres::{Cluster, OUTAGE_LIMIT, OUTAGE_TIMEOUT_MS, PgHost, enroll, outage_policy, state};
 use support::{SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
-
-const TIMEOUT_MS: u64 = 1000;
-/// A login makes at most two connections and three statements, each with the deadline;
-/// against a stopped or silent server the first step already fails.
-const LIMIT: Duration = Duration::from_millis(2 * TIMEOUT_MS + 1000);
-
-fn policy() -> String {
-    format!("postgres_timeout_ms = {TIMEOUT_MS}\nmax_failures = 1000\n")
-}
 
 #[test]
 fn logins_during_an_outage_fail_closed_in_time_and_after_a_restart_nothing_is_lost() {
     let cluster = Cluster::start();
     enroll(&cluster, TEST_USER, SECRET);
-    let host = PgHost::new(&cluster, "host_a", &policy());
+    let host = PgHost::new(&cluster, "host_a", &outage_policy());
     settle_in_step(20);
     let code = oathtool(SECRET, 0);
     assert_eq!(host.fixture.login(&code).status, SUCCESS);
@@ -66,7 +57,7 @@ fn logins_during_an_outage_fail_closed_in_time_and_after_a_restart_nothing_is_lo
     assert!(!unavailable.is_empty(), "no login ran during the outage");
     for (status, took, messages) in &results {
         assert!(*status == AUTH_ERR || *status == SYSTEM_ERR, "status {status}");
-        assert!(*took < LIMIT, "a login took {took:?}");
+        assert!(*took < OUTAGE_LIMIT, "a login took {took:?}");
         if *status == SYSTEM_ERR {
             assert!(
                 messages.iter().any(|m| m.contains("cannot be checked right now")),
@@ -95,7 +86,7 @@ fn logins_during_an_outage_fail_closed_in_time_and_after_a_restart_nothing_is_lo
 #[test]
 fn a_silent_connection_cannot_hold_a_statement_past_the_deadline() {
     let cluster = Cluster::start();
-    let mut client = cluster.admin_with_timeout(Duration::from_millis(TIMEOUT_MS));
+    let mut client = cluster.admin_with_timeout(Duration::from_millis(OUTAGE_TIMEOUT_MS));
     let rows = client.query("ask", "SELECT pg_backend_pid()", &[]).unwrap();
     let backend = nix::unistd::Pid::from_raw(rows[0].get::<_, i32>(0));
     // Only this connection's server process stops: its socket stays open and silent.
@@ -112,7 +103,7 @@ fn a_silent_connection_cannot_hold_a_statement_past_the_deadline() {
 fn a_row_held_by_another_transaction_times_out_on_the_server_and_fails_closed() {
     let cluster = Cluster::start();
     enroll(&cluster, TEST_USER, SECRET);
-    let host = PgHost::new(&cluster, "host_a", &policy());
+    let host = PgHost::new(&cluster, "host_a", &outage_policy());
     assert_eq!(host.fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
     let mut blocker = cluster.admin();
     blocker
@@ -126,7 +117,7 @@ fn a_row_held_by_another_transaction_times_out_on_the_server_and_fails_closed() 
     let took = started.elapsed();
     drop(blocker);
     assert_eq!(t.status, SYSTEM_ERR, "{t:?}");
-    assert!(took < LIMIT, "{took:?}");
+    assert!(took < OUTAGE_LIMIT, "{took:?}");
     assert_eq!(
         state(&cluster, TEST_USER).failures,
         1,

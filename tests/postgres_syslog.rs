@@ -12,22 +12,15 @@ use std::time::{Duration, Instant};
 
 use pam_client::{SUCCESS, SYSTEM_ERR};
 use support::namespace::in_private_namespace;
-use support::postgres::{Cluster, PgHost, enroll};
+use support::postgres::{Cluster, OUTAGE_LIMIT, OUTAGE_TIMEOUT_MS, PgHost, enroll, outage_policy};
 use support::{SECRET, TEST_USER, oathtool, settle_in_step};
-
-const TIMEOUT_MS: u64 = 1000;
-const LIMIT: Duration = Duration::from_millis(2 * TIMEOUT_MS + 1000);
-
-fn policy() -> String {
-    format!("postgres_timeout_ms = {TIMEOUT_MS}\nmax_failures = 1000\n")
-}
 
 #[test]
 fn a_frozen_server_fails_the_login_within_the_timeout_and_says_so_in_syslog() {
     let cluster = Cluster::start();
     enroll(&cluster, TEST_USER, SECRET);
     in_private_namespace(|ns| {
-        let host = PgHost::new(&cluster, "host_a", &policy());
+        let host = PgHost::new(&cluster, "host_a", &outage_policy());
         // SIGSTOP: the kernel still accepts the TCP connection; nothing ever answers.
         cluster.freeze();
         let started = Instant::now();
@@ -38,7 +31,7 @@ fn a_frozen_server_fails_the_login_within_the_timeout_and_says_so_in_syslog() {
         assert_eq!(t.status, SYSTEM_ERR);
         assert!(t.prompts().is_empty());
         assert!(
-            took >= Duration::from_millis(TIMEOUT_MS - 50) && took < LIMIT,
+            took >= Duration::from_millis(OUTAGE_TIMEOUT_MS - 50) && took < OUTAGE_LIMIT,
             "{took:?}"
         );
         let lines = ns.syslog();

@@ -52,19 +52,7 @@ fn apply(client: &mut Client) -> Result<Vec<i32>, DbError> {
         &[&LOCK_KEY],
     )?;
     client.batch_execute("create the schema", BOOTSTRAP)?;
-    let done: Vec<i32> = client
-        .query(
-            "read applied migrations",
-            "SELECT version FROM pam_totp.schema_migrations ORDER BY version",
-            &[],
-        )?
-        .iter()
-        .map(|row| row.try_get::<_, i32>(0))
-        .collect::<Result<_, _>>()
-        .map_err(|source| DbError::Query {
-            action: "read applied migrations",
-            source,
-        })?;
+    let done = recorded_versions(client)?;
     if let Some(newer) = done.iter().find(|v| **v > latest_version()) {
         return Err(DbError::Schema(format!(
             "the database is at version {newer}, newer than this build's {}; upgrade pam_totp",
@@ -104,6 +92,11 @@ pub fn applied_versions(client: &mut Client) -> Result<Vec<i32>, DbError> {
     if !exists {
         return Ok(Vec::new());
     }
+    recorded_versions(client)
+}
+
+/// The versions in `schema_migrations`, which must exist.
+fn recorded_versions(client: &mut Client) -> Result<Vec<i32>, DbError> {
     client
         .query(
             "read applied migrations",

@@ -14,6 +14,18 @@ use std::time::{Duration, Instant};
 
 use pam_totp::db::{self, Client, ConnInfo};
 
+/// The deadline the outage tests give the module (`postgres_timeout_ms`).
+pub const OUTAGE_TIMEOUT_MS: u64 = 1000;
+/// A login makes at most two connections and three statements, each with the deadline;
+/// against a stopped or silent server the first step already fails.
+pub const OUTAGE_LIMIT: Duration = Duration::from_millis(2 * OUTAGE_TIMEOUT_MS + 1000);
+
+/// The outage tests' policy: the short deadline, and no lock-out getting in the way.
+#[must_use]
+pub fn outage_policy() -> String {
+    format!("postgres_timeout_ms = {OUTAGE_TIMEOUT_MS}\nmax_failures = 1000\n")
+}
+
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The database every test uses, owned by [`ADMIN`].
 pub const DATABASE: &str = "totp";
