@@ -1,8 +1,7 @@
 //! Many hosts, one enrollment: two "hosts" are two separate processes (this test binary
-//! run again as `host_process`), each with its own PAM service, config and database
-//! role, sharing one PostgreSQL database. (They share the network namespace: the
-//! server listens on 127.0.0.1, so separate namespaces would need a veth pair; the
-//! database only sees two roles and two connections either way.)
+//! run again as `host_process`), each with its own PAM service, config, database role
+//! and network namespace (`tests/support/netns.rs`: a veth link to the server, TLS with
+//! `verify-full` over it), sharing one PostgreSQL database.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -14,7 +13,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pam_client::{AUTH_ERR, Login, SUCCESS};
-use support::postgres::{Cluster, PgHost, enroll, state};
+use support::netns::NetHost;
+use support::postgres::{Cluster, PgHost, Pki, enroll, state};
 use support::{SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
 
 const CONFDIR: &str = "PAM_TOTP_HOST_CONFDIR";
@@ -63,7 +63,12 @@ fn host_process() {
 
 /// Starts a host process logging in with `codes` from `start_at_ms`.
 fn spawn_host(host: &PgHost, codes: &[String], start_at_ms: u128) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match &host.network {
+        Some(network) => network.command(&exe),
+        None => Command::new(exe),
+    };
+    command
         .args(["--exact", "host_process", "--nocapture", "--test-threads=1"])
         .env(CONFDIR, host.fixture.dir.path())
         .env(CODES, codes.join(","))
@@ -89,27 +94,41 @@ fn login_on(host: &PgHost, codes: &[String]) -> Vec<i32> {
     statuses(spawn_host(host, codes, 0))
 }
 
+/// A database with `TEST_USER` enrolled, and two hosts with their own networks and
+/// roles (`host_a`, `host_b`) and the config lines `policy`.
+fn two_hosts(policy: &str) -> (Cluster, PgHost, PgHost) {
+    let (net_a, net_b) = (NetHost::new(), NetHost::new());
+    let cluster = Cluster::start_listening(&[&net_a.server_addr, &net_b.server_addr]);
+    let pki = Pki::new("unused");
+    cluster.serve_network_hosts(&pki);
+    enroll(&cluster, TEST_USER, SECRET);
+    let a = PgHost::on_network(&cluster, "host_a", policy, &pki, net_a);
+    let b = PgHost::on_network(&cluster, "host_b", policy, &pki, net_b);
+    (cluster, a, b)
+}
+
 #[test]
 fn a_code_accepted_on_host_a_is_refused_on_host_b() {
-    let cluster = Cluster::start();
-    enroll(&cluster, TEST_USER, SECRET);
-    let a = PgHost::new(&cluster, "host_a", "");
-    let b = PgHost::new(&cluster, "host_b", "");
+    let (cluster, a, b) = two_hosts("");
     settle_in_step(5);
     let code = oathtool(SECRET, 0);
     assert_eq!(login_on(&a, std::slice::from_ref(&code)), [SUCCESS]);
     assert_eq!(login_on(&b, &[code]), [AUTH_ERR], "the code was used on host A");
     // The next step's code is still good on B.
     assert_eq!(login_on(&b, &[oathtool(SECRET, 1)]), [SUCCESS]);
+    // The logins came over each host's own link, not the loopback.
+    let log = cluster.log();
+    for host in [&a, &b] {
+        let server = &host.network.as_ref().unwrap().server_addr;
+        let peer = format!("host={}2 ", server.strip_suffix('1').unwrap());
+        assert!(log.contains(&peer), "no connection from {peer}: {log}");
+    }
 }
 
 #[test]
 fn failures_on_host_a_and_host_b_add_up_to_one_lock_out() {
-    let cluster = Cluster::start();
-    enroll(&cluster, TEST_USER, SECRET);
     let policy = "max_failures = 4\nlockout_seconds = 600\nlockout_max_seconds = 600\n";
-    let a = PgHost::new(&cluster, "host_a", policy);
-    let b = PgHost::new(&cluster, "host_b", policy);
+    let (cluster, a, b) = two_hosts(policy);
     settle_in_step(8);
     let wrong = wrong_code(SECRET);
     assert_eq!(
@@ -140,10 +159,7 @@ fn failures_on_host_a_and_host_b_add_up_to_one_lock_out() {
 /// 25 logins on each of two hosts, all with the one code of this step, started at
 /// once: (successes, refusals), and the cluster to look at afterwards.
 fn fifty_logins_with_one_code(policy: &str) -> ((usize, usize), Cluster) {
-    let cluster = Cluster::start();
-    enroll(&cluster, TEST_USER, SECRET);
-    let a = PgHost::new(&cluster, "host_a", policy);
-    let b = PgHost::new(&cluster, "host_b", policy);
+    let (cluster, a, b) = two_hosts(policy);
     settle_in_step(12);
     let code = vec![oathtool(SECRET, 0); 25];
     let start_at = unix_ms() + 1500;

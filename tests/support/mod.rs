@@ -10,6 +10,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod namespace;
+pub mod netns;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};

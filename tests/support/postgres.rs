@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use pam_totp::db::{self, Client, ConnInfo};
 
+use super::netns::NetHost;
+
 /// The deadline the outage tests give the module (`postgres_timeout_ms`).
 pub const OUTAGE_TIMEOUT_MS: u64 = 1000;
 /// A login makes at most two connections and three statements, each with the deadline;
@@ -35,6 +37,8 @@ pub const ADMIN: &str = "totp_admin";
 pub struct Cluster {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// `listen_addresses`: 127.0.0.1, and the server side of any [`NetHost`] links.
+    listen: String,
 }
 
 fn as_postgres(program: &str, args: &[&str]) -> Output {
@@ -63,6 +67,11 @@ fn free_port() -> u16 {
 impl Cluster {
     /// A new cluster, started, with [`DATABASE`] and [`ADMIN`] and the schema migrated.
     pub fn start() -> Cluster {
+        Cluster::start_listening(&[])
+    }
+
+    /// [`Cluster::start`], listening on `addresses` too (which must exist already).
+    pub fn start_listening(addresses: &[&str]) -> Cluster {
         assert!(
             Path::new(BIN).join("initdb").exists(),
             "PostgreSQL 15 is not installed (apt-get install postgresql)"
@@ -80,6 +89,10 @@ impl Cluster {
         let cluster = Cluster {
             dir,
             port: free_port(),
+            listen: std::iter::once("127.0.0.1")
+                .chain(addresses.iter().copied())
+                .collect::<Vec<_>>()
+                .join(","),
         };
         let data = cluster.data();
         check(
@@ -117,7 +130,8 @@ impl Cluster {
     /// Starts the server (again), waiting until it accepts connections.
     pub fn resume(&self) {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=on -c max_connections=200",
+            "-c listen_addresses={} -p {} -k {} -c fsync=on -c max_connections=200 -c log_connections=on",
+            self.listen,
             self.port,
             self.socket_dir().display()
         );
@@ -258,23 +272,55 @@ impl Drop for Cluster {
 /// as its own database role (member of `pam_totp_host`) with a password file.
 pub struct PgHost {
     pub fixture: super::Fixture,
+    /// The host's own network namespace, when it has one: its logins run there.
+    pub network: Option<NetHost>,
 }
 
 impl PgHost {
-    /// A host role `role` on `cluster`, with `extra` config lines.
+    /// A host role `role` on `cluster`, with `extra` config lines; on 127.0.0.1.
     pub fn new(cluster: &Cluster, role: &str, extra: &str) -> PgHost {
-        let password = format!("{role}-password");
-        cluster.add_host_role(role, &password);
-        let fixture = super::Fixture::new("", "");
+        let fixture = host_fixture(cluster, role);
         let passfile = fixture.path("pgpass");
-        std::fs::write(&passfile, format!("{password}\n")).expect("passfile");
-        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         fixture.write_config(&format!(
             "store = \"postgres\"\npostgres = \"{}\"\n{extra}",
             cluster.conninfo(role, &passfile)
         ));
-        PgHost { fixture }
+        PgHost {
+            fixture,
+            network: None,
+        }
     }
+
+    /// A host role `role` logging in from `network` (see [`Cluster::serve_network_hosts`]),
+    /// over TLS checked against `pki`'s CA with the server's name (`verify-full`).
+    pub fn on_network(cluster: &Cluster, role: &str, extra: &str, pki: &Pki, network: NetHost) -> PgHost {
+        let fixture = host_fixture(cluster, role);
+        let ca = fixture.path("db-ca.pem");
+        std::fs::copy(pki.path("ca.pem"), &ca).expect("copy the CA");
+        fixture.write_config(&format!(
+            "store = \"postgres\"\npostgres = \"host=db.test hostaddr={} port={} dbname={DATABASE} \
+             user={role} sslmode=verify-full sslrootcert={} passfile={}\"\n{extra}",
+            network.server_addr,
+            cluster.port,
+            ca.display(),
+            fixture.path("pgpass").display()
+        ));
+        PgHost {
+            fixture,
+            network: Some(network),
+        }
+    }
+}
+
+/// A fixture for host role `role` (made on `cluster`), its password in a root-only passfile.
+fn host_fixture(cluster: &Cluster, role: &str) -> super::Fixture {
+    let password = format!("{role}-password");
+    cluster.add_host_role(role, &password);
+    let fixture = super::Fixture::new("", "");
+    let passfile = fixture.path("pgpass");
+    std::fs::write(&passfile, format!("{password}\n")).expect("passfile");
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    fixture
 }
 
 /// Enrolls `user` with `secret` in the database, as the admin would.
@@ -382,6 +428,21 @@ impl Cluster {
     /// Turns TLS on (server certificate for `db.test`, client certificates of `pki`'s CA
     /// accepted) and lets `cert_role` log in with a client certificate alone.
     pub fn enable_tls(&self, pki: &Pki, cert_role: &str) {
+        self.serve_tls(pki, &format!("hostssl all {cert_role} 127.0.0.1/32 cert"));
+        self.superuser_sql(&format!("CREATE ROLE {cert_role} LOGIN"));
+        db::admin::grant_host(&mut self.admin(), cert_role).expect("grant");
+        self.reload();
+    }
+
+    /// Turns TLS on and lets roles with a password in from [`NetHost`]s (10.0.0.0/8),
+    /// over TLS only.
+    pub fn serve_network_hosts(&self, pki: &Pki) {
+        self.serve_tls(pki, "hostssl all all 10.0.0.0/8 scram-sha-256");
+        self.reload();
+    }
+
+    /// Installs `pki`'s server certificate, turns `ssl` on, and puts `hba_line` first.
+    fn serve_tls(&self, pki: &Pki, hba_line: &str) {
         let postgres = nix::unistd::User::from_name("postgres")
             .ok()
             .flatten()
@@ -400,10 +461,10 @@ impl Cluster {
         std::fs::write(&conf, text).expect("postgresql.conf");
         let hba = self.data().join("pg_hba.conf");
         let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
-        std::fs::write(&hba, format!("hostssl all {cert_role} 127.0.0.1/32 cert\n{text}"))
-            .expect("pg_hba.conf");
-        self.superuser_sql(&format!("CREATE ROLE {cert_role} LOGIN"));
-        db::admin::grant_host(&mut self.admin(), cert_role).expect("grant");
+        std::fs::write(&hba, format!("{hba_line}\n{text}")).expect("pg_hba.conf");
+    }
+
+    fn reload(&self) {
         check(
             "pg_ctl reload",
             &as_postgres("pg_ctl", &["-D", self.data().to_str().expect("utf-8"), "reload"]),
