@@ -43,11 +43,23 @@ pub(super) fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag)
     if HANDING_OVER.with(|busy| busy.replace(true)) {
         return refuse(pamh, &format!("{SIBLING} is a build without the database client"));
     }
-    let result = hand_over(pamh, args, flags);
-    HANDING_OVER.with(|busy| busy.set(false));
+    let result = {
+        let _clear = ClearOnDrop;
+        hand_over(pamh, args, flags)
+    };
     match result {
         Ok(status) => status,
         Err(why) => refuse(pamh, &why),
+    }
+}
+
+/// Clears [`HANDING_OVER`] however the hand-over ends (an unwinding panic included), so
+/// that a later login on this thread is not refused.
+struct ClearOnDrop;
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        HANDING_OVER.with(|busy| busy.set(false));
     }
 }
 
