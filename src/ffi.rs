@@ -7,10 +7,11 @@
 //! module set `PAM_AUTHTOK` from its own bytes, so those two functions are declared here.
 //!
 //! The slim build (no feature `postgres`) hands a `store = "postgres"` login to the full
-//! build installed beside it, `pam_totp_db.so`: [`delegate`], the rest of the unsafe code.
+//! build installed beside it, `pam_totp_db.so`: `ffi/delegate.rs`, the rest of the unsafe
+//! code.
 //!
-//! Everything past this file (and `ffi/`) is safe Rust: [`crate::authenticate`] decides, through the
-//! [`Conversation`] and [`Logger`] traits implemented below.
+//! Everything past this file and `ffi/` is safe Rust: [`crate::authenticate`] decides,
+//! through the [`Conversation`] and [`Logger`] traits implemented below.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::time::{SystemTime, UNIX_EPOCH};
