@@ -1,7 +1,7 @@
 # Entry points for people; cargo does the work.
 #   make demo     a real SSH login with a code, on a throwaway sshd (root; touches no config)
 #   make test     the whole test suite (as root: tests create a test user and load PAM)
-#   make build    release build of pam_totp.so and totp-enroll
+#   make build    release build of pam_totp.so, pam_totp_db.so and totp-enroll
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
 #   make bench    (as root, quiet machine) the side-by-side benchmark of BENCHMARKS.md
@@ -28,12 +28,20 @@ PACKAGES := target/packages
 # Cases per property in `make fuzz`: well under a minute in all on two busy cores.
 FUZZ_CASES ?= 5000
 
+# Two modules from the one crate (ARCHITECTURE.md, "Two builds"): pam_totp.so, the slim
+# build without the database client (feature `postgres` off), what a file-store login
+# loads; and pam_totp_db.so, the full build, to which the slim one hands a login when the
+# config says store = "postgres". The slim build has its own target directory, so that no
+# workspace build (whose feature unification turns `postgres` on) can overwrite it.
+SLIM := --lib --no-default-features --target-dir target/slim
+
 .PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages
 .PHONY: bench bench-postgres demo fuzz
 
 build:
 	$(CARGO) build --release --workspace
+	$(CARGO) build --release -p pam_totp $(SLIM)
 	$(MAKE) man
 
 # totp-enroll(1) is generated from the command's clap definition (man/mangen);
@@ -45,13 +53,14 @@ man:
 
 # Copies what `make build` made; it does not build, so root needs no Rust toolchain.
 install:
-	@for f in target/release/libpam_totp.so target/release/totp-enroll target/man/totp-enroll.1; do \
+	@for f in target/slim/release/libpam_totp.so target/release/libpam_totp.so target/release/totp-enroll target/man/totp-enroll.1; do \
 	    test -f $$f || { echo "make install: $$f is missing; run make first" >&2; exit 1; }; done
 	@test -n "$(PAMDIR)" || { echo "make install: PAM module directory not found; give PAMDIR=" >&2; exit 1; }
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
-	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
+	install -m 0644 target/slim/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
+	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp_db.so
 	install -m 0755 target/release/totp-enroll $(DESTDIR)$(BINDIR)/totp-enroll
 	install -m 0644 target/man/totp-enroll.1 $(DESTDIR)$(MANDIR)/man1/totp-enroll.1
 	install -m 0644 man/pam_totp.toml.5 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
@@ -69,7 +78,7 @@ install:
 # Removes what install put there but the config (the admin's) and login state.
 uninstall:
 	@test -n "$(PAMDIR)" || { echo "make uninstall: PAM module directory not found; give PAMDIR=" >&2; exit 1; }
-	rm -f $(DESTDIR)$(PAMDIR)/pam_totp.so $(DESTDIR)$(BINDIR)/totp-enroll
+	rm -f $(DESTDIR)$(PAMDIR)/pam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp_db.so $(DESTDIR)$(BINDIR)/totp-enroll
 	rm -f $(DESTDIR)$(MANDIR)/man1/totp-enroll.1 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_totp.8
 	for f in $$(find pam.d -type f); do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
@@ -98,10 +107,12 @@ lint:
 
 # The packages are built before the tests that install and inspect them (tests/packages.rs);
 # target/panic-test: the module with its test-only panic switch (tests/panic.rs), built
-# apart so that no other build ever holds it.
+# apart so that no other build ever holds it; target/slim: the slim module
+# (tests/slim_module.rs).
 test: lint
 	$(CARGO) build --workspace
 	$(CARGO) build -p pam_totp --lib --features panic-test --target-dir target/panic-test
+	$(CARGO) build -p pam_totp $(SLIM)
 	$(MAKE) packages
 	$(CARGO) test --workspace
 	$(MAKE) fuzz
@@ -112,12 +123,15 @@ fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p pam_totp --lib properties
 
 # Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
+# It times the slim module (the installed pam_totp.so; pam-bench's default --module).
 bench:
 	$(CARGO) build --release -p pam_totp -p pam-bench
+	$(CARGO) build --release -p pam_totp $(SLIM)
 	target/release/pam-bench --out target/bench.md
 
 # A throwaway cluster on 127.0.0.1:$(PG_PORT), pg-load against it, the cluster stopped
-# and removed whatever the outcome. PG_LOAD_ARGS e.g. "--logins 20000".
+# and removed whatever the outcome. It loads the full module (pam_totp_db.so's build,
+# target/release) directly: what it measures is the database, not the hand-over. PG_LOAD_ARGS e.g. "--logins 20000".
 PG_PORT ?= 55432
 PG_DIR := $(CURDIR)/target/pg-cluster
 PG_LOAD_ARGS ?=

@@ -4,7 +4,8 @@
 //! which `ffi` implements over libpam; tests can drive this without libpam at all.
 //!
 //! Order of work, and why:
-//! 1. config and user; a user without a record is still prompted (no enumeration);
+//! 1. config and user; a user without a record is still prompted (no enumeration); in
+//!    the slim build, `store = "postgres"` stops here (`Outcome::Delegate`);
 //! 2. a short look at the state: a locked-out user is told to wait and not prompted;
 //! 3. the prompt, with no lock held (a slow typist must not block other logins);
 //! 4. under the user's exclusive state lock: re-check the lock-out, verify the code,
@@ -88,6 +89,11 @@ pub enum Outcome {
     ConversationFailed,
     /// Config, store or state unusable; fail closed: `PAM_SYSTEM_ERR`.
     SystemError,
+    /// `store = "postgres"` in the slim build (no feature `postgres`): nothing was asked
+    /// or decided; the caller hands the whole login to `pam_totp_db.so`, the full build
+    /// installed beside this module, which reads the config again and decides everything.
+    #[cfg(not(feature = "postgres"))]
+    Delegate,
 }
 
 /// Who is logging in and from where, as PAM reported it.
@@ -130,6 +136,10 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
             return Outcome::SystemError;
         }
     };
+    #[cfg(not(feature = "postgres"))]
+    if config.store == crate::config::Store::Postgres {
+        return Outcome::Delegate;
+    }
     if let Some(why) = rollout::exemption(&config, login.user) {
         log.log(
             Priority::Notice,

@@ -87,11 +87,11 @@ pub struct Config {
     /// Older private keys that still open records sealed to them until `reseal`.
     pub retired_keys: Vec<PathBuf>,
     /// Where records and login state live: `file` (`secret_path`, `state_dir`) or
-    /// `postgres` (shared by many hosts; see [`crate::db`]).
+    /// `postgres` (shared by many hosts; see `db`, in the full build).
     pub store: Store,
     /// With `store = "postgres"`: libpq-style `key=value` connection settings; TLS
     /// (`sslmode`, default verify-full) and credentials (`passfile`, `sslcert`/`sslkey`)
-    /// in root-only files, never `password=` ([`crate::db::conninfo`]).
+    /// in root-only files, never `password=` (`db::conninfo`, in the full build).
     pub postgres: String,
     /// Deadline of each database step (connecting, each statement), in milliseconds.
     pub postgres_timeout_ms: u64,
@@ -307,6 +307,9 @@ impl Config {
             return Err(bad("postgres_timeout_ms", "must be between 100 and 60000"));
         }
         if self.store == Store::Postgres {
+            // The slim build (no feature `postgres`) hands the login to pam_totp_db.so,
+            // which checks the connection settings itself, at every login.
+            #[cfg(feature = "postgres")]
             if let Err(e) = self.postgres.parse::<crate::db::ConnInfo>() {
                 return Err(bad("postgres", &e.to_string()));
             }
@@ -555,6 +558,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "postgres"))]
+    fn the_slim_build_reads_the_postgres_keys_and_leaves_their_checks_to_the_full_one() {
+        // The same config serves both builds; the connection settings are checked by
+        // pam_totp_db.so, to which the slim module hands such a login.
+        let config = load_text("store = \"postgres\"\npostgres = \"nonsense\"\n", &[]).unwrap();
+        assert_eq!(config.store, Store::Postgres);
+        assert!(load_text("store = \"postgres\"\nenroll_at_login = true\n", &[]).is_err());
+        assert!(load_text("postgres_timeout_ms = 5\n", &[]).is_err());
+    }
+
+    #[test]
+    #[cfg(feature = "postgres")]
     fn the_postgres_store_needs_usable_settings_and_refuses_enroll_at_login() {
         let settings = "postgres = \"host=127.0.0.1 user=h dbname=totp sslmode=disable passfile=/etc/p\"\n";
         let config = load_text(&format!("store = \"postgres\"\n{settings}"), &[]).unwrap();

@@ -6,8 +6,12 @@
 //! conversation replies are zeroized buffers. It does not wrap `pam_syslog`, nor let a
 //! module set `PAM_AUTHTOK` from its own bytes, so those two functions are declared here.
 //!
-//! Everything past this file is safe Rust: [`crate::authenticate`] decides, through the
-//! [`Conversation`] and [`Logger`] traits implemented below.
+//! The slim build (no feature `postgres`) hands a `store = "postgres"` login to the full
+//! build installed beside it, `pam_totp_db.so`: `ffi/delegate.rs`, the rest of the unsafe
+//! code.
+//!
+//! Everything past this file and `ffi/` is safe Rust: [`crate::authenticate`] decides,
+//! through the [`Conversation`] and [`Logger`] traits implemented below.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,12 +38,20 @@ unsafe extern "C" {
 /// `PAM_AUTHTOK` from `<security/_pam_types.h>`.
 const PAM_AUTHTOK: c_int = 6;
 
+#[cfg(not(feature = "postgres"))]
+mod delegate;
+
 struct PamTotp;
 pam::pam_hooks!(PamTotp);
 
 impl PamHooks for PamTotp {
-    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    // `flags` and `raw_args` are only handed on by the slim build (`delegate`).
+    #[cfg_attr(feature = "postgres", allow(unused_variables))]
+    fn sm_authenticate(pamh: &mut PamHandle, raw_args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let args: Vec<String> = raw_args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         #[cfg(feature = "panic-test")]
         if args.iter().any(|a| a == "test_panic") {
             #[allow(clippy::panic)]
@@ -77,6 +89,8 @@ impl PamHooks for PamTotp {
             Outcome::Ignore => PamResultCode::PAM_IGNORE,
             Outcome::ConversationFailed => PamResultCode::PAM_CONV_ERR,
             Outcome::SystemError => PamResultCode::PAM_SYSTEM_ERR,
+            #[cfg(not(feature = "postgres"))]
+            Outcome::Delegate => delegate::authenticate(pamh, &raw_args, flags),
         }
     }
 

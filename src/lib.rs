@@ -9,7 +9,8 @@
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
 //! - [`seal`]: secrets sealed to a host key, opened only by the module;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
-//! - [`db`]: `store = "postgres"`: records and state shared by many hosts;
+//! - `db` (feature `postgres`, in the full build only): `store = "postgres"`: records
+//!   and state shared by many hosts; the slim build hands such logins to the full one;
 //! - [`verify`], [`secret`], [`algorithm`]: codes, secrets and their checking;
 //! - [`forward_pass`]: password and code in one prompt, the password handed on;
 //! - [`recovery`], [`scratch`]: recovery codes (format, argon2id hashes, burning) and
@@ -23,6 +24,7 @@ pub mod algorithm;
 pub mod authenticate;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "postgres")]
 pub mod db;
 #[allow(unsafe_code)]
 mod ffi;

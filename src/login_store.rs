@@ -17,6 +17,7 @@ use std::fmt;
 
 use crate::account::{Account, AccountError};
 use crate::config::{Config, Store};
+#[cfg(feature = "postgres")]
 use crate::db::{self, DbError, login::Charge};
 use crate::record::{Record, StoredRecord};
 use crate::record_store::{RecordLocation, StoreError};
@@ -35,6 +36,7 @@ pub(crate) enum Missing {
 #[derive(Debug)]
 pub(crate) enum SessionError {
     State(StateError),
+    #[cfg(feature = "postgres")]
     Db(DbError),
 }
 
@@ -42,6 +44,7 @@ impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SessionError::State(e) => e.fmt(f),
+            #[cfg(feature = "postgres")]
             SessionError::Db(e) => write!(f, "database unavailable: {e}"),
         }
     }
@@ -55,6 +58,7 @@ impl fmt::Display for SessionError {
 #[derive(Debug)]
 pub(crate) enum Session {
     File(StateFile),
+    #[cfg(feature = "postgres")]
     Db,
 }
 
@@ -87,7 +91,13 @@ pub(crate) fn open(config: &Config, user: &str) -> Result<Result<Opened, Missing
     };
     match config.store {
         Store::File => open_files(config, account),
+        #[cfg(feature = "postgres")]
         Store::Postgres => open_db(config, &account),
+        // The slim build hands such a login to pam_totp_db.so before it gets here.
+        #[cfg(not(feature = "postgres"))]
+        Store::Postgres => Ok(Err(Missing::Unusable(
+            "store = \"postgres\" is not in this build of the module".to_owned(),
+        ))),
     }
 }
 
@@ -135,6 +145,7 @@ fn open_stored(config: &Config, location: &RecordLocation, stored: StoredRecord)
     }
 }
 
+#[cfg(feature = "postgres")]
 fn open_db(config: &Config, account: &Account) -> Result<Result<Opened, Missing>, SessionError> {
     let mut client = db::connect(config).map_err(SessionError::Db)?;
     let Some(found) = db::login::read(&mut client, &account.name).map_err(SessionError::Db)? else {
@@ -161,6 +172,7 @@ fn open_db(config: &Config, account: &Account) -> Result<Result<Opened, Missing>
 /// A verdict about to be made: the store is held (file locked) or the attempt charged.
 pub(crate) enum Pending {
     File(LockedState),
+    #[cfg(feature = "postgres")]
     // Boxed: a client (runtime and connection) is large, and moved a few times.
     Db {
         client: Box<db::Client>,
@@ -188,6 +200,7 @@ impl Session {
                 }
                 Ok(Begun::Open(Pending::File(locked)))
             }
+            #[cfg(feature = "postgres")]
             Session::Db => {
                 let client = db::connect(config).map_err(SessionError::Db)?;
                 Self::charge(client, config, user, now)
@@ -195,6 +208,7 @@ impl Session {
         }
     }
 
+    #[cfg(feature = "postgres")]
     fn charge(mut client: db::Client, config: &Config, user: &str, now: u64) -> Result<Begun, SessionError> {
         match db::login::charge(&mut client, config, user, now) {
             Ok(Some(Charge::Charged(charged))) => Ok(Begun::Open(Pending::Db {
@@ -238,6 +252,7 @@ impl Pending {
     pub(crate) fn state(&self) -> LoginState {
         match self {
             Pending::File(locked) => locked.state(),
+            #[cfg(feature = "postgres")]
             Pending::Db { charged, .. } => *charged,
         }
     }
@@ -245,6 +260,8 @@ impl Pending {
     /// Durably records `decision`. `file_after` is the file store's new state for it
     /// (the database computes its own, from the row, in the same statements).
     /// Success is returned only after the write or the accepting UPDATE is durable.
+    // Without the database, only the file store's arguments are used.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
     pub(crate) fn apply(
         self,
         user: &str,
@@ -266,6 +283,7 @@ impl Pending {
                     locked_until_before: before.locked_until,
                 })
             }
+            #[cfg(feature = "postgres")]
             Pending::Db { mut client, charged } => {
                 let accepted = match decision {
                     Decision::Step(step) => db::login::accept_step(&mut client, user, step, now)

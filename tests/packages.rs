@@ -90,6 +90,7 @@ fn the_rpm_holds_exactly_the_expected_files_with_their_modes() {
     let listed = lines(&ok("rpm", &["-qlp", rpm]));
     let expected = [
         ("-rwxr-xr-x", "", "/usr/lib64/security/pam_totp.so"),
+        ("-rwxr-xr-x", "", "/usr/lib64/security/pam_totp_db.so"),
         ("-rwxr-xr-x", "", "/usr/bin/totp-enroll"),
         ("-rw-r--r--", "cn", "/etc/security/pam_totp.toml"),
         ("-rw-r--r--", "d", "/usr/share/man/man1/totp-enroll.1.gz"),
@@ -192,8 +193,9 @@ fn dpkg_status() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-const DEB_FILES: [&str; 8] = [
+const DEB_FILES: [&str; 9] = [
     "/usr/lib/x86_64-linux-gnu/security/pam_totp.so",
+    "/usr/lib/x86_64-linux-gnu/security/pam_totp_db.so",
     "/usr/bin/totp-enroll",
     "/usr/share/man/man1/totp-enroll.1.gz",
     "/usr/share/man/man5/pam_totp.toml.5.gz",
@@ -367,6 +369,7 @@ fn make_install_honours_destdir_prefix_and_pamdir_and_uninstall_keeps_the_config
     make(&["install", &destdir, "PREFIX=/opt/totp"]);
     let mut expected = set(&[
         &format!("644 {pamdir}/pam_totp.so"),
+        &format!("644 {pamdir}/pam_totp_db.so"),
         "755 /opt/totp/bin/totp-enroll",
         "644 /opt/totp/share/man/man1/totp-enroll.1",
         "644 /opt/totp/share/man/man5/pam_totp.toml.5",
@@ -401,11 +404,11 @@ fn the_packaged_binaries_are_stripped_lto_builds_that_keep_unwinding() {
         Some("unwind"),
         "the FFI boundary catches panics: that needs unwinding"
     );
-    for binary in ["libpam_totp.so", "totp-enroll"] {
+    for binary in MODULES.into_iter().chain(["release/totp-enroll"]) {
         let path = package_input(binary);
         let sections = ok("readelf", &["--section-headers", path.to_str().unwrap()]);
         assert!(!sections.contains(".symtab"), "{binary} is not stripped");
-        if binary == "libpam_totp.so" {
+        if MODULES.contains(&binary) {
             assert!(
                 sections.contains(".gcc_except_table"),
                 "{binary} has no unwinding tables: is panic = \"abort\"?"
@@ -418,30 +421,36 @@ fn the_packaged_binaries_are_stripped_lto_builds_that_keep_unwinding() {
 fn the_module_needs_no_shared_library_beyond_libpam_and_libc() {
     // Every library the module names is mapped and relocated at every login (PAM loads
     // the module per handle): the database client (tokio-postgres, rustls with ring)
-    // must come in as Rust code, not as libssl, libcrypto or libgcc_s.
-    let path = package_input("libpam_totp.so");
-    let dynamic = ok("readelf", &["--dynamic", path.to_str().unwrap()]);
-    let needed: Vec<&str> = dynamic
-        .lines()
-        .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
-        .collect();
-    assert!(needed.contains(&"libpam.so.0"), "{needed:?}");
-    for library in &needed {
-        assert!(
-            ["libpam.so.0", "libc.so.6"].contains(library) || library.starts_with("ld-linux"),
-            "pam_totp.so needs {library}: {needed:?}"
-        );
+    // must come in as Rust code, not as libssl, libcrypto or libgcc_s; the slim module
+    // finds and loads pam_totp_db.so with libc's own dladdr and dlopen (no libdl).
+    for module in MODULES {
+        let path = package_input(module);
+        let dynamic = ok("readelf", &["--dynamic", path.to_str().unwrap()]);
+        let needed: Vec<&str> = dynamic
+            .lines()
+            .filter(|l| l.contains("(NEEDED)"))
+            .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+            .collect();
+        assert!(needed.contains(&"libpam.so.0"), "{module}: {needed:?}");
+        for library in &needed {
+            assert!(
+                ["libpam.so.0", "libc.so.6"].contains(library) || library.starts_with("ld-linux"),
+                "{module} needs {library}: {needed:?}"
+            );
+        }
     }
 }
+
+/// The two modules `make install` installs: `pam_totp.so` (slim) and `pam_totp_db.so` (full).
+const MODULES: [&str; 2] = ["slim/release/libpam_totp.so", "release/libpam_totp.so"];
 
 fn read_manifest() -> toml::Table {
     toml::from_str(&std::fs::read_to_string(repo("Cargo.toml")).unwrap()).unwrap()
 }
 
-/// A release build output that `make install` packages.
+/// A release build output that `make install` packages, by its path under `target/`.
 fn package_input(name: &str) -> PathBuf {
-    let path = repo("target/release").join(name);
+    let path = repo("target").join(name);
     assert!(
         path.exists(),
         "{} is missing: run `make build` first (make test does)",
