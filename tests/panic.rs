@@ -16,20 +16,7 @@ use support::{Fixture, SECRET, build_dir, oathtool, settle_in_step};
 const PANIC_MESSAGE: &[u8] = b"panic forced by the test_panic argument";
 
 fn panic_build() -> PathBuf {
-    let profile = build_dir();
-    let module = profile
-        .parent()
-        .expect("target")
-        .join("panic-test")
-        .join(profile.file_name().expect("profile"))
-        .join("libpam_totp.so");
-    assert!(
-        module.exists(),
-        "{} is missing: `make test` builds it (cargo build -p pam_totp --lib \
-         --features panic-test --target-dir target/panic-test)",
-        module.display()
-    );
-    module
+    support::module_variant("panic-test", "--features panic-test")
 }
 
 #[test]

@@ -19,20 +19,7 @@ use support::{Fixture, SECRET, TEST_USER, build_dir, oathtool, settle_in_step};
 /// `target/slim/<profile>/libpam_totp.so`, beside `target/<profile>` as `make test`
 /// builds it.
 fn slim_build() -> PathBuf {
-    let profile = build_dir();
-    let module = profile
-        .parent()
-        .expect("target")
-        .join("slim")
-        .join(profile.file_name().expect("profile"))
-        .join("libpam_totp.so");
-    assert!(
-        module.exists(),
-        "{} is missing: `make test` builds it (cargo build -p pam_totp --lib \
-         --no-default-features --target-dir target/slim)",
-        module.display()
-    );
-    module
+    support::module_variant("slim", "--no-default-features")
 }
 
 fn full_build() -> PathBuf {

@@ -15,19 +15,7 @@ use support::{Fixture, SECRET, build_dir, oathtool};
 
 #[test]
 fn a_missing_or_unsafe_pam_totp_db_is_named_in_syslog_with_the_reason() {
-    let profile = build_dir();
-    let slim = profile
-        .parent()
-        .expect("target")
-        .join("slim")
-        .join(profile.file_name().expect("profile"))
-        .join("libpam_totp.so");
-    assert!(
-        slim.exists(),
-        "{} is missing: `make test` builds it (cargo build -p pam_totp --lib \
-         --no-default-features --target-dir target/slim)",
-        slim.display()
-    );
+    let slim = support::module_variant("slim", "--no-default-features");
     in_private_namespace(|ns| {
         let fixture = Fixture::new(
             "store = \"postgres\"\n\

@@ -35,6 +35,27 @@ pub fn build_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The module as `make test` also builds it with other features, into
+/// `target/<variant>/<profile>/`; `features` are the cargo flags it takes (for the message
+/// when it is missing).
+#[must_use]
+pub fn module_variant(variant: &str, features: &str) -> PathBuf {
+    let profile = build_dir();
+    let module = profile
+        .parent()
+        .expect("target")
+        .join(variant)
+        .join(profile.file_name().expect("profile"))
+        .join("libpam_totp.so");
+    assert!(
+        module.exists(),
+        "{} is missing: `make test` builds it (cargo build -p pam_totp --lib {features} \
+         --target-dir target/{variant})",
+        module.display()
+    );
+    module
+}
+
 /// The built `totp-enroll`.
 #[must_use]
 pub fn enroll_bin() -> PathBuf {
