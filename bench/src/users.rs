@@ -20,7 +20,14 @@ pub const UNENROLLED: &str = "ptbench-none";
 /// # Errors
 /// `useradd` failed for a reason other than the user existing.
 pub fn ensure(count: usize) -> Result<(), String> {
-    let names = (0..count).map(name).chain(std::iter::once(UNENROLLED.to_owned()));
+    ensure_named((0..count).map(name).chain(std::iter::once(UNENROLLED.to_owned())))
+}
+
+/// Makes sure each of `names` exists as a system user (no home, no shell).
+///
+/// # Errors
+/// `useradd` failed for a reason other than the user existing.
+pub fn ensure_named(names: impl IntoIterator<Item = String>) -> Result<(), String> {
     for user in names {
         if nix::unistd::User::from_name(&user).ok().flatten().is_some() {
             continue;

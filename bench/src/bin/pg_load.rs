@@ -20,6 +20,10 @@
 // The benchmark's stand-in syslog daemon, shared with pam-bench (not copied).
 #[path = "../syslog_sink.rs"]
 mod syslog_sink;
+// The system users' maker, shared with pam-bench; pg-load uses only part of it.
+#[path = "../users.rs"]
+#[allow(dead_code)]
+mod users;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,29 +111,6 @@ fn user_name(i: usize) -> String {
 /// User `i`'s secret: 20 known bytes, different for every user.
 fn secret_bytes(i: usize) -> Vec<u8> {
     format!("pg-load-secret-{i:05}").into_bytes()
-}
-
-fn ensure_users(count: usize) -> Result<(), String> {
-    for user in (0..count).map(user_name) {
-        if nix::unistd::User::from_name(&user).ok().flatten().is_some() {
-            continue;
-        }
-        let status = Command::new("useradd")
-            .args([
-                "--no-create-home",
-                "--no-user-group",
-                "--shell",
-                "/usr/sbin/nologin",
-            ])
-            .args(["--home-dir", "/nonexistent"])
-            .arg(&user)
-            .status()
-            .map_err(|e| format!("useradd: {e}"))?;
-        if !status.success() && status.code() != Some(9) {
-            return Err(format!("useradd {user} failed"));
-        }
-    }
-    Ok(())
 }
 
 fn remove_users() {
@@ -280,7 +261,7 @@ fn run(options: &Options) -> Result<(), String> {
         return Err("run as root (it creates system users and loads PAM)".to_owned());
     }
     let _sink = syslog_sink::start();
-    ensure_users(options.users)?;
+    users::ensure_named((0..options.users).map(user_name))?;
     provision(options)?;
     write_service(options)?;
     let confdir = std::fs::canonicalize(&options.work).map_err(|e| e.to_string())?;
