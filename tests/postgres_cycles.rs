@@ -1,6 +1,7 @@
 //! The module is loaded and unloaded with every PAM handle (`pam_start` dlopens it,
 //! `pam_end` dlcloses it). With the database store each login also makes a runtime, a
-//! connection and TLS state: 10 000 load/login/unload cycles in one process must leave
+//! connection and TLS state: 10 000 load/login/unload cycles in one process (and 2 000
+//! through the slim module, which loads and unloads the full one each time) must leave
 //! no thread, no file descriptor and no memory behind, and never crash.
 
 // Test helpers: a failed setup step should stop the test loudly.
@@ -9,6 +10,7 @@
 mod support;
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use pam_client::{AUTH_ERR, SUCCESS};
@@ -74,8 +76,6 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
-const CYCLES: usize = 10_000;
-
 /// The release build when it is at least as new as the debug one (`make test` builds
 /// both; the release build is what sshd loads, and keeps this test well under a
 /// minute), else the debug build (several times slower to load and run).
@@ -95,6 +95,32 @@ fn module() -> PathBuf {
 
 #[test]
 fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
+    cycles_leave_nothing(10_000, |host| {
+        let module = module();
+        println!("module: {}", module.display());
+        std::fs::copy(&module, host.fixture.path("pam_totp.so")).unwrap();
+    });
+}
+
+/// The installed setup: the slim `pam_totp.so` loads `pam_totp_db.so` at every login
+/// and unloads it again (two dlopens and dlcloses a cycle).
+#[test]
+fn handed_over_logins_load_and_unload_both_modules_and_leak_nothing() {
+    cycles_leave_nothing(2_000, |host| {
+        let slim = support::module_variant("slim", "--no-default-features");
+        std::fs::copy(&slim, host.fixture.path("pam_totp.so")).unwrap();
+        std::fs::copy(module(), host.fixture.path("pam_totp_db.so")).unwrap();
+    });
+}
+
+/// `cycles` load/login/unload cycles on two threads, with the module(s) `install` puts
+/// in the host's PAM directory: no thread, fd, connection or memory left behind.
+fn cycles_leave_nothing(cycles: usize, install: impl Fn(&PgHost)) {
+    // The counts are the whole process's: one such run at a time.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cluster = Cluster::start();
     enroll(&cluster, TEST_USER, SECRET);
     let host = PgHost::new(
@@ -102,9 +128,7 @@ fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
         "host_a",
         "max_failures = 1\nlockout_seconds = 3600\nlockout_max_seconds = 3600\n",
     );
-    let module = module();
-    println!("module: {}", module.display());
-    std::fs::copy(&module, host.fixture.path("pam_totp.so")).unwrap();
+    install(&host);
     // Warm up (libpam, NSS, the allocator's arenas) with a whole login: read, prompt,
     // charge, accept.
     settle_in_step(3);
@@ -124,7 +148,7 @@ fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
         for worker in 0..2 {
             let (host, cluster) = (&host, &cluster);
             scope.spawn(move || {
-                for i in 0..CYCLES / 2 {
+                for i in 0..cycles / 2 {
                     let t = host.fixture.login("000000");
                     assert_eq!(
                         t.status,
@@ -150,9 +174,9 @@ fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let (threads_after, fds_after, rss_after) = (count("/proc/self/task"), files().len(), rss_kib());
     println!(
-        "{CYCLES} cycles in {took:?} ({:?} each): threads {threads} -> {threads_after}, \
+        "{cycles} cycles in {took:?} ({:?} each): threads {threads} -> {threads_after}, \
          fds {fds} -> {fds_after}, RSS {rss} -> {rss_after} KiB",
-        took / u32::try_from(CYCLES).unwrap()
+        took / u32::try_from(cycles).unwrap()
     );
     assert_eq!(threads_after, threads, "threads: {:?}", thread_names());
     assert_eq!(fds_after, fds, "fds: {:?}", fd_targets());
