@@ -7,6 +7,7 @@
 //! - [`config`]: the admin's policy file and module arguments;
 //! - [`account`], [`template`]: who the user is and where their record lives;
 //! - [`record`], [`record_store`]: the enrollment record and its safe file I/O;
+//!   [`new_file`]: every file that holds a secret is created new, never opened over one;
 //! - [`seal`]: secrets sealed to a host key, opened only by the module;
 //! - [`state`]: replay protection and failure counters, one durable write per login;
 //! - `db` (feature `postgres`, in the full build only): `store = "postgres"`: records
@@ -31,6 +32,7 @@ mod ffi;
 pub mod forward_pass;
 pub mod login_enroll;
 mod login_store;
+pub mod new_file;
 pub mod privs;
 pub mod qr;
 pub mod record;

@@ -366,17 +366,57 @@ fn write_then_rename(
     name: &Path,
     bytes: &[u8],
 ) -> Result<(), (&'static str, io::Error)> {
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = fcntl::openat(dir.as_fd(), temp_name, flags, Mode::from_bits_truncate(0o600))
-        .map_err(|e| ("create a temporary record", io::Error::from(e)))?;
-    let mut temp = File::from(fd);
-    // A stale temporary from a killed writer may carry other bits; ours must not.
-    nix::sys::stat::fchmod(temp.as_fd(), Mode::from_bits_truncate(0o600))
-        .map_err(|e| ("set the record's mode", io::Error::from(e)))?;
+    let create = || crate::new_file::create(Some(dir.as_fd()), temp_name, 0o600);
+    let mut temp = match create() {
+        // A stale temporary of a killed writer with our pid: removed, then made anew (a
+        // file planted again meanwhile fails the second try).
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = nix::unistd::unlinkat(dir.as_fd(), temp_name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            create()
+        }
+        other => other,
+    }
+    .map_err(|e| ("create a temporary record", e))?;
     temp.write_all(bytes).map_err(|e| ("write the record", e))?;
     temp.sync_all().map_err(|e| ("sync the record", e))?;
     drop(temp);
     fcntl::renameat(dir.as_fd(), temp_name, dir.as_fd(), name)
         .map_err(|e| ("replace the record", io::Error::from(e)))?;
     dir.sync_all().map_err(|e| ("sync the record directory", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::Algorithm;
+    use crate::secret::SecretKey;
+    use std::io::Seek;
+
+    #[test]
+    fn a_temporary_planted_under_the_writers_name_never_receives_the_secret() {
+        // Runs as root (the test suite does): a system store in a root-owned directory.
+        let tmp = tempfile::tempdir().unwrap();
+        let config = Config {
+            secret_path: format!("{}/${{USER}}", tmp.path().display()),
+            ..Config::default()
+        };
+        let location = RecordLocation::for_account(&config, Account::lookup("root").unwrap()).unwrap();
+        // Someone else's file under the temporary's name, held open to read later.
+        let planted = tmp.path().join(format!(".root.tmp.{}", std::process::id()));
+        std::fs::write(&planted, "theirs").unwrap();
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        let mut held = File::open(&planted).unwrap();
+
+        let secret = SecretKey::from_base32("JBSWY3DPEHPK3PXP").unwrap();
+        location
+            .write(&Record::new(secret, Algorithm::Sha1, 6, 30, String::new()))
+            .unwrap();
+        let mut seen = String::new();
+        held.rewind().unwrap();
+        held.read_to_string(&mut seen).unwrap();
+        assert_eq!(seen, "theirs");
+        let meta = std::fs::symlink_metadata(&location.path).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+        assert!(location.read().is_ok());
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crypto_box::aead::OsRng;
 use pam_totp::algorithm::Algorithm;
 use pam_totp::config::Config;
+use pam_totp::new_file;
 use pam_totp::record::Record;
 use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
@@ -132,10 +133,11 @@ fn warn_if_not_microsoft_compatible(algorithm: Algorithm, digits: u8, period: u6
 
 fn write_images(uri: &str, args: &EnrollArgs) -> CliResult<()> {
     let failed = |path: &std::path::Path, e: std::io::Error| {
-        CliError::Refused(format!(
-            "cannot write the QR code to {}: {e}; nothing was changed",
-            path.display()
-        ))
+        CliError::Refused(if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!("{}; nothing was changed", new_file::exists_message(path))
+        } else {
+            format!("cannot write the QR code to {}: {e}; nothing was changed", path.display())
+        })
     };
     if let Some(path) = &args.qr_png {
         qr::write_png(uri, path).map_err(|e| failed(path, e))?;

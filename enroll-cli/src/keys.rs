@@ -2,9 +2,8 @@
 //! are sealed to, and moving records to a new key (root only; see SECURITY.md).
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crypto_box::aead::OsRng;
 use pam_totp::account::Account;
 use pam_totp::config::Config;
+use pam_totp::new_file;
 use pam_totp::record::StoredRecord;
 use pam_totp::record_store::{RecordLocation, StoreError};
 use pam_totp::seal::{self, HostKey, PublicHostKey};
@@ -316,16 +316,7 @@ fn write_key_file(path: &Path, bytes: &[u8], mode: u32) -> CliResult<()> {
     let temp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
     let _ = fs::remove_file(&temp);
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc_o_nofollow())
-            .open(&temp)
-            .map_err(|e| fail("create", e))?;
-        // Whatever the umask: the public key must be readable by every user.
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| fail("set the mode of", e))?;
+        let mut file = new_file::create(None, &temp, mode).map_err(|e| fail("create", e))?;
         file.write_all(bytes).map_err(|e| fail("write", e))?;
         file.sync_all().map_err(|e| fail("sync", e))?;
         drop(file);
@@ -338,8 +329,4 @@ fn write_key_file(path: &Path, bytes: &[u8], mode: u32) -> CliResult<()> {
         let _ = fs::remove_file(&temp);
     }
     result
-}
-
-fn libc_o_nofollow() -> i32 {
-    nix::fcntl::OFlag::O_NOFOLLOW.bits()
 }

@@ -1,9 +1,7 @@
 //! The Key URI as a QR code: in the terminal (Unicode half blocks), and as PNG or SVG
 //! files for people who cannot scan a terminal.
 
-use std::fs::OpenOptions;
 use std::io::{self, Cursor, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use qrcode::render::svg;
@@ -14,6 +12,7 @@ const RESET: &str = "\x1b[0m";
 /// Pixels per module in the PNG: big enough for any phone or `zbarimg`.
 const PNG_MODULE_PIXELS: u32 = 8;
 
+use pam_totp::new_file;
 use pam_totp::qr::{Drawn, code, half_blocks};
 
 /// The QR code as lines of Unicode half blocks with a quiet zone, or `None` when the
@@ -74,19 +73,15 @@ fn too_long() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "the URI is too long for a QR code")
 }
 
-/// The image holds the secret: mode 0600, and never through a symbolic link.
+/// The image holds the secret: a new file, mode 0600 (see `pam_totp::new_file`); a
+/// file left half-written is removed.
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)?;
-    // An existing file keeps its mode through O_TRUNC; ours must be private.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    let mut file = new_file::create(None, path, 0o600)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 #[cfg(test)]
