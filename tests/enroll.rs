@@ -822,6 +822,26 @@ fn only_non_default_parameters_warn_about_microsoft_authenticator() {
 }
 
 #[test]
+fn a_secret_under_128_bits_is_enrolled_with_a_warning() {
+    let fixture = Fixture::new("", "");
+    let out = fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(!text(&out.stderr).contains("RFC 4226"), "{}", show(&out));
+
+    // An old google-authenticator secret: 16 base32 characters, 80 bits.
+    let short = "JBSWY3DPEHPK3PXP";
+    let out = fixture.enroll(&["--user", TEST_USER, "--secret", short, "--no-confirm", "--force"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("warning: secret has 80 bits, fewer than the 128 RFC 4226 asks for; accepted"),
+        "{}",
+        show(&out)
+    );
+    settle_in_step(3);
+    assert_eq!(fixture.login(&oathtool(short, 0)).status, SUCCESS);
+}
+
+#[test]
 fn help_documents_commands_and_exit_codes_and_usage_errors_exit_2() {
     let out = Command::new(enroll_bin()).arg("--help").output().expect("run");
     assert!(out.status.success());

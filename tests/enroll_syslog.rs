@@ -7,6 +7,10 @@
 
 mod support;
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
 use pam_client::{AUTH_ERR, SUCCESS};
 use support::namespace::{Namespace, in_private_namespace};
 use support::{Fixture, SECRET, TEST_USER};
@@ -99,6 +103,39 @@ fn every_admin_action_is_logged_with_who_did_it() {
         ] {
             let lines = lines_with(ns, &needle);
             assert!(lines.iter().all(|l| !l.contains(SECRET)), "{lines:?}");
+        }
+    });
+}
+
+#[test]
+fn a_normal_users_refused_attempt_to_act_for_another_user_is_logged() {
+    in_private_namespace(|ns| {
+        let fixture = Fixture::new("", "");
+        // The test user can read the config, as on a real host.
+        std::fs::set_permissions(fixture.dir.path(), Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(fixture.config_path(), Permissions::from_mode(0o644)).expect("chmod");
+        for (args, action) in [
+            (&["status", "--user", "root"][..], "status"),
+            (&["--user", "root", "--secret", SECRET, "--no-qr"][..], "enrollment"),
+            (&["remove", "--user", "root"][..], "remove"),
+        ] {
+            let out = Command::new("runuser")
+                .args(["-u", TEST_USER, "--"])
+                .arg(support::enroll_bin())
+                .arg("--config")
+                .arg(fixture.config_path())
+                .args(args)
+                .output()
+                .expect("runuser");
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+            let lines = lines_with(ns, &format!("user=root {action} refused for {TEST_USER} (uid "));
+            assert!(
+                lines[0].contains("only root can act for another user"),
+                "{lines:?}"
+            );
+        }
+        for line in ns.syslog() {
+            assert!(!line.contains(SECRET), "a secret in syslog: {line}");
         }
     });
 }

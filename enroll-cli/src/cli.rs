@@ -45,6 +45,25 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// The action asked for, as the audit log names it.
+    #[must_use]
+    pub fn action(&self) -> &'static str {
+        match &self.command {
+            None => "enrollment",
+            Some(Command::Status { .. }) => "status",
+            Some(Command::List { .. }) => "list",
+            Some(Command::RecoveryCodes) => "recovery-codes",
+            Some(Command::Import { .. }) => "import",
+            Some(Command::Unlock) => "unlock",
+            Some(Command::Remove) => "remove",
+            Some(Command::Keygen { .. }) => "keygen",
+            Some(Command::Db { .. }) => "db",
+            Some(Command::Reseal { .. }) => "reseal",
+        }
+    }
+}
+
 /// Options of enrollment, the default action.
 #[derive(Debug, clap::Args)]
 pub struct EnrollArgs {

@@ -25,6 +25,8 @@ use crate::{audit, codes, proof, qr, terminal, uri};
 
 /// Attempts at typing the confirmation code before giving up.
 const CONFIRM_ATTEMPTS: u32 = 3;
+/// RFC 4226 section 4, R6: the shared secret is at least 128 bits.
+const MIN_SECRET_BITS: usize = 128;
 
 pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &EnrollArgs) -> CliResult<()> {
     if args.no_confirm && !target.caller_is_root {
@@ -59,7 +61,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     };
 
     let secret = match &args.secret {
-        Some(text) => SecretKey::from_base32(text).map_err(|e| CliError::Usage(format!("--secret: {e}")))?,
+        Some(text) => given_secret(text)?,
         None => new_secret()?,
     };
     let algorithm = args.algorithm.map_or(config.algorithm, Algorithm::from);
@@ -117,6 +119,20 @@ fn already_enrolled(target: &Target, place: &str) -> CliError {
 
 fn new_secret() -> CliResult<SecretKey> {
     SecretKey::generate().map_err(|e| CliError::Refused(format!("no randomness from the OS: {e}")))
+}
+
+/// `--secret`: shorter than RFC 4226's 128 bits is accepted with a warning, as old
+/// google-authenticator secrets (80 bits) still have to move over.
+fn given_secret(text: &str) -> CliResult<SecretKey> {
+    let secret = SecretKey::from_base32(text).map_err(|e| CliError::Usage(format!("--secret: {e}")))?;
+    if secret.bits() < MIN_SECRET_BITS {
+        eprintln!(
+            "totp-enroll: warning: secret has {} bits, fewer than the {MIN_SECRET_BITS} RFC 4226 \
+             asks for; accepted",
+            secret.bits()
+        );
+    }
+    Ok(secret)
 }
 
 /// Anything but SHA1 / 6 digits / 30 s is chosen on purpose (a flag or the config),

@@ -41,6 +41,9 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let CliError::Refused(reason) = &e {
+                audit::refusal(cli.action(), cli.user.as_deref(), reason);
+            }
             eprintln!("totp-enroll: {e}");
             ExitCode::from(e.exit_code())
         }
