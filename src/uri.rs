@@ -5,6 +5,7 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
+use crate::algorithm::Algorithm;
 use crate::config::Config;
 use crate::record::Record;
 
@@ -16,20 +17,29 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// `otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=ISSUER&algorithm=...&digits=...&period=...`
+/// `otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=ISSUER`, plus `algorithm`,
+/// `digits` and `period` only where they differ from SHA1, 6 and 30, the defaults of
+/// every app: a shorter URI is a smaller QR code, which fits a 24-line terminal.
 ///
 /// The URI holds the secret, so it is wiped when dropped.
 #[must_use]
 pub fn key_uri(record: &Record, issuer: &str, account: &str) -> Zeroizing<String> {
     let issuer = utf8_percent_encode(issuer, COMPONENT).to_string();
     let account = utf8_percent_encode(account, COMPONENT).to_string();
-    Zeroizing::new(format!(
-        "otpauth://totp/{issuer}:{account}?secret={}&issuer={issuer}&algorithm={}&digits={}&period={}",
-        record.secret.to_base32().as_str(),
-        record.algorithm,
-        record.digits,
-        record.period
-    ))
+    let mut uri = Zeroizing::new(format!(
+        "otpauth://totp/{issuer}:{account}?secret={}&issuer={issuer}",
+        record.secret.to_base32().as_str()
+    ));
+    if record.algorithm != Algorithm::Sha1 {
+        uri.push_str(&format!("&algorithm={}", record.algorithm));
+    }
+    if record.digits != 6 {
+        uri.push_str(&format!("&digits={}", record.digits));
+    }
+    if record.period != 30 {
+        uri.push_str(&format!("&period={}", record.period));
+    }
+    uri
 }
 
 /// The issuer (the config's, else the host name) and account (`user@host`) the app
@@ -64,7 +74,6 @@ pub fn grouped(text: &str) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::Algorithm;
     use crate::secret::SecretKey;
 
     #[test]
@@ -99,8 +108,23 @@ mod tests {
     fn builds_the_key_uri_format() {
         assert_eq!(
             key_uri(&record(), "Educloud", "alice@host1").as_str(),
-            "otpauth://totp/Educloud:alice%40host1?secret=JBSWY3DPEHPK3PXP&issuer=Educloud&algorithm=SHA1&digits=6&period=30"
+            "otpauth://totp/Educloud:alice%40host1?secret=JBSWY3DPEHPK3PXP&issuer=Educloud"
         );
+    }
+
+    #[test]
+    fn parameters_other_than_every_apps_defaults_are_kept() {
+        let mut other = record();
+        other.algorithm = Algorithm::Sha256;
+        other.digits = 8;
+        other.period = 60;
+        assert_eq!(
+            key_uri(&other, "E", "a").as_str(),
+            "otpauth://totp/E:a?secret=JBSWY3DPEHPK3PXP&issuer=E&algorithm=SHA256&digits=8&period=60"
+        );
+        other.algorithm = Algorithm::Sha1;
+        other.period = 30;
+        assert!(key_uri(&other, "E", "a").ends_with("&issuer=E&digits=8"));
     }
 
     #[test]

@@ -172,34 +172,44 @@ fn write_images(uri: &str, args: &EnrollArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// The key and URI first, then the QR code right above the prompt: on a small terminal
+/// the lines before it scroll away, never the code's top.
 fn show(record: &Record, uri: &str, no_qr: bool) {
-    if !no_qr {
-        match qr::terminal_lines(uri) {
-            Some(lines) => match terminal::columns() {
-                Some(width) if width < qr::columns(&lines) => println!(
-                    "The terminal is {width} columns wide, too narrow for the QR code ({} columns).\n\
-                     Widen the window (or make the font smaller) and run again, use --qr-png FILE,\n\
-                     or enter the key below by hand.",
-                    qr::columns(&lines)
-                ),
-                _ => {
-                    println!(
-                        "Scan this QR code with your authenticator app (Microsoft Authenticator, or similar):\n"
-                    );
-                    for line in lines {
-                        println!("{line}");
-                    }
-                }
-            },
-            None => println!("(The QR code cannot be drawn; use the key below.)"),
-        }
+    let qr = if no_qr { None } else { Some(terminal_qr(uri)) };
+    if let Some(Err(why)) = &qr {
+        println!("{why}");
     }
     println!(
-        "\nOr enter this key by hand (time based, {} digits, {} s):",
+        "Enter this key by hand (time based, {} digits, {} s):",
         record.digits, record.period
     );
     println!("  {}", uri::grouped(&record.secret.to_base32()).as_str());
     println!("URI: {uri}\n");
+    if let Some(Ok(lines)) = qr {
+        println!("Or scan this QR code with your app (Microsoft Authenticator, or similar):");
+        for line in lines {
+            println!("{line}");
+        }
+    }
+}
+
+/// The QR code's lines, or why it is not drawn: it must fit the terminal's width, and
+/// its height with the prompt line below it.
+fn terminal_qr(uri: &str) -> Result<Vec<String>, String> {
+    const ELSE: &str = "Enlarge the window (or make the font smaller) and run again, use --qr-png FILE,\n\
+                        or enter the key below by hand.";
+    let lines = qr::terminal_lines(uri).ok_or("(The QR code cannot be drawn; use the key below.)")?;
+    let width = qr::columns(&lines);
+    let height = lines.len() + 1;
+    match (terminal::columns(), terminal::rows()) {
+        (Some(columns), _) if columns < width => Err(format!(
+            "The terminal is {columns} columns wide, too narrow for the QR code ({width} columns).\n{ELSE}"
+        )),
+        (_, Some(rows)) if rows < height => Err(format!(
+            "The terminal has {rows} lines, too few for the QR code and the prompt ({height} lines).\n{ELSE}"
+        )),
+        _ => Ok(lines),
+    }
 }
 
 fn confirm(config: &Config, record: &Record) -> CliResult<()> {

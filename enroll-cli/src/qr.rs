@@ -13,14 +13,19 @@ const RESET: &str = "\x1b[0m";
 const PNG_MODULE_PIXELS: u32 = 8;
 
 use pam_totp::new_file;
-use pam_totp::qr::{Drawn, code, half_blocks};
+use pam_totp::qr::{Drawn, code, half_blocks_framed};
+
+/// Modules of white around the terminal's QR code: half the standard's, which phones
+/// read on a screen, and two lines fewer, so that the code and the prompt below it fit
+/// a 24-line terminal.
+const TERMINAL_QUIET_ZONE: usize = 2;
 
 /// The QR code as lines of Unicode half blocks with a quiet zone, or `None` when the
 /// data does not fit in a QR code.
 #[must_use]
 pub fn terminal_lines(data: &str) -> Option<Vec<String>> {
     Some(
-        half_blocks(data, Drawn::DarkModules)?
+        half_blocks_framed(data, Drawn::DarkModules, TERMINAL_QUIET_ZONE)?
             .into_iter()
             .map(|line| format!("{BLACK_ON_WHITE}{line}{RESET}"))
             .collect(),
@@ -92,8 +97,8 @@ mod tests {
     fn draws_a_square_with_quiet_zone() {
         let lines = terminal_lines("otpauth://totp/x:y?secret=JBSWY3DPEHPK3PXP").unwrap();
         let width = columns(&lines);
-        // Version 3 (29 modules) plus 4 quiet modules each side, two rows per line.
-        assert!(width >= 29 + 8, "{width}");
+        // Version 3 (29 modules) plus 2 quiet modules each side, two rows per line.
+        assert_eq!(width, 29 + 4);
         assert_eq!(lines.len(), width.div_ceil(2));
     }
 }

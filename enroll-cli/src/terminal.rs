@@ -40,3 +40,12 @@ pub fn columns() -> Option<usize> {
     }
     std::env::var("COLUMNS").ok()?.trim().parse().ok()
 }
+
+/// Height of the terminal on standard output; else `$LINES`; else unknown (`None`).
+#[must_use]
+pub fn rows() -> Option<usize> {
+    if let Some((_, terminal_size::Height(height))) = terminal_size::terminal_size() {
+        return Some(usize::from(height));
+    }
+    std::env::var("LINES").ok()?.trim().parse().ok()
+}

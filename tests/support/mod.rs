@@ -353,3 +353,49 @@ pub fn wrong_code(secret: &str) -> String {
     }
     String::from_utf8(bytes).expect("digits")
 }
+
+/// Lines of a terminal QR code (half blocks `█ ▀ ▄`, anything else light) as a PGM
+/// image, 4 pixels per module and a white margin, so that `zbarimg` reads what a phone
+/// would see on the screen. False when there is nothing to draw.
+pub fn half_blocks_as_pgm(lines: &[&str], path: &Path) -> bool {
+    const MARGIN: usize = 4;
+    const SCALE: usize = 4;
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    if width == 0 {
+        return false;
+    }
+    let white_row = vec![255u8; width + 2 * MARGIN];
+    let mut rows = vec![white_row.clone(); MARGIN];
+    for line in lines {
+        let mut top = vec![255u8; MARGIN];
+        let mut bottom = top.clone();
+        let padded = line.chars().chain(std::iter::repeat(' ')).take(width);
+        for c in padded {
+            let (t, b) = match c {
+                '\u{2588}' => (0, 0),
+                '\u{2580}' => (0, 255),
+                '\u{2584}' => (255, 0),
+                _ => (255, 255),
+            };
+            top.push(t);
+            bottom.push(b);
+        }
+        top.extend([255; MARGIN]);
+        bottom.extend([255; MARGIN]);
+        rows.extend([top, bottom]);
+    }
+    rows.extend(vec![white_row; MARGIN]);
+    let mut pgm = format!("P2\n{} {}\n255\n", (width + 2 * MARGIN) * SCALE, rows.len() * SCALE);
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .flat_map(|v| std::iter::repeat_n(v.to_string(), SCALE))
+            .collect();
+        for _ in 0..SCALE {
+            pgm.push_str(&line.join(" "));
+            pgm.push('\n');
+        }
+    }
+    std::fs::write(path, pgm).expect("pgm");
+    true
+}
