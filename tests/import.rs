@@ -373,6 +373,83 @@ fn a_pam_oath_user_keeps_the_same_codes_in_both_modules() {
 }
 
 #[test]
+fn a_code_just_used_with_pam_oath_is_not_accepted_again_after_import() {
+    let fixture = Fixture::new("", "");
+    let usersfile = fixture.path("users.oath");
+    // SECRET is base32 of the 20 bytes "12345678901234567890".
+    std::fs::write(
+        &usersfile,
+        format!("HOTP/T30/6\t{TEST_USER}\t-\t3132333435363738393031323334353637383930\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&usersfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    service(
+        &fixture,
+        "oath",
+        &format!(
+            "auth required pam_oath.so usersfile={} window=1 digits=6",
+            usersfile.display()
+        ),
+    );
+    settle_in_step(4);
+    let code = oathtool(SECRET, 0);
+    let theirs = login_service(&fixture, "oath", &code);
+    assert_eq!(theirs.status, SUCCESS, "pam_oath: {theirs:?}");
+    // pam_oath wrote the code it accepted, and when, into its users file.
+    let written = std::fs::read_to_string(&usersfile).unwrap();
+    assert!(written.contains(&code), "{written}");
+
+    let out = fixture.enroll(&[
+        "import",
+        "--user",
+        TEST_USER,
+        "--oath-usersfile",
+        usersfile.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert_eq!(fixture.login(&code).status, AUTH_ERR, "replayed across modules");
+    assert_eq!(fixture.login(&oathtool(SECRET, 1)).status, SUCCESS);
+}
+
+#[test]
+fn pam_oaths_local_time_is_read_in_the_hosts_time_zone() {
+    // pam_oath writes its last login in local time; a host 5:30 east of UTC (a POSIX
+    // TZ string, so no tzdata is needed) is 11 steps away from reading it as UTC.
+    const ZONE: &str = "XYZ-5:30";
+    let fixture = Fixture::new("", "");
+    settle_in_step(4);
+    let code = oathtool(SECRET, 0);
+    let local = Command::new("date")
+        .env("TZ", ZONE)
+        .arg(format!("-d@{}", support::now()))
+        .arg("+%Y-%m-%dT%H:%M:%SL")
+        .output()
+        .unwrap();
+    let local = String::from_utf8(local.stdout).unwrap();
+    let usersfile = fixture.path("users.oath");
+    std::fs::write(
+        &usersfile,
+        format!(
+            "HOTP/T30/6\t{TEST_USER}\t-\t3132333435363738393031323334353637383930\t0\t{code}\t{}\n",
+            local.trim()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&usersfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new(support::enroll_bin())
+        .env("TZ", ZONE)
+        .arg("--config")
+        .arg(fixture.config_path())
+        .args(["import", "--user", TEST_USER, "--oath-usersfile"])
+        .arg(&usersfile)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(fixture.login(&code).status, AUTH_ERR, "replayed across modules");
+    assert_eq!(fixture.login(&oathtool(SECRET, 1)).status, SUCCESS);
+}
+
+#[test]
 fn other_google_authenticator_settings_are_imported_or_reported() {
     let fixture = Fixture::new("", "");
     // 60-second steps, reuse allowed, no rate limit, ten scratch codes, window 17.

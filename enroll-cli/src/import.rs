@@ -9,7 +9,9 @@
 //!   are carried into the login state, so a code just used with google-authenticator is
 //!   not accepted again. With `--all-users` (root), every user's file in turn.
 //! - `--oath-usersfile FILE`: pam_oath's users file (`HOTP/T30/6 user - hexsecret ...`);
-//!   root imports every user in it (or the one `--user` names).
+//!   root imports every user in it (or the one `--user` names). The code pam_oath last
+//!   accepted (and when) is carried into the login state as its step, like
+//!   google-authenticator's used steps.
 //! - `--pam-totp-files` (store = "postgres"): this host's own record files, found where
 //!   `secret_path` says, read with the module's safe reader, into the database with
 //!   their login state's last step and burnt recovery codes. The files stay.
@@ -41,6 +43,7 @@ use pam_totp::scratch::{MAX_SCRATCH_CODES, ScratchCode};
 use pam_totp::seal::{self, PublicHostKey};
 use pam_totp::secret::SecretKey;
 use pam_totp::state::LoginState;
+use pam_totp::verify::{self, TypedCode, Verdict};
 use zeroize::Zeroizing;
 
 use crate::caller::Target;
@@ -642,14 +645,49 @@ fn parse_oath_line(line: &str, line_no: usize) -> Result<Option<(String, Importe
         ));
     }
     let created = pam_totp::clock::now_rfc3339();
+    let record = Record::new(secret, Algorithm::Sha1, digits, step, created);
+    // After a login pam_oath writes `COUNTER OTP TIME`: the code it accepted and when.
+    let last_step = match fields.get(5..7) {
+        Some([otp, time]) => oath_used_step(&record, otp, time).ok_or_else(|| {
+            bad(&format!(
+                "the last code pam_oath recorded for {user} matches no step within \
+                 {OATH_SEARCH_STEPS} steps of its time: cannot keep it from being used again"
+            ))
+        })?,
+        _ => 0,
+    };
     Ok(Some((
         (*user).to_owned(),
         Imported {
-            record: Record::new(secret, Algorithm::Sha1, digits, step, created),
-            state: LoginState::default(),
+            record,
+            state: LoginState {
+                last_step,
+                ..LoginState::default()
+            },
             notes,
         },
     )))
+}
+
+/// Steps either side of pam_oath's recorded time searched for its recorded code: its
+/// `window=` is the number of steps it accepts either side (the README's example is 30).
+const OATH_SEARCH_STEPS: u8 = 30;
+
+/// The step whose code pam_oath last accepted: `otp` at `time`, local time written
+/// `2026-11-30T17:15:00L`. Of several matches the newest, so that none is replayed.
+fn oath_used_step(record: &Record, otp: &str, time: &str) -> Option<u64> {
+    let local = humantime::parse_rfc3339(&format!("{}Z", time.strip_suffix('L').unwrap_or(time))).ok()?;
+    let local = local.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let offset = time::OffsetDateTime::from_unix_timestamp(i64::try_from(local).ok()?)
+        .ok()
+        .and_then(|at| time::UtcOffset::local_offset_at(at).ok())
+        .map_or(0, time::UtcOffset::whole_seconds);
+    let utc = local.checked_add_signed(-i64::from(offset))?;
+    let code = TypedCode::parse(otp.as_bytes(), record.digits)?;
+    match verify::check(record, &code, utc, OATH_SEARCH_STEPS, 0) {
+        Verdict::Accepted { step } => Some(step),
+        Verdict::Replayed | Verdict::Invalid => None,
+    }
 }
 
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
@@ -723,6 +761,25 @@ mod tests {
         assert_eq!(plain.record.digits, 6);
         assert!(parse_oath_line("# comment", 1).unwrap().is_none());
         assert!(parse_oath_line("   ", 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn carries_the_step_of_the_code_pam_oath_last_accepted() {
+        // RFC 6238 appendix B: SHA1 at 59 s (step 1) is 94287082, so 287082 in 6 digits.
+        let line = "HOTP/T30/6\talice\t-\t3132333435363738393031323334353637383930\t0\t287082\t1970-01-01T00:00:59L";
+        let (_, imported) = parse_oath_line(line, 1).unwrap().unwrap();
+        assert_eq!(imported.state.last_step, 1);
+        let never_logged_in = "HOTP/T30/6\talice\t-\t3132333435363738393031323334353637383930";
+        let (_, imported) = parse_oath_line(never_logged_in, 1).unwrap().unwrap();
+        assert_eq!(imported.state.last_step, 0);
+        // A record of the last use that cannot be matched refuses the import: the code
+        // could otherwise be used again.
+        for (otp, time) in [("287082", "2000-01-01T00:00:00L"), ("287082", "yesterday"), ("28708", "1970-01-01T00:00:59L")] {
+            let line = format!("{never_logged_in}\t0\t{otp}\t{time}");
+            let err = parse_oath_line(&line, 3).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.starts_with("line 3: the last code pam_oath recorded"), "{err}");
+            assert!(!err.contains(otp) && !err.contains("3132"), "{err}");
+        }
     }
 
     #[test]
