@@ -63,7 +63,10 @@ mod tests {
 
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(dir.path().join("target"), &link).unwrap();
-        assert_eq!(create(None, &link, 0o600).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            create(None, &link, 0o600).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
         assert!(!dir.path().join("target").exists());
     }
 

@@ -5,7 +5,6 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
-use crate::algorithm::Algorithm;
 use crate::config::Config;
 use crate::record::Record;
 
@@ -26,20 +25,20 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 pub fn key_uri(record: &Record, issuer: &str, account: &str) -> Zeroizing<String> {
     let issuer = utf8_percent_encode(issuer, COMPONENT).to_string();
     let account = utf8_percent_encode(account, COMPONENT).to_string();
-    let mut uri = Zeroizing::new(format!(
-        "otpauth://totp/{issuer}:{account}?secret={}&issuer={issuer}",
-        record.secret.to_base32().as_str()
-    ));
-    if record.algorithm != Algorithm::Sha1 {
-        uri.push_str(&format!("&algorithm={}", record.algorithm));
-    }
-    if record.digits != 6 {
-        uri.push_str(&format!("&digits={}", record.digits));
-    }
-    if record.period != 30 {
-        uri.push_str(&format!("&period={}", record.period));
-    }
-    uri
+    let differing = |name: &str, value: String, default: &str| {
+        if value == default {
+            String::new()
+        } else {
+            format!("&{name}={value}")
+        }
+    };
+    Zeroizing::new(format!(
+        "otpauth://totp/{issuer}:{account}?secret={}&issuer={issuer}{}{}{}",
+        record.secret.to_base32().as_str(),
+        differing("algorithm", record.algorithm.to_string(), "SHA1"),
+        differing("digits", record.digits.to_string(), "6"),
+        differing("period", record.period.to_string(), "30"),
+    ))
 }
 
 /// The issuer (the config's, else the host name) and account (`user@host`) the app
@@ -74,6 +73,7 @@ pub fn grouped(text: &str) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algorithm::Algorithm;
     use crate::secret::SecretKey;
 
     #[test]

@@ -805,7 +805,8 @@ fn a_secret_under_128_bits_is_enrolled_with_a_warning() {
     let out = fixture.enroll(&["--user", TEST_USER, "--secret", short, "--no-confirm", "--force"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
-        text(&out.stderr).contains("warning: secret has 80 bits, fewer than the 128 RFC 4226 asks for; accepted"),
+        text(&out.stderr)
+            .contains("warning: secret has 80 bits, fewer than the 128 RFC 4226 asks for; accepted"),
         "{}",
         show(&out)
     );

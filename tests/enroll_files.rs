@@ -95,11 +95,7 @@ fn a_qr_image_name_planted_as_a_symlink_is_refused_and_nothing_is_written_throug
         let dir = shared_dir(&fixture);
         let planted = dir.join(image_name(flag));
         let target = dir.join("target");
-        as_test_user(&format!(
-            "ln -s '{}' '{}'",
-            target.display(),
-            planted.display()
-        ));
+        as_test_user(&format!("ln -s '{}' '{}'", target.display(), planted.display()));
 
         let out = provision_with_image(&fixture, flag, &planted);
         assert_refused_untouched(&fixture, &out, &planted);

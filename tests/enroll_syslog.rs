@@ -116,7 +116,10 @@ fn a_normal_users_refused_attempt_to_act_for_another_user_is_logged() {
         std::fs::set_permissions(fixture.config_path(), Permissions::from_mode(0o644)).expect("chmod");
         for (args, action) in [
             (&["status", "--user", "root"][..], "status"),
-            (&["--user", "root", "--secret", SECRET, "--no-qr"][..], "enrollment"),
+            (
+                &["--user", "root", "--secret", SECRET, "--no-qr"][..],
+                "enrollment",
+            ),
             (&["remove", "--user", "root"][..], "remove"),
         ] {
             let out = Command::new("runuser")

@@ -1,5 +1,5 @@
-//! `totp-enroll` on the terminal most people have: 80x24 (PuTTY's, macOS Terminal's
-//! default), in a real `tmux`. What is on the screen when the prompt shows is captured
+//! `totp-enroll` on the terminal most people have: 80x24 (the default of `PuTTY` and
+//! macOS Terminal), in a real `tmux`. What is on the screen when the prompt shows is captured
 //! and its QR code read with `zbarimg`, as a phone would read it; a terminal too short
 //! for the code says so and shows the key instead of half a picture.
 
@@ -93,7 +93,9 @@ fn qr_lines(screen: &str) -> Vec<&str> {
         .lines()
         .filter(|line| {
             line.contains(['\u{2588}', '\u{2580}', '\u{2584}'])
-                && line.chars().all(|c| matches!(c, '\u{2588}' | '\u{2580}' | '\u{2584}' | ' '))
+                && line
+                    .chars()
+                    .all(|c| matches!(c, '\u{2588}' | '\u{2580}' | '\u{2584}' | ' '))
         })
         .collect()
 }
@@ -130,7 +132,9 @@ fn on_an_80x24_terminal_the_whole_qr_code_is_on_the_screen_with_the_prompt_and_s
         assert!(lines.iter().any(|l| l.starts_with(PROMPT)), "{screen}");
         let drawn = qr_lines(&screen);
         assert!(
-            drawn.first().is_some_and(|l| l.trim_start().starts_with("\u{2588}\u{2580}\u{2580}\u{2580}")),
+            drawn
+                .first()
+                .is_some_and(|l| l.trim_start().starts_with("\u{2588}\u{2580}\u{2580}\u{2580}")),
             "the top of the QR code scrolled away:\n{screen}"
         );
         let uri = scan(&screen, &fixture.path("screen.pgm"));
@@ -158,7 +162,10 @@ fn a_terminal_too_short_for_the_qr_code_says_so_and_shows_the_key_instead() {
         "{screen}"
     );
     assert!(qr_lines(&screen).is_empty(), "no broken picture:\n{screen}");
-    assert!(screen.contains("GEZD GNBV GY3T QOJQ"), "the key, to type:\n{screen}");
+    assert!(
+        screen.contains("GEZD GNBV GY3T QOJQ"),
+        "the key, to type:\n{screen}"
+    );
     tmux.type_keys(&["C-d"]);
     tmux.wait_for("exit 1");
     assert!(!fixture.record_path().exists());

@@ -62,6 +62,44 @@ fn login_service(fixture: &Fixture, name: &str, code: &str) -> Transcript {
     pam_client::authenticate(&login, &[code.as_bytes()])
 }
 
+/// A pam_oath users file `users.oath` holding `text`, private to root as pam_oath wants.
+fn oath_usersfile(fixture: &Fixture, text: &str) -> PathBuf {
+    let usersfile = fixture.path("users.oath");
+    std::fs::write(&usersfile, text).unwrap();
+    std::fs::set_permissions(&usersfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    usersfile
+}
+
+/// The service `oath`: the real pam_oath with `usersfile`.
+fn oath_service(fixture: &Fixture, usersfile: &Path) {
+    service(
+        fixture,
+        "oath",
+        &format!(
+            "auth required pam_oath.so usersfile={} window=1 digits=6",
+            usersfile.display()
+        ),
+    );
+}
+
+/// Root imports the test user's entry of `usersfile`.
+fn import_oath_user(fixture: &Fixture, usersfile: &Path) {
+    let out = fixture.enroll(&[
+        "import",
+        "--user",
+        TEST_USER,
+        "--oath-usersfile",
+        usersfile.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+}
+
+/// The test user's line of a pam_oath users file, with SECRET (base32 of the 20 bytes
+/// "12345678901234567890") in hex, and `rest` after it.
+fn oath_line(rest: &str) -> String {
+    format!("HOTP/T30/6\t{TEST_USER}\t-\t3132333435363738393031323334353637383930{rest}\n")
+}
+
 fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
@@ -326,36 +364,19 @@ fn an_enrolled_user_is_not_replaced_without_force() {
 #[test]
 fn a_pam_oath_user_keeps_the_same_codes_in_both_modules() {
     let fixture = Fixture::new("", "");
-    let usersfile = fixture.path("users.oath");
-    // SECRET is base32 of the 20 bytes "12345678901234567890".
-    std::fs::write(
-        &usersfile,
-        format!(
-            "# pam_oath users\nHOTP/T30/6\t{TEST_USER}\t-\t3132333435363738393031323334353637383930\n\
-             HOTP/T30/6\tno-such-user-pamtotp\t-\t3132333435363738393031323334353637383930\n\
-             HOTP\tno-such-user-pamtotp2\t-\t3132333435363738393031323334353637383930 0\n"
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&usersfile, std::fs::Permissions::from_mode(0o600)).unwrap();
-
-    let out = fixture.enroll(&[
-        "import",
-        "--user",
-        TEST_USER,
-        "--oath-usersfile",
-        usersfile.to_str().unwrap(),
-    ]);
-    assert_ok(&out);
-
-    service(
+    let usersfile = oath_usersfile(
         &fixture,
-        "oath",
         &format!(
-            "auth required pam_oath.so usersfile={} window=1 digits=6",
-            usersfile.display()
+            "# pam_oath users\n{}\
+             HOTP/T30/6\tno-such-user-pamtotp\t-\t3132333435363738393031323334353637383930\n\
+             HOTP\tno-such-user-pamtotp2\t-\t3132333435363738393031323334353637383930 0\n",
+            oath_line("")
         ),
     );
+
+    import_oath_user(&fixture, &usersfile);
+
+    oath_service(&fixture, &usersfile);
     settle_in_step(4);
     let code = oathtool(SECRET, 0);
     let theirs = login_service(&fixture, "oath", &code);
@@ -375,22 +396,8 @@ fn a_pam_oath_user_keeps_the_same_codes_in_both_modules() {
 #[test]
 fn a_code_just_used_with_pam_oath_is_not_accepted_again_after_import() {
     let fixture = Fixture::new("", "");
-    let usersfile = fixture.path("users.oath");
-    // SECRET is base32 of the 20 bytes "12345678901234567890".
-    std::fs::write(
-        &usersfile,
-        format!("HOTP/T30/6\t{TEST_USER}\t-\t3132333435363738393031323334353637383930\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&usersfile, std::fs::Permissions::from_mode(0o600)).unwrap();
-    service(
-        &fixture,
-        "oath",
-        &format!(
-            "auth required pam_oath.so usersfile={} window=1 digits=6",
-            usersfile.display()
-        ),
-    );
+    let usersfile = oath_usersfile(&fixture, &oath_line(""));
+    oath_service(&fixture, &usersfile);
     settle_in_step(4);
     let code = oathtool(SECRET, 0);
     let theirs = login_service(&fixture, "oath", &code);
@@ -399,14 +406,7 @@ fn a_code_just_used_with_pam_oath_is_not_accepted_again_after_import() {
     let written = std::fs::read_to_string(&usersfile).unwrap();
     assert!(written.contains(&code), "{written}");
 
-    let out = fixture.enroll(&[
-        "import",
-        "--user",
-        TEST_USER,
-        "--oath-usersfile",
-        usersfile.to_str().unwrap(),
-    ]);
-    assert_ok(&out);
+    import_oath_user(&fixture, &usersfile);
     assert_eq!(fixture.login(&code).status, AUTH_ERR, "replayed across modules");
     assert_eq!(fixture.login(&oathtool(SECRET, 1)).status, SUCCESS);
 }
@@ -426,16 +426,7 @@ fn pam_oaths_local_time_is_read_in_the_hosts_time_zone() {
         .output()
         .unwrap();
     let local = String::from_utf8(local.stdout).unwrap();
-    let usersfile = fixture.path("users.oath");
-    std::fs::write(
-        &usersfile,
-        format!(
-            "HOTP/T30/6\t{TEST_USER}\t-\t3132333435363738393031323334353637383930\t0\t{code}\t{}\n",
-            local.trim()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&usersfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let usersfile = oath_usersfile(&fixture, &oath_line(&format!("\t0\t{code}\t{}", local.trim())));
     let out = Command::new(support::enroll_bin())
         .env("TZ", ZONE)
         .arg("--config")

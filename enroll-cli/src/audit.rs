@@ -24,5 +24,7 @@ pub fn refusal(action: &str, user: Option<&str>, reason: &str) {
     let user = user.unwrap_or(&caller);
     // One line per refusal, whatever the message's layout.
     let reason = reason.replace('\n', " ");
-    record(&format!("user={user} {action} refused for {caller} (uid {uid}): {reason}"));
+    record(&format!(
+        "user={user} {action} refused for {caller} (uid {uid}): {reason}"
+    ));
 }

@@ -68,6 +68,7 @@ impl Cli {
 #[derive(Debug, clap::Args)]
 pub struct EnrollArgs {
     /// Use this base32 secret instead of a new random one (migration from another system).
+    /// Fewer than 128 bits (RFC 4226's minimum) is accepted with a warning.
     #[arg(long, value_name = "BASE32")]
     pub secret: Option<String>,
 
@@ -84,11 +85,13 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub no_qr: bool,
 
-    /// Also write the QR code as a PNG image to FILE (mode 0600: it holds the secret).
+    /// Also write the QR code as a PNG image to FILE, a new file (mode 0600: it holds the
+    /// secret); an existing FILE or symbolic link is refused.
     #[arg(long, value_name = "FILE")]
     pub qr_png: Option<PathBuf>,
 
-    /// Also write the QR code as an SVG image to FILE (mode 0600: it holds the secret).
+    /// Also write the QR code as an SVG image to FILE, a new file (mode 0600: it holds the
+    /// secret); an existing FILE or symbolic link is refused.
     #[arg(long, value_name = "FILE")]
     pub qr_svg: Option<PathBuf>,
 
@@ -177,7 +180,8 @@ pub enum Command {
         #[allow(clippy::option_option)] // absent, `--google-authenticator`, or with FILE
         google_authenticator: Option<Option<PathBuf>>,
         /// From pam_oath's users file (`HOTP/T30/6 user - hexsecret`): as root, every
-        /// time-based entry (or only that of --user).
+        /// time-based entry (or only that of --user). The code pam_oath last accepted is
+        /// kept from being used again.
         #[arg(long, value_name = "FILE", conflicts_with = "pam_totp_files")]
         oath_usersfile: Option<PathBuf>,
         /// With store = "postgres": this host's pam_totp record files (where

@@ -152,7 +152,10 @@ fn write_images(uri: &str, args: &EnrollArgs) -> CliResult<()> {
         CliError::Refused(if e.kind() == std::io::ErrorKind::AlreadyExists {
             format!("{}; nothing was changed", new_file::exists_message(path))
         } else {
-            format!("cannot write the QR code to {}: {e}; nothing was changed", path.display())
+            format!(
+                "cannot write the QR code to {}: {e}; nothing was changed",
+                path.display()
+            )
         })
     };
     if let Some(path) = &args.qr_png {

@@ -766,7 +766,8 @@ mod tests {
     #[test]
     fn carries_the_step_of_the_code_pam_oath_last_accepted() {
         // RFC 6238 appendix B: SHA1 at 59 s (step 1) is 94287082, so 287082 in 6 digits.
-        let line = "HOTP/T30/6\talice\t-\t3132333435363738393031323334353637383930\t0\t287082\t1970-01-01T00:00:59L";
+        let line =
+            "HOTP/T30/6\talice\t-\t3132333435363738393031323334353637383930\t0\t287082\t1970-01-01T00:00:59L";
         let (_, imported) = parse_oath_line(line, 1).unwrap().unwrap();
         assert_eq!(imported.state.last_step, 1);
         let never_logged_in = "HOTP/T30/6\talice\t-\t3132333435363738393031323334353637383930";
@@ -774,10 +775,20 @@ mod tests {
         assert_eq!(imported.state.last_step, 0);
         // A record of the last use that cannot be matched refuses the import: the code
         // could otherwise be used again.
-        for (otp, time) in [("287082", "2000-01-01T00:00:00L"), ("287082", "yesterday"), ("28708", "1970-01-01T00:00:59L")] {
+        for (otp, time) in [
+            ("287082", "2000-01-01T00:00:00L"),
+            ("287082", "yesterday"),
+            ("28708", "1970-01-01T00:00:59L"),
+        ] {
             let line = format!("{never_logged_in}\t0\t{otp}\t{time}");
-            let err = parse_oath_line(&line, 3).err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(err.starts_with("line 3: the last code pam_oath recorded"), "{err}");
+            let err = parse_oath_line(&line, 3)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.starts_with("line 3: the last code pam_oath recorded"),
+                "{err}"
+            );
             assert!(!err.contains(otp) && !err.contains("3132"), "{err}");
         }
     }

@@ -385,7 +385,11 @@ pub fn half_blocks_as_pgm(lines: &[&str], path: &Path) -> bool {
         rows.extend([top, bottom]);
     }
     rows.extend(vec![white_row; MARGIN]);
-    let mut pgm = format!("P2\n{} {}\n255\n", (width + 2 * MARGIN) * SCALE, rows.len() * SCALE);
+    let mut pgm = format!(
+        "P2\n{} {}\n255\n",
+        (width + 2 * MARGIN) * SCALE,
+        rows.len() * SCALE
+    );
     for row in &rows {
         let line: Vec<String> = row
             .iter()

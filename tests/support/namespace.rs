@@ -168,11 +168,8 @@ fn enter() -> Namespace {
     umount2(&old_dev, MntFlags::MNT_DETACH).expect("let go of the real /dev");
     let log = UnixDatagram::bind("/dev/log").expect("bind /dev/log");
     // Like a syslog daemon's socket: every user may send (a user's `totp-enroll` too).
-    std::fs::set_permissions(
-        "/dev/log",
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .expect("chmod /dev/log");
+    std::fs::set_permissions("/dev/log", std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod /dev/log");
     log.set_read_timeout(Some(Duration::from_millis(10)))
         .expect("read timeout");
     let collector = Arc::new(Collector {
