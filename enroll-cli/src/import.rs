@@ -236,7 +236,7 @@ fn from_pam_totp_files(
 }
 
 /// A record file read as the module reads it (owner, mode, no link, intact), with what
-/// this host's state file remembers: the last step and the burnt recovery codes. A
+/// this host's state file remembers: the used steps and the burnt recovery codes. A
 /// sealed record is opened with the host key and sealed again on the way in, so it
 /// needs `seal = true` (a sealed secret never goes into the database in plain text).
 fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<Imported> {
@@ -258,14 +258,18 @@ fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<I
         Err(e) => return Err(refused(format!("{e}; not imported"))),
     };
     let state = store::peek_state(&config.state_dir, user)?.unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     Ok(Imported {
-        record,
         state: LoginState {
-            last_step: state.last_step,
+            // A previous version's step number, in this record's period.
+            used_until: state.replay_floor(record.period, now, config.window),
             recovery_epoch: state.recovery_epoch,
             recovery_used: state.recovery_used,
             ..LoginState::default()
         },
+        record,
         notes: Vec::new(),
     })
 }
@@ -431,7 +435,12 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
     Ok(Imported {
         record,
         state: LoginState {
-            last_step: file.used_steps.iter().copied().max().unwrap_or(0),
+            // DISALLOW_REUSE lists steps of the file's own period.
+            used_until: file
+                .used_steps
+                .iter()
+                .max()
+                .map_or(0, |step| pam_totp::verify::step_end(*step, file.step)),
             ..LoginState::default()
         },
         notes: file.notes,
