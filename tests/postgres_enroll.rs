@@ -16,6 +16,7 @@ use pam_client::{AUTH_ERR, SUCCESS};
 use pam_totp::config::Config;
 use pam_totp::db::{self, admin, login};
 use pam_totp::record::Record;
+use pam_totp::state::Channel;
 use support::postgres::{ADMIN, Cluster, DATABASE, PgHost};
 use support::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step};
 
@@ -220,6 +221,7 @@ fn remove_deletes_the_record_and_its_login_state() {
         &Config::default(),
         TEST_USER,
         support::now(),
+        Channel::Shared,
     )
     .unwrap();
     assert!(
@@ -250,7 +252,7 @@ fn unlock_clears_failures_and_the_lock_out() {
         max_failures: 1,
         ..Config::default()
     };
-    login::charge(&mut cluster.admin(), &strict, TEST_USER, support::now()).unwrap();
+    login::charge(&mut cluster.admin(), &strict, TEST_USER, support::now(), Channel::Shared).unwrap();
     assert_eq!(status_json(&fixture)["locked"], true);
 
     let out = fixture.enroll(&["unlock", "--user", TEST_USER]);
@@ -274,8 +276,11 @@ fn recovery_codes_start_a_new_set_and_the_old_sets_burns_stop_counting() {
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
     let old = record_of(&cluster, TEST_USER).unwrap();
     let mut client = cluster.admin();
-    login::charge(&mut client, &Config::default(), TEST_USER, support::now()).unwrap();
-    assert!(login::burn_recovery(&mut client, TEST_USER, old.recovery_epoch, 10, 0, support::now()).unwrap());
+    login::charge(&mut client, &Config::default(), TEST_USER, support::now(), Channel::Shared).unwrap();
+    assert!(
+        login::burn_recovery(&mut client, TEST_USER, old.recovery_epoch, 10, 0, support::now(), Channel::Shared)
+            .unwrap()
+    );
     assert_eq!(status_json(&fixture)["recovery_codes_left"], 9);
 
     let out = fixture.enroll(&["recovery-codes", "--user", TEST_USER]);
@@ -316,7 +321,7 @@ fn a_google_authenticator_file_is_imported_into_the_database() {
     let state = admin::read_state(&mut cluster.admin(), TEST_USER)
         .unwrap()
         .unwrap();
-    assert_eq!(state.last_step, 1000, "the used step is carried");
+    assert_eq!(state.used_until, 1001 * 30, "the used step is carried, as the time it ends");
 
     let host = PgHost::new(&cluster, "host_a", "");
     settle_in_step(3);
@@ -337,7 +342,7 @@ fn this_hosts_record_files_move_into_the_database_with_their_replay_protection()
     settle_in_step(15);
     fixture.provision(SECRET);
     let mut used = fixture.state();
-    used.last_step = support::now() / 30;
+    used.used_until = (support::now() / 30 + 1) * 30;
     fixture.set_state(used);
     let file_text = std::fs::read_to_string(fixture.record_path()).unwrap();
     fixture.write_config(&format!(
@@ -359,7 +364,7 @@ fn this_hosts_record_files_move_into_the_database_with_their_replay_protection()
     let state = admin::read_state(&mut cluster.admin(), TEST_USER)
         .unwrap()
         .unwrap();
-    assert_eq!(state.last_step, used.last_step);
+    assert_eq!(state.used_until, used.used_until);
     assert!(
         fixture.record_path().exists(),
         "the file is kept for the admin to remove"

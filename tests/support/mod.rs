@@ -205,6 +205,19 @@ impl Fixture {
         pam_client::authenticate(&login, answers)
     }
 
+    /// One `pam_authenticate` for `user` from `rhost` (none: a local login) on the
+    /// terminal `tty` (`PAM_TTY`), answering `code`.
+    #[must_use]
+    pub fn login_on(&self, user: &str, rhost: Option<&str>, tty: &str, code: &str) -> Transcript {
+        let login = Login {
+            confdir: self.dir.path(),
+            service: &self.service,
+            user,
+            rhost,
+        };
+        pam_client::authenticate_on_tty(&login, tty, &[code.as_bytes()])
+    }
+
     /// One `pam_authenticate` for [`TEST_USER`] answering `code`.
     #[must_use]
     pub fn login(&self, code: &str) -> Transcript {
