@@ -411,3 +411,33 @@ fn a_non_root_user_is_told_that_an_administrator_enrolls_them() {
         assert!(!stderr.contains("ermission denied"), "{stderr}");
     }
 }
+
+#[test]
+fn reenrolling_with_another_period_digits_or_algorithm_keeps_replay_protection_and_lets_the_user_in() {
+    use support::{Params, reenroll_keeps_replay_protection_without_locking_out};
+    let cluster = Cluster::start();
+    let admin = admin_host(&cluster);
+    let host = PgHost::new(&cluster, "host_a", "");
+    let ten = Params {
+        period: 10,
+        ..Params::DEFAULT
+    };
+    let eight = Params {
+        digits: 8,
+        ..Params::DEFAULT
+    };
+    let sha256 = Params {
+        algorithm: "sha256",
+        ..Params::DEFAULT
+    };
+    for (from, to) in [
+        (ten, Params::DEFAULT),
+        (Params::DEFAULT, ten),
+        (Params::DEFAULT, eight),
+        (Params::DEFAULT, sha256),
+    ] {
+        reenroll_keeps_replay_protection_without_locking_out(&admin, &host.fixture, from, to);
+        // A fresh start for the next pair: the database drops the state with the record.
+        assert_ok(&admin.enroll(&["remove", "--user", TEST_USER]));
+    }
+}
