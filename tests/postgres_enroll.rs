@@ -441,3 +441,38 @@ fn reenrolling_with_another_period_digits_or_algorithm_keeps_replay_protection_a
         assert_ok(&admin.enroll(&["remove", "--user", TEST_USER]));
     }
 }
+
+#[test]
+fn the_code_that_confirmed_an_enrollment_is_burnt_in_the_database() {
+    use std::io::Write;
+    let cluster = Cluster::start();
+    let admin = admin_host(&cluster);
+    let host = PgHost::new(&cluster, "host_a", "");
+    settle_in_step(10);
+    let confirming = oathtool(SECRET, 0);
+    let mut child = Command::new(enroll_bin())
+        .arg("--config")
+        .arg(admin.config_path())
+        .args(["--user", TEST_USER, "--secret", SECRET, "--no-qr"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{confirming}\n").as_bytes())
+        .unwrap();
+    assert_ok(&child.wait_with_output().unwrap());
+    assert_eq!(
+        support::postgres::state(&cluster, TEST_USER).used_until,
+        (support::now() / 30 + 1) * 30,
+        "burnt through the admin side"
+    );
+    let replay = host.fixture.login(&confirming);
+    assert_eq!(replay.status, AUTH_ERR, "{replay:?}");
+    let next = host.fixture.login(&oathtool(SECRET, 1));
+    assert_eq!(next.status, SUCCESS, "{next:?}\n{}", cluster.log());
+}
