@@ -235,7 +235,9 @@ fn settle(
         Err(e) => return system_error(login, conv, log, &e),
     };
     // A state of the previous version is converted here, where the period is known.
-    let floor = pending.state().replay_floor(record.period, login.now, config.window);
+    let floor = pending
+        .state()
+        .replay_floor(record.period, login.now, config.window);
     let before = LoginState {
         used_until: floor,
         legacy_step: 0,
@@ -501,7 +503,11 @@ mod tests {
         }
         assert_eq!(lengths, [0, 0, 30, 60, 100, 100]);
         assert_eq!(state.console_failures, 6);
-        assert_eq!((state.failures, state.locked_until), (0, 0), "the shared counters are untouched");
+        assert_eq!(
+            (state.failures, state.locked_until),
+            (0, 0),
+            "the shared counters are untouched"
+        );
     }
 
     fn login_from<'a>(user: &'a str, rhost: Option<&'a str>, tty: Option<&'a str>) -> Login<'a> {
@@ -521,18 +527,41 @@ mod tests {
             ..policy()
         };
         for tty in ["tty1", "/dev/tty63", "console", "/dev/console", "ttyS0", "hvc0"] {
-            assert_eq!(login_from("root", None, Some(tty)).channel(&config), Channel::Console, "{tty}");
-            assert_eq!(login_from("root", Some(""), Some(tty)).channel(&config), Channel::Console, "{tty}");
+            assert_eq!(
+                login_from("root", None, Some(tty)).channel(&config),
+                Channel::Console,
+                "{tty}"
+            );
+            assert_eq!(
+                login_from("root", Some(""), Some(tty)).channel(&config),
+                Channel::Console,
+                "{tty}"
+            );
             // A remote host, or an account that is not exempt: the shared counters.
             assert_eq!(
                 login_from("root", Some("192.0.2.7"), Some(tty)).channel(&config),
                 Channel::Shared
             );
-            assert_eq!(login_from("alice", None, Some(tty)).channel(&config), Channel::Shared);
+            assert_eq!(
+                login_from("alice", None, Some(tty)).channel(&config),
+                Channel::Shared
+            );
         }
         // su/sudo in any session (pts), ssh's "ssh" tty, no tty, lookalikes: not the console.
-        for tty in [None, Some("pts/0"), Some("/dev/pts/3"), Some("ssh"), Some("tty"), Some("ttyx1"), Some("tty1/../pts/0")] {
-            assert_eq!(login_from("root", None, tty).channel(&config), Channel::Shared, "{tty:?}");
+        for tty in [
+            None,
+            Some("pts/0"),
+            Some("/dev/pts/3"),
+            Some("ssh"),
+            Some("tty"),
+            Some("ttyx1"),
+            Some("tty1/../pts/0"),
+        ] {
+            assert_eq!(
+                login_from("root", None, tty).channel(&config),
+                Channel::Shared,
+                "{tty:?}"
+            );
         }
     }
 
@@ -557,7 +586,10 @@ mod tests {
         refuse_locked_out(&login, &policy(), &mut shown, &lines, u64::MAX);
         assert_eq!(shown.0, ["Too many failed attempts; try again later."]);
         let logged = lines.0.borrow().join("\n");
-        assert!(logged.contains("reason=locked out, more than 100 s left"), "{logged}");
+        assert!(
+            logged.contains("reason=locked out, more than 100 s left"),
+            "{logged}"
+        );
         assert!(!logged.contains(&(u64::MAX - 1000).to_string()), "{logged}");
         // Within the cap: the real length, in minutes.
         let mut shown = Shown::default();

@@ -429,7 +429,10 @@ fn read_slots(file: &File) -> Result<Slots, StateError> {
     // No slot of this version: a file of the previous one, which must be written in the
     // second new slot (see LEGACY_MAGIC).
     let (first, rest) = bytes.split_at(LEGACY_SLOT_BYTES);
-    let legacy = [decode_legacy_slot(first), decode_legacy_slot(&rest[..LEGACY_SLOT_BYTES])];
+    let legacy = [
+        decode_legacy_slot(first),
+        decode_legacy_slot(&rest[..LEGACY_SLOT_BYTES]),
+    ];
     let (state, seq) = match legacy {
         [Some((a, sa)), Some((b, sb))] => {
             if newer(sb, sa) {
@@ -486,7 +489,11 @@ fn encode_slot(state: &LoginState, seq: u64) -> [u8; SLOT_BYTES] {
 }
 
 /// The checked body of a slot of `size` bytes with `magic`, and a reader of its fields.
-fn checked_fields<'a>(slot: &'a [u8], size: usize, magic: &[u8; 4]) -> Option<impl Fn(usize) -> Option<u64> + 'a> {
+fn checked_fields<'a>(
+    slot: &'a [u8],
+    size: usize,
+    magic: &[u8; 4],
+) -> Option<impl Fn(usize) -> Option<u64> + 'a> {
     if slot.len() != size {
         return None;
     }
@@ -676,9 +683,16 @@ mod tests {
         drop(locked);
         let bytes = std::fs::read(&path).map_err(io_err("read"))?;
         assert_eq!(bytes.len(), 2 * SLOT_BYTES, "rewritten in the new size");
-        assert_eq!(&bytes[..2 * LEGACY_SLOT_BYTES], &old[..], "the old slots were not touched");
+        assert_eq!(
+            &bytes[..2 * LEGACY_SLOT_BYTES],
+            &old[..],
+            "the old slots were not touched"
+        );
         let state = dir.lock("olga")?.state();
-        assert_eq!((state.used_until, state.legacy_step, state.failures), (3_060, 0, 2));
+        assert_eq!(
+            (state.used_until, state.legacy_step, state.failures),
+            (3_060, 0, 2)
+        );
         Ok(())
     }
 
@@ -731,7 +745,11 @@ mod tests {
             ..sample()
         };
         dir.lock("wendy")?.save(used)?;
-        assert_eq!(dir.lock("wendy")?.state(), used, "the write at seq 0 is the newest");
+        assert_eq!(
+            dir.lock("wendy")?.state(),
+            used,
+            "the write at seq 0 is the newest"
+        );
         let failed = LoginState { failures: 1, ..used };
         dir.lock("wendy")?.save(failed)?;
         assert_eq!(dir.lock("wendy")?.state(), failed);
@@ -890,7 +908,13 @@ mod tests {
 
         fn any_state() -> impl Strategy<Value = LoginState> {
             (
-                (any::<u64>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<u32>()),
+                (
+                    any::<u64>(),
+                    any::<u64>(),
+                    any::<u32>(),
+                    any::<u64>(),
+                    any::<u32>(),
+                ),
                 (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
             )
                 .prop_map(

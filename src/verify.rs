@@ -206,13 +206,22 @@ mod tests {
         // 10 -> 30: step 1 of 10 s (t = 10..19) used, so until 20; the 30 s step 1
         // (t = 30..59) is fresh, its step 0 (t = 0..29) began before 20.
         let used = step_end(1, 10);
-        assert_eq!(check(&thirty, &code_at(&thirty, 45), 45, 0, used), Verdict::Accepted { step: 1 });
-        assert_eq!(check(&thirty, &code_at(&thirty, 5), 5, 0, used), Verdict::Replayed);
+        assert_eq!(
+            check(&thirty, &code_at(&thirty, 45), 45, 0, used),
+            Verdict::Accepted { step: 1 }
+        );
+        assert_eq!(
+            check(&thirty, &code_at(&thirty, 5), 5, 0, used),
+            Verdict::Replayed
+        );
         // 30 -> 10: step 1 of 30 s (t = 30..59) used, until 60; 10 s step 5 (t = 50..59)
         // is a replay, step 6 (t = 60..69) fresh: at most one old period of waiting.
         let used = step_end(1, 30);
         assert_eq!(check(&ten, &code_at(&ten, 55), 55, 0, used), Verdict::Replayed);
-        assert_eq!(check(&ten, &code_at(&ten, 65), 65, 0, used), Verdict::Accepted { step: 6 });
+        assert_eq!(
+            check(&ten, &code_at(&ten, 65), 65, 0, used),
+            Verdict::Accepted { step: 6 }
+        );
     }
 
     #[test]

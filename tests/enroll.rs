@@ -380,9 +380,16 @@ fn the_code_that_confirmed_a_users_own_enrollment_is_refused_at_login() {
     let (secret, confirming) = enroll_and_confirm(&fixture, Some(TEST_USER));
     // The user cannot write the root-only state; the record carries the step.
     let replay = fixture.login(&confirming);
-    assert_eq!(replay.status, AUTH_ERR, "the confirming code is a replay: {replay:?}");
+    assert_eq!(
+        replay.status, AUTH_ERR,
+        "the confirming code is a replay: {replay:?}"
+    );
     assert_eq!(fixture.state().failures, 1, "counted like any replay");
-    assert_eq!(fixture.login(&oathtool(&secret, 1)).status, SUCCESS, "the next step's code");
+    assert_eq!(
+        fixture.login(&oathtool(&secret, 1)).status,
+        SUCCESS,
+        "the next step's code"
+    );
 }
 
 #[test]
@@ -395,8 +402,15 @@ fn the_code_that_confirmed_an_enrollment_by_root_is_refused_at_login() {
         "root burnt the step in the login state"
     );
     let replay = fixture.login(&confirming);
-    assert_eq!(replay.status, AUTH_ERR, "the confirming code is a replay: {replay:?}");
-    assert_eq!(fixture.login(&oathtool(&secret, 1)).status, SUCCESS, "the next step's code");
+    assert_eq!(
+        replay.status, AUTH_ERR,
+        "the confirming code is a replay: {replay:?}"
+    );
+    assert_eq!(
+        fixture.login(&oathtool(&secret, 1)).status,
+        SUCCESS,
+        "the next step's code"
+    );
 }
 
 #[test]
@@ -412,7 +426,11 @@ fn the_code_that_proved_a_user_for_new_recovery_codes_is_refused_at_login() {
     let (code, screen) = pty.finish();
     assert_eq!(code, Some(0), "{screen}");
     assert_eq!(fixture.login(&proof).status, AUTH_ERR, "the proof is a replay");
-    assert_eq!(fixture.login(&oathtool(SECRET, 1)).status, SUCCESS, "the next step's code");
+    assert_eq!(
+        fixture.login(&oathtool(SECRET, 1)).status,
+        SUCCESS,
+        "the next step's code"
+    );
 }
 
 // --- status, list, remove ----------------------------------------------------------

@@ -141,7 +141,10 @@ fn unlock_lets_a_locked_out_user_in_again() {
 fn fail_at_console(fixture: &Fixture, user: &str, count: u32) {
     for i in 0..count {
         let transcript = fixture.login_on(user, None, "tty1", &wrong_code(SECRET));
-        assert_eq!(transcript.status, AUTH_ERR, "wrong code {i} at the console: {transcript:?}");
+        assert_eq!(
+            transcript.status, AUTH_ERR,
+            "wrong code {i} at the console: {transcript:?}"
+        );
     }
 }
 
@@ -153,13 +156,23 @@ fn an_exempt_account_brute_forced_over_ssh_is_locked_out_and_a_right_code_is_not
     fail(&fixture, 5);
     let state = fixture.state();
     assert_eq!(state.failures, 5);
-    assert!(state.locked_until > now(), "an exempt account is locked out remotely");
+    assert!(
+        state.locked_until > now(),
+        "an exempt account is locked out remotely"
+    );
     settle_in_step(3);
     let transcript = fixture.login(&oathtool(SECRET, 0));
     assert_eq!(transcript.status, AUTH_ERR, "{transcript:?}");
-    assert!(transcript.prompts().is_empty(), "not even prompted: {transcript:?}");
+    assert!(
+        transcript.prompts().is_empty(),
+        "not even prompted: {transcript:?}"
+    );
     let state = fixture.state();
-    assert_eq!((state.failures, state.used_until), (5, 0), "the right code was not checked");
+    assert_eq!(
+        (state.failures, state.used_until),
+        (5, 0),
+        "the right code was not checked"
+    );
 }
 
 #[test]
@@ -182,7 +195,10 @@ fn the_console_channel_is_locked_out_after_its_own_five_failures() {
     fixture.provision(SECRET);
     fail_at_console(&fixture, TEST_USER, 5);
     let state = fixture.state();
-    assert_eq!((state.console_failures, state.failures, state.locked_until), (5, 0, 0));
+    assert_eq!(
+        (state.console_failures, state.failures, state.locked_until),
+        (5, 0, 0)
+    );
     assert!(state.console_locked_until > now());
     settle_in_step(3);
     let transcript = fixture.login_on(TEST_USER, None, "/dev/tty1", &oathtool(SECRET, 0));
@@ -210,7 +226,9 @@ fn a_pseudo_terminal_without_a_remote_host_counts_as_remote() {
     assert!(state.locked_until > now());
     settle_in_step(3);
     assert_eq!(
-        fixture.login_on(TEST_USER, None, "pts/0", &oathtool(SECRET, 0)).status,
+        fixture
+            .login_on(TEST_USER, None, "pts/0", &oathtool(SECRET, 0))
+            .status,
         AUTH_ERR
     );
 }

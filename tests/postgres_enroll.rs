@@ -252,7 +252,14 @@ fn unlock_clears_failures_and_the_lock_out() {
         max_failures: 1,
         ..Config::default()
     };
-    login::charge(&mut cluster.admin(), &strict, TEST_USER, support::now(), Channel::Shared).unwrap();
+    login::charge(
+        &mut cluster.admin(),
+        &strict,
+        TEST_USER,
+        support::now(),
+        Channel::Shared,
+    )
+    .unwrap();
     assert_eq!(status_json(&fixture)["locked"], true);
 
     let out = fixture.enroll(&["unlock", "--user", TEST_USER]);
@@ -276,10 +283,25 @@ fn recovery_codes_start_a_new_set_and_the_old_sets_burns_stop_counting() {
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
     let old = record_of(&cluster, TEST_USER).unwrap();
     let mut client = cluster.admin();
-    login::charge(&mut client, &Config::default(), TEST_USER, support::now(), Channel::Shared).unwrap();
+    login::charge(
+        &mut client,
+        &Config::default(),
+        TEST_USER,
+        support::now(),
+        Channel::Shared,
+    )
+    .unwrap();
     assert!(
-        login::burn_recovery(&mut client, TEST_USER, old.recovery_epoch, 10, 0, support::now(), Channel::Shared)
-            .unwrap()
+        login::burn_recovery(
+            &mut client,
+            TEST_USER,
+            old.recovery_epoch,
+            10,
+            0,
+            support::now(),
+            Channel::Shared
+        )
+        .unwrap()
     );
     assert_eq!(status_json(&fixture)["recovery_codes_left"], 9);
 
@@ -321,7 +343,11 @@ fn a_google_authenticator_file_is_imported_into_the_database() {
     let state = admin::read_state(&mut cluster.admin(), TEST_USER)
         .unwrap()
         .unwrap();
-    assert_eq!(state.used_until, 1001 * 30, "the used step is carried, as the time it ends");
+    assert_eq!(
+        state.used_until,
+        1001 * 30,
+        "the used step is carried, as the time it ends"
+    );
 
     let host = PgHost::new(&cluster, "host_a", "");
     settle_in_step(3);

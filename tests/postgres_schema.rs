@@ -117,7 +117,8 @@ fn a_step_is_accepted_once_and_failures_lock_out_with_the_file_stores_rule() {
     assert!(login::accept_step(&mut host, "carol", 1002 * 10, 1003 * 10, now, Shared).unwrap());
     // The replay's charge stays: failures 1 after the last success (which cleared one).
     for expected in [(1, 0), (2, 0), (3, now + 30)] {
-        let Some(login::Charge::Charged(state)) = login::charge(&mut host, &config, "carol", now, Shared).unwrap()
+        let Some(login::Charge::Charged(state)) =
+            login::charge(&mut host, &config, "carol", now, Shared).unwrap()
         else {
             panic!("not charged");
         };
@@ -128,17 +129,22 @@ fn a_step_is_accepted_once_and_failures_lock_out_with_the_file_stores_rule() {
         Some(login::Charge::LockedOut(_))
     ));
     // Expired: the next failure doubles the lock-out, capped at lockout_max_seconds.
-    let Some(login::Charge::Charged(state)) = login::charge(&mut host, &config, "carol", now + 30, Shared).unwrap()
+    let Some(login::Charge::Charged(state)) =
+        login::charge(&mut host, &config, "carol", now + 30, Shared).unwrap()
     else {
         panic!("not charged");
     };
     assert_eq!(state.locked_until, now + 30 + 60);
-    let Some(login::Charge::Charged(state)) = login::charge(&mut host, &config, "carol", now + 90, Shared).unwrap()
+    let Some(login::Charge::Charged(state)) =
+        login::charge(&mut host, &config, "carol", now + 90, Shared).unwrap()
     else {
         panic!("not charged");
     };
     assert_eq!(state.locked_until, now + 90 + 100);
-    assert_eq!(login::charge(&mut host, &config, "nobody", now, Shared).unwrap(), None);
+    assert_eq!(
+        login::charge(&mut host, &config, "nobody", now, Shared).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -157,14 +163,21 @@ fn console_attempts_of_an_exempt_account_have_counters_and_a_lock_out_of_their_o
     ));
     // Locked out remotely; the console is charged apart, and a right code there clears
     // the console's counters only.
-    let Some(login::Charge::Charged(state)) = login::charge(&mut host, &config, "root", now, Console).unwrap()
+    let Some(login::Charge::Charged(state)) =
+        login::charge(&mut host, &config, "root", now, Console).unwrap()
     else {
         panic!("the console is not locked out");
     };
-    assert_eq!((state.console_failures, state.failures, state.locked_until), (1, 5, now + 30));
+    assert_eq!(
+        (state.console_failures, state.failures, state.locked_until),
+        (1, 5, now + 30)
+    );
     assert!(login::accept_step(&mut host, "root", now, now + 30, now, Console).unwrap());
     let state = admin::read_state(&mut cluster.admin(), "root").unwrap().unwrap();
-    assert_eq!((state.console_failures, state.failures, state.locked_until), (0, 5, now + 30));
+    assert_eq!(
+        (state.console_failures, state.failures, state.locked_until),
+        (0, 5, now + 30)
+    );
     for _ in 0..5 {
         login::charge(&mut host, &config, "root", now, Console).unwrap();
     }
@@ -175,7 +188,12 @@ fn console_attempts_of_an_exempt_account_have_counters_and_a_lock_out_of_their_o
     assert!(admin::unlock(&mut cluster.admin(), "root").unwrap());
     let state = admin::read_state(&mut cluster.admin(), "root").unwrap().unwrap();
     assert_eq!(
-        (state.failures, state.locked_until, state.console_failures, state.console_locked_until),
+        (
+            state.failures,
+            state.locked_until,
+            state.console_failures,
+            state.console_locked_until
+        ),
         (0, 0, 0, 0),
         "unlock clears both"
     );
@@ -218,9 +236,18 @@ fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() 
             .unwrap();
     }
     assert_eq!(db::migrate(&mut admin).unwrap(), vec![2]);
-    let used = |user| admin::read_state(&mut cluster.admin(), user).unwrap().unwrap().used_until;
+    let used = |user| {
+        admin::read_state(&mut cluster.admin(), user)
+            .unwrap()
+            .unwrap()
+            .used_until
+    };
     assert_eq!(used("ten"), (step_10 + 1) * 10);
-    assert_eq!(used("thirty"), (step_30 + 1) * 30, "30 s when the record names no period");
+    assert_eq!(
+        used("thirty"),
+        (step_30 + 1) * 30,
+        "30 s when the record names no period"
+    );
     let damaged = used("damaged");
     assert!(
         (now + 11 * 30..=support::now() + 11 * 30).contains(&damaged),

@@ -13,8 +13,8 @@ use pam_totp::algorithm::Algorithm;
 use pam_totp::config::Config;
 use pam_totp::record::Record;
 use pam_totp::seal::PublicHostKey;
-use pam_totp::state::LoginState;
 use pam_totp::secret::SecretKey;
+use pam_totp::state::LoginState;
 use pam_totp::verify::{self, TypedCode, Verdict};
 
 use crate::caller::Target;

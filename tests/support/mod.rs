@@ -393,7 +393,11 @@ impl Params {
             .args(["--base32", secret])
             .output()
             .expect("oathtool is not installed (apt-get install oathtool)");
-        assert!(out.status.success(), "oathtool: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "oathtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
     }
 
@@ -401,7 +405,13 @@ impl Params {
     #[must_use]
     pub fn provisioning(self, secret: &str) -> Vec<String> {
         [
-            "--user", TEST_USER, "--secret", secret, "--no-confirm", "--force", "--algorithm",
+            "--user",
+            TEST_USER,
+            "--secret",
+            secret,
+            "--no-confirm",
+            "--force",
+            "--algorithm",
             self.algorithm,
         ]
         .iter()
@@ -421,7 +431,12 @@ impl Params {
 /// code of a step that began before the used step ended is a replay, the next step's
 /// code (reachable now, in the window) is accepted, and its replay refused.
 /// `admin` runs `totp-enroll`; `host` logs in through libpam.
-pub fn reenroll_keeps_replay_protection_without_locking_out(admin: &Fixture, host: &Fixture, from: Params, to: Params) {
+pub fn reenroll_keeps_replay_protection_without_locking_out(
+    admin: &Fixture,
+    host: &Fixture,
+    from: Params,
+    to: Params,
+) {
     let enroll = |params: Params| {
         let args = params.provisioning(SECRET);
         let out = admin.enroll(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -445,10 +460,22 @@ pub fn reenroll_keeps_replay_protection_without_locking_out(admin: &Fixture, hos
     enroll(to);
     let t = now();
     let same_moment = host.login(&to.code_at(SECRET, t));
-    assert_eq!(same_moment.status, pam_client::AUTH_ERR, "{to:?}: a step begun before the used one ended: {same_moment:?}");
+    assert_eq!(
+        same_moment.status,
+        pam_client::AUTH_ERR,
+        "{to:?}: a step begun before the used one ended: {same_moment:?}"
+    );
     let next = to.code_at(SECRET, t + new);
     let accepted = host.login(&next);
-    assert_eq!(accepted.status, pam_client::SUCCESS, "{from:?} -> {to:?}: the next step is accepted: {accepted:?}");
+    assert_eq!(
+        accepted.status,
+        pam_client::SUCCESS,
+        "{from:?} -> {to:?}: the next step is accepted: {accepted:?}"
+    );
     let replayed = host.login(&next);
-    assert_eq!(replayed.status, pam_client::AUTH_ERR, "{to:?}: a replay: {replayed:?}");
+    assert_eq!(
+        replayed.status,
+        pam_client::AUTH_ERR,
+        "{to:?}: a replay: {replayed:?}"
+    );
 }
