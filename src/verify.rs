@@ -63,17 +63,22 @@ pub enum Verdict {
 /// any step that starts before `used_until`, a Unix time (see [`step_end`]).
 #[must_use]
 pub fn check(record: &Record, code: &TypedCode, now: u64, window: u8, used_until: u64) -> Verdict {
-    let totp = totp_rs::Builder::new()
-        .with_algorithm(record.algorithm.to_totp())
-        .with_digits(record.digits)
-        .with_step_duration(record.period)
-        .with_secret(record.secret.as_bytes().to_vec())
-        .build_noncompliant();
+    let totp = generator(record);
     // The first step starting at or after `used_until`, whatever the period.
     let first_fresh = used_until.div_ceil(record.period);
     search_window(now / record.period, window, first_fresh, code, |step| {
         Zeroizing::new(totp.generate(step.saturating_mul(record.period)).to_string())
     })
+}
+
+/// totp-rs's generator for `record`'s secret and parameters.
+fn generator(record: &Record) -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_algorithm(record.algorithm.to_totp())
+        .with_digits(record.digits)
+        .with_step_duration(record.period)
+        .with_secret(record.secret.as_bytes().to_vec())
+        .build_noncompliant()
 }
 
 /// The Unix time at which `step` of `period` seconds ends: what an accepted step leaves
@@ -187,13 +192,7 @@ mod tests {
 
     /// The code of `record` at Unix time `time`.
     fn code_at(record: &Record, time: u64) -> TypedCode {
-        let totp = totp_rs::Builder::new()
-            .with_algorithm(record.algorithm.to_totp())
-            .with_digits(record.digits)
-            .with_step_duration(record.period)
-            .with_secret(record.secret.as_bytes().to_vec())
-            .build_noncompliant();
-        code(&totp.generate(time).to_string(), record.digits)
+        code(&generator(record).generate(time).to_string(), record.digits)
     }
 
     #[test]
