@@ -210,7 +210,10 @@ fn the_console_channel_is_locked_out_after_its_own_five_failures() {
     assert_eq!(fixture.state().used_until, 0, "the right code was not checked");
     let status = fixture.enroll(&["status", "--user", TEST_USER]);
     let shown = String::from_utf8_lossy(&status.stdout);
-    assert!(shown.contains("console:         5 failures, locked out until"), "{shown}");
+    assert!(
+        shown.contains("console:         5 failures, locked out until"),
+        "{shown}"
+    );
     assert!(shown.contains("locked out:      no"), "{shown}");
     // The other channel has a counter of its own: the right code works over ssh.
     assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
