@@ -142,7 +142,8 @@ cat <<EOF
     Verification code:  the 6 digits your app shows for "pam_totp demo", or
                         oathtool --totp --base32 $secret
 
-    Each code works once: for a second login wait for the next one (30 s).
+    Each code works once, the one typed to confirm the enrollment included: for
+    the first login, and for each further one, wait for the next code (30 s).
     Try a wrong password or a wrong code: the prompts are the same either way.
 
 Press Ctrl-C to stop the server and remove $DEMO_USER.

@@ -22,7 +22,7 @@ use crate::forward_pass;
 use crate::login_store::{self, Begun, Decision, Missing, Session};
 use crate::record::Record;
 use crate::recovery::{self, Answer, RecoveryVerdict};
-use crate::state::LoginState;
+use crate::state::{Channel, LoginState};
 use crate::verify::{self, Verdict};
 use crate::{login_enroll, rollout, scratch};
 
@@ -101,12 +101,43 @@ pub enum Outcome {
 pub struct Login<'a> {
     pub user: &'a str,
     pub rhost: Option<&'a str>,
+    /// `PAM_TTY`: `tty1`, `/dev/console`, `pts/0`, `ssh`, ... (not always a device).
+    pub tty: Option<&'a str>,
     pub args: &'a [String],
     /// Unix time of the attempt.
     pub now: u64,
 }
 
 impl Login<'_> {
+    /// Whether the attempt comes from the local console: no remote host, and a terminal
+    /// that is a console device (`console`, `ttyN`, `ttySN`, `hvcN`, with or without
+    /// `/dev/`). A pseudo-terminal (`pts/N`) is not: `su` or `sudo` in a session opened
+    /// from anywhere uses one.
+    pub(crate) fn at_local_console(&self) -> bool {
+        if self.rhost.is_some_and(|rhost| !rhost.is_empty()) {
+            return false;
+        }
+        let Some(tty) = self.tty else {
+            return false;
+        };
+        let name = tty.strip_prefix("/dev/").unwrap_or(tty);
+        let numbered = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        name == "console" || numbered("tty") || numbered("ttyS") || numbered("hvc")
+    }
+
+    /// The counters this attempt is charged to: an exempt account at the local console
+    /// has its own, so that a remote attacker cannot lock it out there.
+    pub(crate) fn channel(&self, config: &Config) -> Channel {
+        if config.is_lockout_exempt(self.user) && self.at_local_console() {
+            Channel::Console
+        } else {
+            Channel::Shared
+        }
+    }
+
     /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
     pub(crate) fn who(&self) -> String {
         // The user name comes from the client: keep control characters out of syslog.
@@ -160,8 +191,9 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
         Err(e) => return system_error(login, conv, log, &e),
     };
     // A locked-out user is told to wait and not prompted.
-    if !config.is_lockout_exempt(login.user) && opened.state.locked_until > login.now {
-        return refuse_locked_out(login, conv, log, opened.state.locked_until);
+    let (_, locked_until) = opened.state.counters(login.channel(&config));
+    if locked_until > login.now {
+        return refuse_locked_out(login, &config, conv, log, locked_until);
     }
     let (record, session) = (opened.record, opened.session);
 
@@ -196,33 +228,44 @@ fn settle(
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Outcome {
-    let exempt = config.is_lockout_exempt(login.user);
-    let pending = match session.begin(config, login.user, login.now) {
+    let channel = login.channel(config);
+    let pending = match session.begin(config, login.user, login.now, channel) {
         Ok(Begun::Open(pending)) => pending,
-        Ok(Begun::LockedOut(until)) => return refuse_locked_out(login, conv, log, until),
+        Ok(Begun::LockedOut(until)) => return refuse_locked_out(login, config, conv, log, until),
         Err(e) => return system_error(login, conv, log, &e),
     };
-    let before = pending.state();
+    // A state of the previous version is converted here, where the period is known.
+    let floor = pending
+        .state()
+        .replay_floor(record.period, login.now, config.window);
+    let before = LoginState {
+        used_until: floor,
+        legacy_step: 0,
+        ..pending.state()
+    };
+    // The record may say which step its enrollment was confirmed with (a user's
+    // `totp-enroll` cannot write the root-only state): that code is used up too.
+    let used_until = floor.max(record.confirmed_until);
     let failure = |reason| {
         (
             Decision::Fail(reason),
-            record_failure(config, before, login.now, exempt),
+            record_failure(config, before, login.now, channel),
         )
     };
     // Recovery codes left after this login, when one was used.
     let mut recovery_left = None;
     // What the answer means (decided here only), and the file store's state for it.
     let (decision, file_after) = match answer {
-        Answer::Code(code) => match verify::check(record, code, login.now, config.window, before.last_step) {
+        Answer::Code(code) => match verify::check(record, code, login.now, config.window, used_until) {
             Verdict::Accepted { step } => {
+                let ends = verify::step_end(step, record.period);
                 let after = LoginState {
-                    last_step: step,
-                    failures: 0,
-                    locked_until: 0,
+                    used_until: ends,
                     last_success: login.now,
-                    ..before
+                    ..before.with_counters(channel, 0, 0)
                 };
-                (Decision::Step(step), after)
+                let starts = step.saturating_mul(record.period);
+                (Decision::Step { starts, ends }, after)
             }
             Verdict::Replayed => failure("replayed code"),
             Verdict::Invalid => failure("invalid code"),
@@ -231,12 +274,10 @@ fn settle(
             RecoveryVerdict::Accepted { used, remaining } => {
                 recovery_left = Some(remaining);
                 let after = LoginState {
-                    failures: 0,
-                    locked_until: 0,
                     last_success: login.now,
                     recovery_epoch: record.recovery_epoch,
                     recovery_used: used,
-                    ..before
+                    ..before.with_counters(channel, 0, 0)
                 };
                 // The one bit this code adds (the database burns just that bit).
                 let bit = used & !recovery::used_mask(record, &before);
@@ -252,7 +293,7 @@ fn settle(
         },
         Answer::Malformed => failure("malformed code"),
     };
-    let settled = match pending.apply(login.user, login.now, decision, file_after, exempt) {
+    let settled = match pending.apply(login.user, login.now, decision, file_after, channel) {
         Ok(settled) => settled,
         Err(e) => return system_error(login, conv, log, &e),
     };
@@ -271,20 +312,27 @@ fn settle(
         );
         return Outcome::Success;
     };
-    let after = settled.after;
+    let (failures, locked_until) = settled.after.counters(channel);
+    let at_console = if channel == Channel::Console {
+        " channel=console"
+    } else {
+        ""
+    };
     log.log(
         Priority::Notice,
         &format!(
-            "authentication failure; {} reason={reason} failures={}",
+            "authentication failure; {} reason={reason} failures={failures}{at_console}",
             login.who(),
-            after.failures
         ),
     );
-    if after.locked_until > login.now && settled.locked_until_before <= login.now {
-        let length = after.locked_until - login.now;
+    if locked_until > login.now && settled.locked_until_before <= login.now {
+        let length = shown_lockout(config, locked_until - login.now);
         log.log(
             Priority::Warning,
-            &format!("too many failed attempts; {} locked for {length} s", login.who()),
+            &format!(
+                "too many failed attempts; {} locked for {length}{at_console}",
+                login.who()
+            ),
         );
     }
     Outcome::Denied
@@ -328,11 +376,13 @@ fn not_enrolled(
     refuse_after_prompt(login, config, conv, log, "not enrolled")
 }
 
-/// Counts one more failure and starts or lengthens a lock-out once there are enough.
-fn record_failure(config: &Config, before: LoginState, now: u64, exempt: bool) -> LoginState {
-    let failures = before.failures.saturating_add(1);
-    let locked_until = if exempt || failures < config.max_failures {
-        before.locked_until
+/// Counts one more failure on `channel`'s counters, and starts or lengthens its
+/// lock-out once there are enough. Every account is limited so, exempt ones included.
+fn record_failure(config: &Config, before: LoginState, now: u64, channel: Channel) -> LoginState {
+    let (failures, locked_until) = before.counters(channel);
+    let failures = failures.saturating_add(1);
+    let locked_until = if failures < config.max_failures {
+        locked_until
     } else {
         let doublings = (failures - config.max_failures).min(32);
         let length = config
@@ -341,11 +391,7 @@ fn record_failure(config: &Config, before: LoginState, now: u64, exempt: bool) -
             .min(config.lockout_max_seconds);
         now.saturating_add(length)
     };
-    LoginState {
-        failures,
-        locked_until,
-        ..before
-    }
+    before.with_counters(channel, failures, locked_until)
 }
 
 /// Prompts as for an enrolled user, so a caller cannot tell who is enrolled, then refuses.
@@ -370,23 +416,40 @@ fn refuse_after_prompt(
     Outcome::Denied
 }
 
+/// A lock-out's remaining length as shown to the user and in syslog: never more than
+/// the longest this config makes (a damaged state, or one an older config left, can
+/// hold any time up to 2^64 - 1).
+fn shown_lockout(config: &Config, remaining: u64) -> String {
+    if remaining <= config.lockout_max_seconds {
+        format!("{remaining} s")
+    } else {
+        format!("more than {} s", config.lockout_max_seconds)
+    }
+}
+
 fn refuse_locked_out(
     login: &Login<'_>,
+    config: &Config,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
     until: u64,
 ) -> Outcome {
-    let minutes = until.saturating_sub(login.now).div_ceil(60).max(1);
-    let unit = if minutes == 1 { "minute" } else { "minutes" };
-    conv.show_error(&format!(
-        "Too many failed attempts; try again in {minutes} {unit}."
-    ));
+    let remaining = until.saturating_sub(login.now);
+    if remaining <= config.lockout_max_seconds {
+        let minutes = remaining.div_ceil(60).max(1);
+        let unit = if minutes == 1 { "minute" } else { "minutes" };
+        conv.show_error(&format!(
+            "Too many failed attempts; try again in {minutes} {unit}."
+        ));
+    } else {
+        conv.show_error("Too many failed attempts; try again later.");
+    }
     log.log(
         Priority::Notice,
         &format!(
-            "authentication refused; {} reason=locked out for {} more s",
+            "authentication refused; {} reason=locked out, {} left",
             login.who(),
-            until - login.now
+            shown_lockout(config, remaining)
         ),
     );
     Outcome::Denied
@@ -423,7 +486,7 @@ mod tests {
         let mut state = LoginState::default();
         let mut lengths = Vec::new();
         for _ in 0..6 {
-            state = record_failure(&policy(), state, 1000, false);
+            state = record_failure(&policy(), state, 1000, Channel::Shared);
             lengths.push(state.locked_until.saturating_sub(1000));
         }
         assert_eq!(lengths, [0, 0, 30, 60, 100, 100]);
@@ -431,12 +494,107 @@ mod tests {
     }
 
     #[test]
-    fn exempt_users_are_counted_but_never_locked() {
+    fn console_failures_lock_the_console_alone_with_the_same_rule() {
         let mut state = LoginState::default();
-        for _ in 0..10 {
-            state = record_failure(&policy(), state, 1000, true);
+        let mut lengths = Vec::new();
+        for _ in 0..6 {
+            state = record_failure(&policy(), state, 1000, Channel::Console);
+            lengths.push(state.console_locked_until.saturating_sub(1000));
         }
-        assert_eq!((state.failures, state.locked_until), (10, 0));
+        assert_eq!(lengths, [0, 0, 30, 60, 100, 100]);
+        assert_eq!(state.console_failures, 6);
+        assert_eq!(
+            (state.failures, state.locked_until),
+            (0, 0),
+            "the shared counters are untouched"
+        );
+    }
+
+    fn login_from<'a>(user: &'a str, rhost: Option<&'a str>, tty: Option<&'a str>) -> Login<'a> {
+        Login {
+            user,
+            rhost,
+            tty,
+            args: &[],
+            now: 1000,
+        }
+    }
+
+    #[test]
+    fn only_an_exempt_account_at_a_local_console_has_the_console_counters() {
+        let config = Config {
+            lockout_exempt: vec!["root".to_owned()],
+            ..policy()
+        };
+        for tty in ["tty1", "/dev/tty63", "console", "/dev/console", "ttyS0", "hvc0"] {
+            assert_eq!(
+                login_from("root", None, Some(tty)).channel(&config),
+                Channel::Console,
+                "{tty}"
+            );
+            assert_eq!(
+                login_from("root", Some(""), Some(tty)).channel(&config),
+                Channel::Console,
+                "{tty}"
+            );
+            // A remote host, or an account that is not exempt: the shared counters.
+            assert_eq!(
+                login_from("root", Some("192.0.2.7"), Some(tty)).channel(&config),
+                Channel::Shared
+            );
+            assert_eq!(
+                login_from("alice", None, Some(tty)).channel(&config),
+                Channel::Shared
+            );
+        }
+        // su/sudo in any session (pts), ssh's "ssh" tty, no tty, lookalikes: not the console.
+        for tty in [
+            None,
+            Some("pts/0"),
+            Some("/dev/pts/3"),
+            Some("ssh"),
+            Some("tty"),
+            Some("ttyx1"),
+            Some("tty1/../pts/0"),
+        ] {
+            assert_eq!(
+                login_from("root", None, tty).channel(&config),
+                Channel::Shared,
+                "{tty:?}"
+            );
+        }
+    }
+
+    /// Remembers what the user was shown.
+    #[derive(Default)]
+    struct Shown(Vec<String>);
+
+    impl Conversation for Shown {
+        fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+            Ok(None)
+        }
+        fn show_error(&mut self, text: &str) {
+            self.0.push(text.to_owned());
+        }
+    }
+
+    #[test]
+    fn a_lock_out_near_the_end_of_time_is_never_shown_as_an_absurd_number() {
+        let login = login_from("alice", None, None);
+        let lines = Lines::default();
+        let mut shown = Shown::default();
+        refuse_locked_out(&login, &policy(), &mut shown, &lines, u64::MAX);
+        assert_eq!(shown.0, ["Too many failed attempts; try again later."]);
+        let logged = lines.0.borrow().join("\n");
+        assert!(
+            logged.contains("reason=locked out, more than 100 s left"),
+            "{logged}"
+        );
+        assert!(!logged.contains(&(u64::MAX - 1000).to_string()), "{logged}");
+        // Within the cap: the real length, in minutes.
+        let mut shown = Shown::default();
+        refuse_locked_out(&login, &policy(), &mut shown, &lines, 1090);
+        assert_eq!(shown.0, ["Too many failed attempts; try again in 2 minutes."]);
     }
 
     /// Remembers what would go to syslog.
@@ -481,6 +639,7 @@ mod tests {
         let login = Login {
             user: "alice",
             rhost: None,
+            tty: None,
             args: &[],
             now: 1_000_000,
         };
@@ -529,7 +688,7 @@ mod tests {
             failures: u32::MAX,
             ..LoginState::default()
         };
-        let after = record_failure(&policy(), state, u64::MAX - 5, false);
+        let after = record_failure(&policy(), state, u64::MAX - 5, Channel::Shared);
         assert_eq!((after.failures, after.locked_until), (u32::MAX, u64::MAX));
     }
 }

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
-use pam::items::RHost;
+use pam::items::{RHost, Tty};
 use pam::module::{PamHandle, PamHooks};
 use zeroize::Zeroizing;
 
@@ -75,9 +75,15 @@ impl PamHooks for PamTotp {
             Ok(Some(rhost)) => Some(rhost.0.to_string_lossy().into_owned()),
             _ => None,
         };
+        // Tells the local console from elsewhere for lockout_exempt accounts.
+        let tty = match pamh.get_item::<Tty>() {
+            Ok(Some(tty)) => Some(tty.0.to_string_lossy().into_owned()),
+            _ => None,
+        };
         let login = Login {
             user: &user,
             rhost: rhost.as_deref(),
+            tty: tty.as_deref(),
             args: &args,
             now: now.as_secs(),
         };

@@ -185,12 +185,10 @@ fn save(
         return system_error(conv, &format!("cannot write {}: {e}", location.path.display()));
     }
     let after = LoginState {
-        last_step: step,
-        failures: 0,
-        locked_until: 0,
+        used_until: crate::verify::step_end(step, record.period),
         last_success: login.now,
         recovery_epoch: record.recovery_epoch,
-        recovery_used: 0,
+        ..LoginState::default()
     };
     if let Err(e) = locked.save(after) {
         return system_error(conv, &e.to_string());

@@ -8,7 +8,7 @@
 //!   write of the outcome;
 //! - database: the attempt is charged as a failure first (one UPDATE that also refuses
 //!   a locked-out user), so guesses in flight on all hosts stay within `max_failures`;
-//!   a right answer then counts only through one more UPDATE that moves `last_step`
+//!   a right answer then counts only through one more UPDATE that moves `used_until`
 //!   forward (or burns a recovery-code bit), which exactly one login can win.
 
 #![forbid(unsafe_code)]
@@ -22,7 +22,7 @@ use crate::db::{self, DbError, login::Charge};
 use crate::record::{Record, StoredRecord};
 use crate::record_store::{RecordLocation, StoreError};
 use crate::seal;
-use crate::state::{LockedState, LoginState, StateDir, StateError, StateFile};
+use crate::state::{Channel, LockedState, LoginState, StateDir, StateError, StateFile};
 
 /// Why no usable record was found.
 pub(crate) enum Missing {
@@ -188,14 +188,21 @@ pub(crate) enum Begun {
 }
 
 impl Session {
-    /// Holds the store for a verdict on `user`'s answer at `now`.
-    pub(crate) fn begin(self, config: &Config, user: &str, now: u64) -> Result<Begun, SessionError> {
-        let exempt = config.is_lockout_exempt(user);
+    /// Holds the store for a verdict on `user`'s answer at `now`, charged to `channel`.
+    // Without the database, only the file store's arguments are used.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    pub(crate) fn begin(
+        self,
+        config: &Config,
+        user: &str,
+        now: u64,
+        channel: Channel,
+    ) -> Result<Begun, SessionError> {
         match self {
             Session::File(file) => {
                 let locked = file.lock().map_err(SessionError::State)?;
-                let until = locked.state().locked_until;
-                if !exempt && until > now {
+                let (_, until) = locked.state().counters(channel);
+                if until > now {
                     return Ok(Begun::LockedOut(until));
                 }
                 Ok(Begun::Open(Pending::File(locked)))
@@ -203,19 +210,25 @@ impl Session {
             #[cfg(feature = "postgres")]
             Session::Db => {
                 let client = db::connect(config).map_err(SessionError::Db)?;
-                Self::charge(client, config, user, now)
+                Self::charge(client, config, user, now, channel)
             }
         }
     }
 
     #[cfg(feature = "postgres")]
-    fn charge(mut client: db::Client, config: &Config, user: &str, now: u64) -> Result<Begun, SessionError> {
-        match db::login::charge(&mut client, config, user, now) {
+    fn charge(
+        mut client: db::Client,
+        config: &Config,
+        user: &str,
+        now: u64,
+        channel: Channel,
+    ) -> Result<Begun, SessionError> {
+        match db::login::charge(&mut client, config, user, now, channel) {
             Ok(Some(Charge::Charged(charged))) => Ok(Begun::Open(Pending::Db {
                 client: Box::new(client),
                 charged,
             })),
-            Ok(Some(Charge::LockedOut(state))) => Ok(Begun::LockedOut(state.locked_until)),
+            Ok(Some(Charge::LockedOut(state))) => Ok(Begun::LockedOut(state.counters(channel).1)),
             // Removed by an admin since the prompt.
             Ok(None) => Err(SessionError::Db(DbError::Schema(
                 "the record was removed during the login".to_owned(),
@@ -228,8 +241,9 @@ impl Session {
 /// The store's part of a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
-    /// A TOTP code of this step, newer than the state's `last_step`.
-    Step(u64),
+    /// A TOTP code of the step from Unix time `starts` to `ends` (exclusive), which
+    /// starts at or after the state's `used_until`.
+    Step { starts: u64, ends: u64 },
     /// Recovery code `index` of the record's set (epoch `epoch`, `count` codes).
     Recovery { epoch: u64, count: usize, index: usize },
     /// A failure.
@@ -248,7 +262,7 @@ pub(crate) struct Settled {
 }
 
 impl Pending {
-    /// The state the answer is judged against (last step, burnt codes).
+    /// The state the answer is judged against (used steps, burnt codes).
     pub(crate) fn state(&self) -> LoginState {
         match self {
             Pending::File(locked) => locked.state(),
@@ -268,30 +282,32 @@ impl Pending {
         now: u64,
         decision: Decision,
         file_after: LoginState,
-        exempt: bool,
+        channel: Channel,
     ) -> Result<Settled, SessionError> {
         match self {
             Pending::File(mut locked) => {
-                let before = locked.state();
+                let (_, locked_until_before) = locked.state().counters(channel);
                 locked.save(file_after).map_err(SessionError::State)?;
                 Ok(Settled {
                     failure: match decision {
                         Decision::Fail(reason) => Some(reason),
-                        Decision::Step(_) | Decision::Recovery { .. } => None,
+                        Decision::Step { .. } | Decision::Recovery { .. } => None,
                     },
                     after: file_after,
-                    locked_until_before: before.locked_until,
+                    locked_until_before,
                 })
             }
             #[cfg(feature = "postgres")]
             Pending::Db { mut client, charged } => {
                 let accepted = match decision {
-                    Decision::Step(step) => db::login::accept_step(&mut client, user, step, now)
-                        .map_err(SessionError::Db)?
-                        .then_some(())
-                        .ok_or("replayed code"),
+                    Decision::Step { starts, ends } => {
+                        db::login::accept_step(&mut client, user, starts, ends, now, channel)
+                            .map_err(SessionError::Db)?
+                            .then_some(())
+                            .ok_or("replayed code")
+                    }
                     Decision::Recovery { epoch, count, index } => {
-                        db::login::burn_recovery(&mut client, user, epoch, count, index, now)
+                        db::login::burn_recovery(&mut client, user, epoch, count, index, now, channel)
                             .map_err(SessionError::Db)?
                             .then_some(())
                             .ok_or("recovery code already used")
@@ -299,11 +315,11 @@ impl Pending {
                     Decision::Fail(reason) => Err(reason),
                 };
                 // The charge already counted the failure and any lock-out it starts; a
-                // charged user was not locked out before, unless exempt (never locked).
+                // charged user was not locked out on this channel before.
                 Ok(Settled {
                     failure: accepted.err(),
                     after: charged,
-                    locked_until_before: if exempt { charged.locked_until } else { 0 },
+                    locked_until_before: 0,
                 })
             }
         }

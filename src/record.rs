@@ -33,6 +33,11 @@ pub struct Record {
     /// The recovery hashes are of google-authenticator scratch codes (8 digits, no
     /// index), imported by `totp-enroll import` (see [`crate::scratch`]).
     pub scratch_codes: bool,
+    /// Unix time at which the step of the code that confirmed this enrollment (or
+    /// proved the one it replaced) ends; the module refuses codes of steps starting
+    /// before it, like the login state's `used_until`. Written by a user's
+    /// `totp-enroll`, which cannot write the root-only login state. 0: none.
+    pub confirmed_until: u64,
 }
 
 /// The on-disk shape; kept private so the secret only leaves as a [`SecretKey`].
@@ -58,6 +63,8 @@ struct RecordFile {
     recovery: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     scratch_codes: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    confirmed_until: u64,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -188,6 +195,17 @@ impl Record {
             recovery_epoch: 0,
             recovery: Vec::new(),
             scratch_codes: false,
+            confirmed_until: 0,
+        }
+    }
+
+    /// The same record, with codes of steps starting before `until` (a Unix time) used
+    /// up; never moved back.
+    #[must_use]
+    pub fn with_confirmed_until(self, until: u64) -> Self {
+        Record {
+            confirmed_until: self.confirmed_until.max(until),
+            ..self
         }
     }
 
@@ -283,6 +301,7 @@ impl Record {
             recovery_epoch: file.recovery_epoch,
             recovery: file.recovery.clone(),
             scratch_codes: file.scratch_codes,
+            confirmed_until: file.confirmed_until,
         }
     }
 
@@ -298,6 +317,7 @@ impl Record {
             recovery_epoch: self.recovery_epoch,
             recovery: self.recovery.clone(),
             scratch_codes: self.scratch_codes,
+            confirmed_until: self.confirmed_until,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Login state: the last accepted time step and the failure counters, one small file
+//! Login state: until when codes are used up, and the failure counters, one small file
 //! per user in a root-owned directory. Only the module (and root's `totp-enroll` for
 //! unlock and reset) writes it.
 //!
@@ -28,28 +28,100 @@ use nix::unistd;
 
 use crate::account::check_user_name;
 
-const MAGIC: &[u8; 4] = b"PTS1";
-const SLOT_BYTES: usize = 64;
+/// The slot format written by this version (and read).
+const MAGIC: &[u8; 4] = b"PTS2";
+const SLOT_BYTES: usize = 128;
 const FILE_BYTES: u64 = 2 * SLOT_BYTES as u64;
+/// The previous version's slot format, still read: two 64-byte slots holding the last
+/// accepted step rather than a time. The first write after reading one goes to the
+/// second new slot (bytes 128..256), which the old slots do not overlap, so a crash
+/// during that write leaves the old file readable.
+const LEGACY_MAGIC: &[u8; 4] = b"PTS1";
+const LEGACY_SLOT_BYTES: usize = 64;
+const LEGACY_FILE_BYTES: u64 = 2 * LEGACY_SLOT_BYTES as u64;
 /// How long a login waits for another login of the same user before failing closed.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which failure counter and lock-out an attempt is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Every attempt of an ordinary account, and every attempt of a `lockout_exempt`
+    /// account that does not come from the local console.
+    Shared,
+    /// A `lockout_exempt` account at the local console: counted and locked out apart,
+    /// so that a remote attacker cannot lock the owner out of the console.
+    Console,
+}
 
 /// What the module remembers about a user between logins.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoginState {
-    /// The newest time step whose code was accepted; replay protection refuses any
-    /// code of this step or older.
-    pub last_step: u64,
-    /// Consecutive failed attempts since the last success.
+    /// Unix time at which the newest accepted step ends: replay protection refuses any
+    /// code of a step that starts before it. A time, not a step number, so that it keeps
+    /// its meaning when the user re-enrolls with another period.
+    pub used_until: u64,
+    /// The last accepted step of a state written by the previous version (`PTS1`), in
+    /// units of the period the record had then (0: none). Converted to `used_until` by
+    /// [`LoginState::replay_floor`] at the first login that knows the record's period.
+    pub legacy_step: u64,
+    /// Consecutive failed attempts since the last success ([`Channel::Shared`]).
     pub failures: u32,
     /// Unix time until which the account is locked out (0: not locked).
     pub locked_until: u64,
+    /// The same two for [`Channel::Console`].
+    pub console_failures: u32,
+    pub console_locked_until: u64,
     /// Unix time of the last successful login (0: never).
     pub last_success: u64,
     /// Identifies the set of recovery codes the `recovery_used` bits refer to.
     pub recovery_epoch: u64,
     /// One bit per burnt recovery code of that set.
     pub recovery_used: u64,
+}
+
+impl LoginState {
+    /// Replay protection as a Unix time for a record of `period` seconds, checked at
+    /// `now` with `window` steps either side: `used_until`, or a previous version's
+    /// `legacy_step` read in `period` units. That conversion is clamped to the end of
+    /// the newest step the window can reach: within the window the clamp refuses exactly
+    /// what the unclamped value refuses, and a step number the old format stored in
+    /// units of another period (the re-enrollment bug) costs at most one window rather
+    /// than every code until a far future.
+    #[must_use]
+    pub fn replay_floor(&self, period: u64, now: u64, window: u8) -> u64 {
+        if self.legacy_step == 0 {
+            return self.used_until;
+        }
+        let converted = self.legacy_step.saturating_add(1).saturating_mul(period);
+        let reach = now.saturating_add((u64::from(window) + 1).saturating_mul(period));
+        self.used_until.max(converted.min(reach))
+    }
+
+    /// The failures and lock-out `channel` counts.
+    #[must_use]
+    pub fn counters(&self, channel: Channel) -> (u32, u64) {
+        match channel {
+            Channel::Shared => (self.failures, self.locked_until),
+            Channel::Console => (self.console_failures, self.console_locked_until),
+        }
+    }
+
+    /// The same state with `channel`'s failures and lock-out replaced.
+    #[must_use]
+    pub fn with_counters(self, channel: Channel, failures: u32, locked_until: u64) -> LoginState {
+        match channel {
+            Channel::Shared => LoginState {
+                failures,
+                locked_until,
+                ..self
+            },
+            Channel::Console => LoginState {
+                console_failures: failures,
+                console_locked_until: locked_until,
+                ..self
+            },
+        }
+    }
 }
 
 /// Why the state could not be read or written. The module fails closed on each.
@@ -155,11 +227,12 @@ impl StateDir {
     pub fn lock(&self, user: &str) -> Result<LockedState, StateError> {
         let file = self.open_file(user)?;
         wait_for_lock(&file)?;
-        let (state, seq) = read_slots(&file)?;
+        let slots = read_slots(&file)?;
         Ok(LockedState {
             file,
-            state,
-            seq,
+            state: slots.state,
+            seq: slots.seq,
+            next_offset: slots.next_offset,
             euid: self.euid,
         })
     }
@@ -179,10 +252,10 @@ impl StateDir {
     pub fn glance(&self, user: &str) -> Result<StateFile, StateError> {
         let file = self.open_file(user)?;
         let state = match read_slots(&file) {
-            Ok((state, _)) => state,
+            Ok(slots) => slots.state,
             Err(StateError::Corrupt) => {
                 wait_for_lock(&file)?;
-                let (state, _) = read_slots(&file)?;
+                let state = read_slots(&file)?.state;
                 file.unlock().map_err(io_err("unlock the state file"))?;
                 state
             }
@@ -257,7 +330,7 @@ impl StateDir {
         };
         let file = File::from(fd);
         check_state_file(&file, self.euid)?;
-        read_slots(&file).map(|(state, _)| Some(state))
+        read_slots(&file).map(|slots| Some(slots.state))
     }
 
     /// Deletes `user`'s state (admin reset). Not an error if there is none.
@@ -290,7 +363,9 @@ fn check_state_file(file: &File, euid: u32) -> Result<(), StateError> {
         "group or other permission bits are set"
     } else if meta.nlink() != 1 {
         "it has more than one hard link"
-    } else if meta.len() != 0 && meta.len() != FILE_BYTES {
+    } else if meta.len() != 0 && !(LEGACY_FILE_BYTES..=FILE_BYTES).contains(&meta.len()) {
+        // Between the two sizes: a previous version's file whose first write in the new
+        // format was cut short (read as that old file).
         "it has the wrong size"
     } else {
         return Ok(());
@@ -312,18 +387,68 @@ fn wait_for_lock(file: &File) -> Result<(), StateError> {
     }
 }
 
-fn read_slots(file: &File) -> Result<(LoginState, u64), StateError> {
+/// The newest state in a file, its sequence number, and where the next write goes (the
+/// slot not holding it).
+struct Slots {
+    state: LoginState,
+    seq: u64,
+    next_offset: u64,
+}
+
+/// Whether sequence number `a` is newer than `b`, by serial-number arithmetic: the two
+/// slots always hold consecutive numbers, so a counter that wraps past `u64::MAX` to 0
+/// still orders them.
+fn newer(a: u64, b: u64) -> bool {
+    a.wrapping_sub(b).cast_signed() > 0
+}
+
+fn read_slots(file: &File) -> Result<Slots, StateError> {
     let mut bytes = [0u8; 2 * SLOT_BYTES];
     let len = read_at_most(file, &mut bytes)?;
     if len == 0 {
-        return Ok((LoginState::default(), 0));
+        return Ok(Slots {
+            state: LoginState::default(),
+            seq: 0,
+            next_offset: SLOT_BYTES as u64,
+        });
     }
     let (first, second) = bytes.split_at(SLOT_BYTES);
-    let best = [decode_slot(first), decode_slot(second)]
-        .into_iter()
-        .flatten()
-        .max_by_key(|(_, seq)| *seq);
-    best.ok_or(StateError::Corrupt)
+    let best = match (decode_slot(first), decode_slot(second)) {
+        (Some((_, sa)), Some((b, sb))) if newer(sb, sa) => Some((b, sb, 0)),
+        (Some((a, sa)), _) => Some((a, sa, SLOT_BYTES as u64)),
+        (None, Some((b, sb))) => Some((b, sb, 0)),
+        (None, None) => None,
+    };
+    if let Some((state, seq, next_offset)) = best {
+        return Ok(Slots {
+            state,
+            seq,
+            next_offset,
+        });
+    }
+    // No slot of this version: a file of the previous one, which must be written in the
+    // second new slot (see LEGACY_MAGIC).
+    let (first, rest) = bytes.split_at(LEGACY_SLOT_BYTES);
+    let legacy = [
+        decode_legacy_slot(first),
+        decode_legacy_slot(&rest[..LEGACY_SLOT_BYTES]),
+    ];
+    let (state, seq) = match legacy {
+        [Some((a, sa)), Some((b, sb))] => {
+            if newer(sb, sa) {
+                (b, sb)
+            } else {
+                (a, sa)
+            }
+        }
+        [Some(one), None] | [None, Some(one)] => one,
+        [None, None] => return Err(StateError::Corrupt),
+    };
+    Ok(Slots {
+        state,
+        seq,
+        next_offset: SLOT_BYTES as u64,
+    })
 }
 
 fn read_at_most(file: &File, buf: &mut [u8]) -> Result<usize, StateError> {
@@ -342,42 +467,74 @@ fn read_at_most(file: &File, buf: &mut [u8]) -> Result<usize, StateError> {
 
 fn encode_slot(state: &LoginState, seq: u64) -> [u8; SLOT_BYTES] {
     let mut slot = [0u8; SLOT_BYTES];
-    let fields: [&[u8]; 7] = [
-        &seq.to_le_bytes(),
-        &state.last_step.to_le_bytes(),
-        &u64::from(state.failures).to_le_bytes(),
-        &state.locked_until.to_le_bytes(),
-        &state.last_success.to_le_bytes(),
-        &state.recovery_epoch.to_le_bytes(),
-        &state.recovery_used.to_le_bytes(),
+    let fields: [u64; 10] = [
+        seq,
+        state.used_until,
+        state.legacy_step,
+        u64::from(state.failures),
+        state.locked_until,
+        u64::from(state.console_failures),
+        state.console_locked_until,
+        state.last_success,
+        state.recovery_epoch,
+        state.recovery_used,
     ];
     slot[..4].copy_from_slice(MAGIC);
     for (i, field) in fields.iter().enumerate() {
-        slot[4 + i * 8..12 + i * 8].copy_from_slice(field);
+        slot[4 + i * 8..12 + i * 8].copy_from_slice(&field.to_le_bytes());
     }
     let crc = crc32fast::hash(&slot[..SLOT_BYTES - 4]);
     slot[SLOT_BYTES - 4..].copy_from_slice(&crc.to_le_bytes());
     slot
 }
 
-fn decode_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
-    let slot: &[u8; SLOT_BYTES] = slot.try_into().ok()?;
-    let (body, crc) = slot.split_at(SLOT_BYTES - 4);
-    if &body[..4] != MAGIC || crc32fast::hash(body).to_le_bytes() != crc {
+/// The checked body of a slot of `size` bytes with `magic`, and a reader of its fields.
+fn checked_fields<'a>(
+    slot: &'a [u8],
+    size: usize,
+    magic: &[u8; 4],
+) -> Option<impl Fn(usize) -> Option<u64> + 'a> {
+    if slot.len() != size {
         return None;
     }
-    let field = |i: usize| -> Option<u64> {
+    let (body, crc) = slot.split_at(size - 4);
+    if &body[..4] != magic || crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    Some(move |i: usize| -> Option<u64> {
         Some(u64::from_le_bytes(
             body.get(4 + i * 8..12 + i * 8)?.try_into().ok()?,
         ))
-    };
+    })
+}
+
+fn decode_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
+    let field = checked_fields(slot, SLOT_BYTES, MAGIC)?;
     let state = LoginState {
-        last_step: field(1)?,
+        used_until: field(1)?,
+        legacy_step: field(2)?,
+        failures: u32::try_from(field(3)?).ok()?,
+        locked_until: field(4)?,
+        console_failures: u32::try_from(field(5)?).ok()?,
+        console_locked_until: field(6)?,
+        last_success: field(7)?,
+        recovery_epoch: field(8)?,
+        recovery_used: field(9)?,
+    };
+    Some((state, field(0)?))
+}
+
+/// A slot of the previous version: its last step is kept as `legacy_step`.
+fn decode_legacy_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
+    let field = checked_fields(slot, LEGACY_SLOT_BYTES, LEGACY_MAGIC)?;
+    let state = LoginState {
+        legacy_step: field(1)?,
         failures: u32::try_from(field(2)?).ok()?,
         locked_until: field(3)?,
         last_success: field(4)?,
         recovery_epoch: field(5)?,
         recovery_used: field(6)?,
+        ..LoginState::default()
     };
     Some((state, field(0)?))
 }
@@ -388,6 +545,7 @@ pub struct LockedState {
     file: File,
     state: LoginState,
     seq: u64,
+    next_offset: u64,
     euid: u32,
 }
 
@@ -418,11 +576,12 @@ impl StateFile {
     pub fn lock(self) -> Result<LockedState, StateError> {
         check_state_file(&self.file, self.euid)?;
         wait_for_lock(&self.file)?;
-        let (state, seq) = read_slots(&self.file)?;
+        let slots = read_slots(&self.file)?;
         Ok(LockedState {
             file: self.file,
-            state,
-            seq,
+            state: slots.state,
+            seq: slots.seq,
+            next_offset: slots.next_offset,
             euid: self.euid,
         })
     }
@@ -454,13 +613,13 @@ impl LockedState {
     /// The write or the sync failed (full disk, read-only file system); the previous
     /// state is then still the one on disk.
     pub fn save(&mut self, state: LoginState) -> Result<(), StateError> {
-        let seq = self.seq + 1;
-        let offset = (seq % 2) * SLOT_BYTES as u64;
+        let seq = self.seq.wrapping_add(1);
         self.file
-            .write_all_at(&encode_slot(&state, seq), offset)
+            .write_all_at(&encode_slot(&state, seq), self.next_offset)
             .map_err(io_err("write the state file"))?;
         self.file.sync_data().map_err(io_err("sync the state file"))?;
         self.seq = seq;
+        self.next_offset = SLOT_BYTES as u64 - self.next_offset;
         self.state = state;
         Ok(())
     }
@@ -472,13 +631,130 @@ mod tests {
 
     fn sample() -> LoginState {
         LoginState {
-            last_step: 58_000_000,
+            used_until: 1_740_000_030,
+            legacy_step: 0,
             failures: 3,
             locked_until: 9,
+            console_failures: 2,
+            console_locked_until: 11,
             last_success: 7,
             recovery_epoch: 5,
             recovery_used: 0b101,
         }
+    }
+
+    /// A slot as the previous version wrote it (its encoder, kept here to test reading).
+    fn legacy_slot(last_step: u64, failures: u64, seq: u64) -> [u8; LEGACY_SLOT_BYTES] {
+        let mut slot = [0u8; LEGACY_SLOT_BYTES];
+        slot[..4].copy_from_slice(LEGACY_MAGIC);
+        for (i, field) in [seq, last_step, failures, 0, 7, 0, 0].iter().enumerate() {
+            slot[4 + i * 8..12 + i * 8].copy_from_slice(&field.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&slot[..LEGACY_SLOT_BYTES - 4]);
+        slot[LEGACY_SLOT_BYTES - 4..].copy_from_slice(&crc.to_le_bytes());
+        slot
+    }
+
+    fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+        std::fs::write(path, bytes).map_err(io_err("write"))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(io_err("chmod"))
+    }
+
+    #[test]
+    fn a_previous_versions_file_is_read_and_rewritten_in_the_new_format() -> Result<(), StateError> {
+        let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
+        let path = tmp.path().join("olga.state");
+        let mut old = [0u8; 2 * LEGACY_SLOT_BYTES];
+        old[..LEGACY_SLOT_BYTES].copy_from_slice(&legacy_slot(100, 1, 4));
+        old[LEGACY_SLOT_BYTES..].copy_from_slice(&legacy_slot(101, 2, 5));
+        write_private(&path, &old)?;
+        let dir = StateDir::open(tmp.path())?;
+        let mut locked = dir.lock("olga")?;
+        let read = locked.state();
+        assert_eq!((read.legacy_step, read.failures, read.used_until), (101, 2, 0));
+        // Step 101 of a 30 s record ends at 3060; the window's reach does not clamp it.
+        assert_eq!(read.replay_floor(30, 3_000, 1), 3_060);
+        locked.save(LoginState {
+            used_until: read.replay_floor(30, 3_000, 1),
+            legacy_step: 0,
+            ..read
+        })?;
+        drop(locked);
+        let bytes = std::fs::read(&path).map_err(io_err("read"))?;
+        assert_eq!(bytes.len(), 2 * SLOT_BYTES, "rewritten in the new size");
+        assert_eq!(
+            &bytes[..2 * LEGACY_SLOT_BYTES],
+            &old[..],
+            "the old slots were not touched"
+        );
+        let state = dir.lock("olga")?.state();
+        assert_eq!(
+            (state.used_until, state.legacy_step, state.failures),
+            (3_060, 0, 2)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_first_new_write_cut_short_leaves_the_old_file_readable() -> Result<(), StateError> {
+        let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
+        let path = tmp.path().join("tom.state");
+        let mut bytes = vec![0u8; 2 * LEGACY_SLOT_BYTES];
+        bytes[..LEGACY_SLOT_BYTES].copy_from_slice(&legacy_slot(100, 1, 4));
+        bytes[LEGACY_SLOT_BYTES..].copy_from_slice(&legacy_slot(101, 2, 5));
+        // Half of the new slot 1 made it to disk.
+        bytes.extend_from_slice(&encode_slot(&sample(), 6)[..SLOT_BYTES / 2]);
+        write_private(&path, &bytes)?;
+        let state = StateDir::open(tmp.path())?.lock("tom")?.state();
+        assert_eq!((state.legacy_step, state.failures), (101, 2));
+        Ok(())
+    }
+
+    #[test]
+    fn a_legacy_step_in_another_periods_units_costs_at_most_one_window() {
+        // Step 170_000_000 of a 10 s record, read with the new record's 30 s period.
+        let damaged = LoginState {
+            legacy_step: 170_000_000,
+            ..LoginState::default()
+        };
+        let now = 1_700_000_000;
+        assert_eq!(damaged.replay_floor(30, now, 1), now + 60);
+        // A time already there wins over an older legacy step.
+        let both = LoginState {
+            used_until: now + 90,
+            ..damaged
+        };
+        assert_eq!(both.replay_floor(30, now, 1), now + 90);
+        assert_eq!(LoginState::default().replay_floor(30, now, 1), 0);
+    }
+
+    #[test]
+    fn writes_after_the_sequence_number_wraps_are_kept() -> Result<(), StateError> {
+        let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
+        let path = tmp.path().join("wendy.state");
+        let mut bytes = vec![0u8; 2 * SLOT_BYTES];
+        bytes[..SLOT_BYTES].copy_from_slice(&encode_slot(&sample(), u64::MAX - 1));
+        bytes[SLOT_BYTES..].copy_from_slice(&encode_slot(&sample(), u64::MAX));
+        write_private(&path, &bytes)?;
+        let dir = StateDir::open(tmp.path())?;
+        // A code accepted after the wrap (seq 0), then a failure (seq 1): both kept.
+        let used = LoginState {
+            used_until: sample().used_until + 30,
+            failures: 0,
+            ..sample()
+        };
+        dir.lock("wendy")?.save(used)?;
+        assert_eq!(
+            dir.lock("wendy")?.state(),
+            used,
+            "the write at seq 0 is the newest"
+        );
+        let failed = LoginState { failures: 1, ..used };
+        dir.lock("wendy")?.save(failed)?;
+        assert_eq!(dir.lock("wendy")?.state(), failed);
+        assert_eq!(dir.peek("wendy")?, Some(failed));
+        Ok(())
     }
 
     #[test]
@@ -502,7 +778,7 @@ mod tests {
         assert_eq!(locked.state(), LoginState::default());
         locked.save(sample())?;
         let newer = LoginState {
-            last_step: sample().last_step + 1,
+            used_until: sample().used_until + 30,
             ..sample()
         };
         locked.save(newer)?;
@@ -632,23 +908,29 @@ mod tests {
 
         fn any_state() -> impl Strategy<Value = LoginState> {
             (
-                any::<u64>(),
-                any::<u32>(),
-                any::<u64>(),
-                any::<u64>(),
-                any::<u64>(),
-                any::<u64>(),
+                (
+                    any::<u64>(),
+                    any::<u64>(),
+                    any::<u32>(),
+                    any::<u64>(),
+                    any::<u32>(),
+                ),
+                (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
             )
                 .prop_map(
-                    |(last_step, failures, locked_until, last_success, recovery_epoch, recovery_used)| {
-                        LoginState {
-                            last_step,
-                            failures,
-                            locked_until,
-                            last_success,
-                            recovery_epoch,
-                            recovery_used,
-                        }
+                    |(
+                        (used_until, legacy_step, failures, locked_until, console_failures),
+                        (console_locked_until, last_success, recovery_epoch, recovery_used),
+                    )| LoginState {
+                        used_until,
+                        legacy_step,
+                        failures,
+                        locked_until,
+                        console_failures,
+                        console_locked_until,
+                        last_success,
+                        recovery_epoch,
+                        recovery_used,
                     },
                 )
         }
@@ -687,7 +969,9 @@ mod tests {
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let dir = StateDir::open(tmp.path()).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 match dir.lock("fuzz") {
-                    Ok(_) => prop_assert!(bytes.is_empty() || bytes.len() == 2 * SLOT_BYTES),
+                    Ok(_) => prop_assert!(
+                        bytes.is_empty() || (2 * LEGACY_SLOT_BYTES..=2 * SLOT_BYTES).contains(&bytes.len())
+                    ),
                     Err(StateError::Corrupt | StateError::UnsafeFile { .. }) => {}
                     Err(e) => prop_assert!(false, "unexpected error {}", e),
                 }

@@ -59,27 +59,42 @@ pub enum Verdict {
     Invalid,
 }
 
-/// Checks `code` for the steps `window` either side of `now`, refusing any step not
-/// newer than `last_step`.
+/// Checks `code` for the steps `window` either side of `now`, refusing (as a replay)
+/// any step that starts before `used_until`, a Unix time (see [`step_end`]).
 #[must_use]
-pub fn check(record: &Record, code: &TypedCode, now: u64, window: u8, last_step: u64) -> Verdict {
-    let totp = totp_rs::Builder::new()
-        .with_algorithm(record.algorithm.to_totp())
-        .with_digits(record.digits)
-        .with_step_duration(record.period)
-        .with_secret(record.secret.as_bytes().to_vec())
-        .build_noncompliant();
-    search_window(now / record.period, window, last_step, code, |step| {
+pub fn check(record: &Record, code: &TypedCode, now: u64, window: u8, used_until: u64) -> Verdict {
+    let totp = generator(record);
+    // The first step starting at or after `used_until`, whatever the period.
+    let first_fresh = used_until.div_ceil(record.period);
+    search_window(now / record.period, window, first_fresh, code, |step| {
         Zeroizing::new(totp.generate(step.saturating_mul(record.period)).to_string())
     })
 }
 
+/// totp-rs's generator for `record`'s secret and parameters.
+fn generator(record: &Record) -> totp_rs::Totp {
+    totp_rs::Builder::new()
+        .with_algorithm(record.algorithm.to_totp())
+        .with_digits(record.digits)
+        .with_step_duration(record.period)
+        .with_secret(record.secret.as_bytes().to_vec())
+        .build_noncompliant()
+}
+
+/// The Unix time at which `step` of `period` seconds ends: what an accepted step leaves
+/// as the state's `used_until`.
+#[must_use]
+pub fn step_end(step: u64, period: u64) -> u64 {
+    step.saturating_add(1).saturating_mul(period)
+}
+
 /// The window search proper, over `expected_at(step)`: every step from `current - window`
-/// to `current + window` is computed and compared, whatever matched before it.
+/// to `current + window` is computed and compared, whatever matched before it; steps
+/// before `first_fresh` are replays.
 fn search_window(
     current: u64,
     window: u8,
-    last_step: u64,
+    first_fresh: u64,
     code: &TypedCode,
     mut expected_at: impl FnMut(u64) -> Zeroizing<String>,
 ) -> Verdict {
@@ -89,7 +104,7 @@ fn search_window(
         let expected = expected_at(step);
         let matches = constant_time_eq(expected.as_bytes(), code.0.as_bytes());
         // Both branches do the same work; only the bookkeeping differs.
-        if matches && step > last_step {
+        if matches && step >= first_fresh {
             fresh = Some(step);
         } else if matches {
             replayed = true;
@@ -169,8 +184,43 @@ mod tests {
     fn a_used_step_is_a_replay() {
         let record = rfc_record(Algorithm::Sha1);
         let c = code("94287082", 8);
-        assert_eq!(check(&record, &c, 59, 1, 1), Verdict::Replayed);
-        assert_eq!(check(&record, &c, 59, 1, 5), Verdict::Replayed);
+        // Step 1 is t = 30..59: used up until 60, or until any later time.
+        assert_eq!(check(&record, &c, 59, 1, 60), Verdict::Replayed);
+        assert_eq!(check(&record, &c, 59, 1, 150), Verdict::Replayed);
+        assert_eq!(check(&record, &c, 59, 1, 30), Verdict::Accepted { step: 1 });
+    }
+
+    /// The code of `record` at Unix time `time`.
+    fn code_at(record: &Record, time: u64) -> TypedCode {
+        code(&generator(record).generate(time).to_string(), record.digits)
+    }
+
+    #[test]
+    fn used_until_keeps_its_meaning_when_the_period_changes() {
+        let thirty = rfc_record(Algorithm::Sha1);
+        let ten = Record {
+            period: 10,
+            ..rfc_record(Algorithm::Sha1)
+        };
+        // 10 -> 30: step 1 of 10 s (t = 10..19) used, so until 20; the 30 s step 1
+        // (t = 30..59) is fresh, its step 0 (t = 0..29) began before 20.
+        let used = step_end(1, 10);
+        assert_eq!(
+            check(&thirty, &code_at(&thirty, 45), 45, 0, used),
+            Verdict::Accepted { step: 1 }
+        );
+        assert_eq!(
+            check(&thirty, &code_at(&thirty, 5), 5, 0, used),
+            Verdict::Replayed
+        );
+        // 30 -> 10: step 1 of 30 s (t = 30..59) used, until 60; 10 s step 5 (t = 50..59)
+        // is a replay, step 6 (t = 60..69) fresh: at most one old period of waiting.
+        let used = step_end(1, 30);
+        assert_eq!(check(&ten, &code_at(&ten, 55), 55, 0, used), Verdict::Replayed);
+        assert_eq!(
+            check(&ten, &code_at(&ten, 65), 65, 0, used),
+            Verdict::Accepted { step: 6 }
+        );
     }
 
     #[test]
@@ -199,7 +249,7 @@ mod tests {
         for typed in ["123456", "923456", "123459", "000000"] {
             for matching in [None, Some(97), Some(100), Some(103)] {
                 let mut computed = Vec::new();
-                let verdict = search_window(100, 3, 0, &code(typed, 6), |step| {
+                let verdict = search_window(100, 3, 1, &code(typed, 6), |step| {
                     computed.push(step);
                     let text = if Some(step) == matching {
                         expected
@@ -277,10 +327,10 @@ mod tests {
             }
 
             #[test]
-            fn any_code_checks_without_panic(code in "[0-9]{6,8}", now in any::<u64>(), window in 0u8..=10, last_step in any::<u64>()) {
+            fn any_code_checks_without_panic(code in "[0-9]{6,8}", now in any::<u64>(), window in 0u8..=10, used_until in any::<u64>()) {
                 let record = rfc_record(Algorithm::Sha1);
                 if let Some(typed) = TypedCode::parse(code.as_bytes(), 8) {
-                    let _ = check(&record, &typed, now, window, last_step);
+                    let _ = check(&record, &typed, now, window, used_until);
                 }
             }
         }

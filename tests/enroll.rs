@@ -352,6 +352,87 @@ fn the_user_proves_a_current_code_before_getting_new_recovery_codes() {
     assert_eq!(fixture.login(&new[2]).status, SUCCESS);
 }
 
+// --- the code typed to confirm or prove is used up ----------------------------------
+
+/// Enrolls the test user in a terminal, as `as_user` (or root), confirming with the
+/// current code from `oathtool`; returns the new secret and the code typed.
+fn enroll_and_confirm(fixture: &Fixture, as_user: Option<&str>) -> (String, String) {
+    let args: &[&str] = if as_user.is_some() {
+        &["--no-qr"]
+    } else {
+        &["--user", TEST_USER, "--no-qr"]
+    };
+    settle_in_step(10);
+    let mut pty = Pty::enroll(fixture, as_user, args, 120);
+    let shown = pty.wait_for("Enter the code your app shows now: ");
+    let secret = secret_of(&printed_uri(shown.replace('\r', "").as_bytes()));
+    let confirming = oathtool(&secret, 0);
+    pty.type_line(&confirming);
+    let (code, screen) = pty.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    (secret, confirming)
+}
+
+#[test]
+fn the_code_that_confirmed_a_users_own_enrollment_is_refused_at_login() {
+    let fixture = Fixture::new("", "");
+    open_to_test_user(&fixture);
+    let (secret, confirming) = enroll_and_confirm(&fixture, Some(TEST_USER));
+    // The user cannot write the root-only state; the record carries the step.
+    let replay = fixture.login(&confirming);
+    assert_eq!(
+        replay.status, AUTH_ERR,
+        "the confirming code is a replay: {replay:?}"
+    );
+    assert_eq!(fixture.state().failures, 1, "counted like any replay");
+    assert_eq!(
+        fixture.login(&oathtool(&secret, 1)).status,
+        SUCCESS,
+        "the next step's code"
+    );
+}
+
+#[test]
+fn the_code_that_confirmed_an_enrollment_by_root_is_refused_at_login() {
+    let fixture = Fixture::new("", "");
+    let (secret, confirming) = enroll_and_confirm(&fixture, None);
+    assert_eq!(
+        fixture.state().used_until,
+        (support::now() / 30 + 1) * 30,
+        "root burnt the step in the login state"
+    );
+    let replay = fixture.login(&confirming);
+    assert_eq!(
+        replay.status, AUTH_ERR,
+        "the confirming code is a replay: {replay:?}"
+    );
+    assert_eq!(
+        fixture.login(&oathtool(&secret, 1)).status,
+        SUCCESS,
+        "the next step's code"
+    );
+}
+
+#[test]
+fn the_code_that_proved_a_user_for_new_recovery_codes_is_refused_at_login() {
+    let fixture = Fixture::new("", "");
+    provision_with_codes(&fixture, SECRET);
+    open_to_test_user(&fixture);
+    settle_in_step(10);
+    let proof = oathtool(SECRET, 0);
+    let mut pty = Pty::enroll(&fixture, Some(TEST_USER), &["recovery-codes"], 120);
+    pty.wait_for("enter a current code from your app: ");
+    pty.type_line(&proof);
+    let (code, screen) = pty.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert_eq!(fixture.login(&proof).status, AUTH_ERR, "the proof is a replay");
+    assert_eq!(
+        fixture.login(&oathtool(SECRET, 1)).status,
+        SUCCESS,
+        "the next step's code"
+    );
+}
+
 // --- status, list, remove ----------------------------------------------------------
 
 #[test]
@@ -570,8 +651,9 @@ fn a_user_re_enrolls_a_new_phone_after_proving_the_old_one() {
 
     settle_in_step(3);
     assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, AUTH_ERR, "old phone");
+    // The next step's code: the one that confirmed the enrollment is used up.
     assert_eq!(
-        fixture.login(&oathtool(&new_secret, 0)).status,
+        fixture.login(&oathtool(&new_secret, 1)).status,
         SUCCESS,
         "new phone"
     );

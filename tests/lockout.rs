@@ -1,6 +1,7 @@
 //! Brute force through real libpam: failures are counted in the state file, a run of
 //! them locks the account out for a time that doubles up to a cap, and the admin has a
-//! way out (`totp-enroll unlock`, `lockout_exempt`).
+//! way out (`totp-enroll unlock`; for `lockout_exempt` accounts, the local console, which
+//! has a counter and lock-out of its own).
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -74,7 +75,7 @@ fn five_failures_lock_the_account_and_then_no_code_is_checked() {
     );
     let state = fixture.state();
     assert_eq!(state.failures, 5, "attempts during a lock-out are not checked");
-    assert_eq!(state.last_step, 0, "the right code was not consumed");
+    assert_eq!(state.used_until, 0, "the right code was not consumed");
 }
 
 #[test]
@@ -136,16 +137,107 @@ fn unlock_lets_a_locked_out_user_in_again() {
     assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
 }
 
+/// `count` wrong codes on the local console `tty1`, each refused.
+fn fail_at_console(fixture: &Fixture, user: &str, count: u32) {
+    for i in 0..count {
+        let transcript = fixture.login_on(user, None, "tty1", &wrong_code(SECRET));
+        assert_eq!(
+            transcript.status, AUTH_ERR,
+            "wrong code {i} at the console: {transcript:?}"
+        );
+    }
+}
+
 #[test]
-fn exempt_users_are_never_locked_out() {
+fn an_exempt_account_brute_forced_over_ssh_is_locked_out_and_a_right_code_is_not_checked() {
     let fixture = Fixture::new(&format!("lockout_exempt = [\"{TEST_USER}\"]"), "");
     fixture.provision(SECRET);
-    fail(&fixture, 12);
+    // Fixture::login comes from a remote host, as over ssh.
+    fail(&fixture, 5);
     let state = fixture.state();
-    assert_eq!(state.failures, 12, "failures are still counted");
-    assert_eq!(state.locked_until, 0);
+    assert_eq!(state.failures, 5);
+    assert!(
+        state.locked_until > now(),
+        "an exempt account is locked out remotely"
+    );
     settle_in_step(3);
+    let transcript = fixture.login(&oathtool(SECRET, 0));
+    assert_eq!(transcript.status, AUTH_ERR, "{transcript:?}");
+    assert!(
+        transcript.prompts().is_empty(),
+        "not even prompted: {transcript:?}"
+    );
+    let state = fixture.state();
+    assert_eq!(
+        (state.failures, state.used_until),
+        (5, 0),
+        "the right code was not checked"
+    );
+}
+
+#[test]
+fn the_owner_at_the_console_gets_in_while_the_remote_channel_is_locked_out() {
+    let fixture = Fixture::new(&format!("lockout_exempt = [\"{TEST_USER}\"]"), "");
+    fixture.provision(SECRET);
+    fail(&fixture, 5);
+    assert!(fixture.state().locked_until > now());
+    settle_in_step(3);
+    let transcript = fixture.login_on(TEST_USER, None, "tty1", &oathtool(SECRET, 0));
+    assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
+    let state = fixture.state();
+    assert!(state.locked_until > now(), "the remote lock-out stays");
+    assert_eq!((state.failures, state.console_failures), (5, 0));
+}
+
+#[test]
+fn the_console_channel_is_locked_out_after_its_own_five_failures() {
+    let fixture = Fixture::new(&format!("lockout_exempt = [\"{TEST_USER}\"]"), "");
+    fixture.provision(SECRET);
+    fail_at_console(&fixture, TEST_USER, 5);
+    let state = fixture.state();
+    assert_eq!(
+        (state.console_failures, state.failures, state.locked_until),
+        (5, 0, 0)
+    );
+    assert!(state.console_locked_until > now());
+    settle_in_step(3);
+    let transcript = fixture.login_on(TEST_USER, None, "/dev/tty1", &oathtool(SECRET, 0));
+    assert_eq!(transcript.status, AUTH_ERR, "{transcript:?}");
+    assert_eq!(
+        transcript.messages(),
+        ["Too many failed attempts; try again in 1 minute."]
+    );
+    assert_eq!(fixture.state().used_until, 0, "the right code was not checked");
+    let status = fixture.enroll(&["status", "--user", TEST_USER]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("console:         5 failures, locked out until"),
+        "{shown}"
+    );
+    assert!(shown.contains("locked out:      no"), "{shown}");
+    // The other channel has a counter of its own: the right code works over ssh.
     assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
+}
+
+#[test]
+fn a_pseudo_terminal_without_a_remote_host_counts_as_remote() {
+    let fixture = Fixture::new(&format!("lockout_exempt = [\"{TEST_USER}\"]"), "");
+    fixture.provision(SECRET);
+    // su or sudo from a local user's session: a pts, no remote host.
+    for _ in 0..5 {
+        let transcript = fixture.login_on(TEST_USER, None, "pts/0", &wrong_code(SECRET));
+        assert_eq!(transcript.status, AUTH_ERR);
+    }
+    let state = fixture.state();
+    assert_eq!((state.failures, state.console_failures), (5, 0));
+    assert!(state.locked_until > now());
+    settle_in_step(3);
+    assert_eq!(
+        fixture
+            .login_on(TEST_USER, None, "pts/0", &oathtool(SECRET, 0))
+            .status,
+        AUTH_ERR
+    );
 }
 
 /// Removes root's record of one fixture, even when the test fails.
@@ -158,7 +250,7 @@ impl Drop for RootRecord {
 }
 
 #[test]
-fn root_exempted_by_lockout_exempt_logs_in_after_many_failures() {
+fn root_in_lockout_exempt_is_locked_out_over_ssh_and_still_gets_in_at_the_console() {
     let fixture = Fixture::new("lockout_exempt = [\"root\"]", "");
     let _cleanup =
         RootRecord(std::path::Path::new("/root").join(fixture.secret_path.trim_start_matches("~/")));
@@ -171,8 +263,11 @@ fn root_exempted_by_lockout_exempt_logs_in_after_many_failures() {
         );
     }
     settle_in_step(3);
-    let transcript = fixture.login_as("root", &[oathtool(SECRET, 0).as_bytes()]);
-    assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
+    let remote = fixture.login_as("root", &[oathtool(SECRET, 0).as_bytes()]);
+    assert_eq!(remote.status, AUTH_ERR, "{remote:?}");
+    assert!(remote.prompts().is_empty(), "locked out over ssh: {remote:?}");
+    let console = fixture.login_on("root", None, "tty1", &oathtool(SECRET, 0));
+    assert_eq!(console.status, SUCCESS, "{console:?}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use pam_client::{AUTH_ERR, SUCCESS};
 use pam_totp::config::Config;
 use pam_totp::db::{self, admin, login};
 use pam_totp::record::Record;
+use pam_totp::state::Channel;
 use support::postgres::{ADMIN, Cluster, DATABASE, PgHost};
 use support::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step};
 
@@ -74,7 +75,7 @@ fn db_init_twice_creates_the_schema_once_and_migrate_finds_nothing_pending() {
     let first = fixture.enroll(&["db", "init"]);
     assert_ok(&first);
     assert!(
-        text(&first.stdout).contains("Schema created: version 1"),
+        text(&first.stdout).contains("Schema created: version 2"),
         "{}",
         show(&first)
     );
@@ -94,7 +95,7 @@ fn db_init_twice_creates_the_schema_once_and_migrate_finds_nothing_pending() {
     );
     assert_eq!(
         db::migrate::applied_versions(&mut cluster.admin()).unwrap(),
-        vec![1]
+        vec![1, 2]
     );
 }
 
@@ -220,6 +221,7 @@ fn remove_deletes_the_record_and_its_login_state() {
         &Config::default(),
         TEST_USER,
         support::now(),
+        Channel::Shared,
     )
     .unwrap();
     assert!(
@@ -250,7 +252,14 @@ fn unlock_clears_failures_and_the_lock_out() {
         max_failures: 1,
         ..Config::default()
     };
-    login::charge(&mut cluster.admin(), &strict, TEST_USER, support::now()).unwrap();
+    login::charge(
+        &mut cluster.admin(),
+        &strict,
+        TEST_USER,
+        support::now(),
+        Channel::Shared,
+    )
+    .unwrap();
     assert_eq!(status_json(&fixture)["locked"], true);
 
     let out = fixture.enroll(&["unlock", "--user", TEST_USER]);
@@ -274,8 +283,26 @@ fn recovery_codes_start_a_new_set_and_the_old_sets_burns_stop_counting() {
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
     let old = record_of(&cluster, TEST_USER).unwrap();
     let mut client = cluster.admin();
-    login::charge(&mut client, &Config::default(), TEST_USER, support::now()).unwrap();
-    assert!(login::burn_recovery(&mut client, TEST_USER, old.recovery_epoch, 10, 0, support::now()).unwrap());
+    login::charge(
+        &mut client,
+        &Config::default(),
+        TEST_USER,
+        support::now(),
+        Channel::Shared,
+    )
+    .unwrap();
+    assert!(
+        login::burn_recovery(
+            &mut client,
+            TEST_USER,
+            old.recovery_epoch,
+            10,
+            0,
+            support::now(),
+            Channel::Shared
+        )
+        .unwrap()
+    );
     assert_eq!(status_json(&fixture)["recovery_codes_left"], 9);
 
     let out = fixture.enroll(&["recovery-codes", "--user", TEST_USER]);
@@ -316,7 +343,11 @@ fn a_google_authenticator_file_is_imported_into_the_database() {
     let state = admin::read_state(&mut cluster.admin(), TEST_USER)
         .unwrap()
         .unwrap();
-    assert_eq!(state.last_step, 1000, "the used step is carried");
+    assert_eq!(
+        state.used_until,
+        1001 * 30,
+        "the used step is carried, as the time it ends"
+    );
 
     let host = PgHost::new(&cluster, "host_a", "");
     settle_in_step(3);
@@ -337,7 +368,7 @@ fn this_hosts_record_files_move_into_the_database_with_their_replay_protection()
     settle_in_step(15);
     fixture.provision(SECRET);
     let mut used = fixture.state();
-    used.last_step = support::now() / 30;
+    used.used_until = (support::now() / 30 + 1) * 30;
     fixture.set_state(used);
     let file_text = std::fs::read_to_string(fixture.record_path()).unwrap();
     fixture.write_config(&format!(
@@ -359,7 +390,7 @@ fn this_hosts_record_files_move_into_the_database_with_their_replay_protection()
     let state = admin::read_state(&mut cluster.admin(), TEST_USER)
         .unwrap()
         .unwrap();
-    assert_eq!(state.last_step, used.last_step);
+    assert_eq!(state.used_until, used.used_until);
     assert!(
         fixture.record_path().exists(),
         "the file is kept for the admin to remove"
@@ -405,4 +436,69 @@ fn a_non_root_user_is_told_that_an_administrator_enrolls_them() {
         assert!(stderr.contains("totp-enroll --user NAME"), "{stderr}");
         assert!(!stderr.contains("ermission denied"), "{stderr}");
     }
+}
+
+#[test]
+fn reenrolling_with_another_period_digits_or_algorithm_keeps_replay_protection_and_lets_the_user_in() {
+    use support::{Params, reenroll_keeps_replay_protection_without_locking_out};
+    let cluster = Cluster::start();
+    let admin = admin_host(&cluster);
+    let host = PgHost::new(&cluster, "host_a", "");
+    let ten = Params {
+        period: 10,
+        ..Params::DEFAULT
+    };
+    let eight = Params {
+        digits: 8,
+        ..Params::DEFAULT
+    };
+    let sha256 = Params {
+        algorithm: "sha256",
+        ..Params::DEFAULT
+    };
+    for (from, to) in [
+        (ten, Params::DEFAULT),
+        (Params::DEFAULT, ten),
+        (Params::DEFAULT, eight),
+        (Params::DEFAULT, sha256),
+    ] {
+        reenroll_keeps_replay_protection_without_locking_out(&admin, &host.fixture, from, to);
+        // A fresh start for the next pair: the database drops the state with the record.
+        assert_ok(&admin.enroll(&["remove", "--user", TEST_USER]));
+    }
+}
+
+#[test]
+fn the_code_that_confirmed_an_enrollment_is_burnt_in_the_database() {
+    use std::io::Write;
+    let cluster = Cluster::start();
+    let admin = admin_host(&cluster);
+    let host = PgHost::new(&cluster, "host_a", "");
+    settle_in_step(10);
+    let confirming = oathtool(SECRET, 0);
+    let mut child = Command::new(enroll_bin())
+        .arg("--config")
+        .arg(admin.config_path())
+        .args(["--user", TEST_USER, "--secret", SECRET, "--no-qr"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{confirming}\n").as_bytes())
+        .unwrap();
+    assert_ok(&child.wait_with_output().unwrap());
+    assert_eq!(
+        support::postgres::state(&cluster, TEST_USER).used_until,
+        (support::now() / 30 + 1) * 30,
+        "burnt through the admin side"
+    );
+    let replay = host.fixture.login(&confirming);
+    assert_eq!(replay.status, AUTH_ERR, "{replay:?}");
+    let next = host.fixture.login(&oathtool(SECRET, 1));
+    assert_eq!(next.status, SUCCESS, "{next:?}\n{}", cluster.log());
 }

@@ -153,7 +153,7 @@ fn failures_on_host_a_and_host_b_add_up_to_one_lock_out() {
         "a locked-out user is not prompted: {refused:?}"
     );
     assert_eq!(login_on(&b, &[right]), [AUTH_ERR]);
-    assert_eq!(state(&cluster, TEST_USER).last_step, 0, "no code was accepted");
+    assert_eq!(state(&cluster, TEST_USER).used_until, 0, "no code was accepted");
 }
 
 /// 25 logins on each of two hosts, all with the one code of this step, started at
@@ -184,7 +184,7 @@ fn fifty_concurrent_logins_with_one_valid_code_across_two_hosts_give_exactly_one
     let (verdicts, cluster) = fifty_logins_with_one_code("max_failures = 100\npostgres_timeout_ms = 20000\n");
     assert_eq!(verdicts, (1, 49));
     let after = state(&cluster, TEST_USER);
-    assert_eq!(after.last_step, support::now() / 30);
+    assert_eq!(after.used_until, (support::now() / 30 + 1) * 30);
     // Each refused attempt was counted (those after the success; those before it were
     // cleared by it): never more than the 49 refusals.
     assert!(after.failures <= 49, "{after:?}");

@@ -26,7 +26,7 @@ fn a_right_code_logs_in_once_and_its_replay_is_refused() {
     let again = host.fixture.login(&code);
     assert_eq!(again.status, AUTH_ERR, "{again:?}");
     let saved = state(&cluster, TEST_USER);
-    assert_eq!(saved.last_step, support::now() / 30);
+    assert_eq!(saved.used_until, (support::now() / 30 + 1) * 30);
     assert_eq!(saved.failures, 1, "the replay counts as a failure");
     assert!(!host.fixture.state_dir().exists(), "no state file on the host");
 }

@@ -73,7 +73,7 @@ fn logins_during_an_outage_fail_closed_in_time_and_after_a_restart_nothing_is_lo
     // Nothing lost: the record, the used step (its code is still a replay), and every
     // counted failure (a login cut off mid-way may or may not have been counted).
     let after = state(&cluster, TEST_USER);
-    assert_eq!(after.last_step, before.last_step);
+    assert_eq!(after.used_until, before.used_until);
     let failures = usize::try_from(after.failures).unwrap();
     assert!(
         failures >= refused && failures <= refused + unavailable.len(),

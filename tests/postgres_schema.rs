@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use pam_totp::config::{Config, Store};
 use pam_totp::db::{self, Client, admin, login};
+use pam_totp::state::Channel::{Console, Shared};
 use support::postgres::Cluster;
 
 /// A root-only directory holding a passfile for `role`.
@@ -38,9 +39,9 @@ const RECORD: &str = "version = 1\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"
 fn migrations_apply_once_and_again_change_nothing() {
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
-    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1]);
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2]);
     assert_eq!(db::migrate(&mut admin).unwrap(), Vec::<i32>::new());
-    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1]);
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2]);
 }
 
 #[test]
@@ -67,7 +68,7 @@ fn the_admin_writes_reads_lists_unlocks_and_removes_records() {
         max_failures: 1,
         ..Config::default()
     };
-    login::charge(&mut admin, &config, "alice", 1000).unwrap();
+    login::charge(&mut admin, &config, "alice", 1000, Shared).unwrap();
     let locked = admin::read_state(&mut admin, "alice").unwrap().unwrap();
     assert_eq!((locked.failures, locked.locked_until), (1, 1030));
     assert!(admin::unlock(&mut admin, "alice").unwrap());
@@ -98,42 +99,160 @@ fn a_step_is_accepted_once_and_failures_lock_out_with_the_file_stores_rule() {
     };
     let now = 10_000;
     assert!(matches!(
-        login::charge(&mut host, &config, "carol", now).unwrap(),
+        login::charge(&mut host, &config, "carol", now, Shared).unwrap(),
         Some(login::Charge::Charged(_))
     ));
-    assert!(login::accept_step(&mut host, "carol", 333, now).unwrap());
+    assert!(login::accept_step(&mut host, "carol", 333 * 30, 334 * 30, now, Shared).unwrap());
     assert!(
-        !login::accept_step(&mut host, "carol", 333, now).unwrap(),
+        !login::accept_step(&mut host, "carol", 333 * 30, 334 * 30, now, Shared).unwrap(),
         "a replay"
     );
     assert!(
-        !login::accept_step(&mut host, "carol", 332, now).unwrap(),
+        !login::accept_step(&mut host, "carol", 332 * 30, 333 * 30, now, Shared).unwrap(),
         "an older step"
     );
+    // The same time in 10 s steps (a re-enrollment): steps starting before 334 * 30 are
+    // used, the first one starting there is not.
+    assert!(!login::accept_step(&mut host, "carol", 1001 * 10, 1002 * 10, now, Shared).unwrap());
+    assert!(login::accept_step(&mut host, "carol", 1002 * 10, 1003 * 10, now, Shared).unwrap());
     // The replay's charge stays: failures 1 after the last success (which cleared one).
     for expected in [(1, 0), (2, 0), (3, now + 30)] {
-        let Some(login::Charge::Charged(state)) = login::charge(&mut host, &config, "carol", now).unwrap()
+        let Some(login::Charge::Charged(state)) =
+            login::charge(&mut host, &config, "carol", now, Shared).unwrap()
         else {
             panic!("not charged");
         };
         assert_eq!((state.failures, state.locked_until), expected);
     }
     assert!(matches!(
-        login::charge(&mut host, &config, "carol", now + 29).unwrap(),
+        login::charge(&mut host, &config, "carol", now + 29, Shared).unwrap(),
         Some(login::Charge::LockedOut(_))
     ));
     // Expired: the next failure doubles the lock-out, capped at lockout_max_seconds.
-    let Some(login::Charge::Charged(state)) = login::charge(&mut host, &config, "carol", now + 30).unwrap()
+    let Some(login::Charge::Charged(state)) =
+        login::charge(&mut host, &config, "carol", now + 30, Shared).unwrap()
     else {
         panic!("not charged");
     };
     assert_eq!(state.locked_until, now + 30 + 60);
-    let Some(login::Charge::Charged(state)) = login::charge(&mut host, &config, "carol", now + 90).unwrap()
+    let Some(login::Charge::Charged(state)) =
+        login::charge(&mut host, &config, "carol", now + 90, Shared).unwrap()
     else {
         panic!("not charged");
     };
     assert_eq!(state.locked_until, now + 90 + 100);
-    assert_eq!(login::charge(&mut host, &config, "nobody", now).unwrap(), None);
+    assert_eq!(
+        login::charge(&mut host, &config, "nobody", now, Shared).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn console_attempts_of_an_exempt_account_have_counters_and_a_lock_out_of_their_own() {
+    let cluster = Cluster::start();
+    admin::put_record(&mut cluster.admin(), "root", RECORD).unwrap();
+    let (mut host, _dir) = host_client(&cluster, "host_a");
+    let config = Config::default();
+    let now = 10_000;
+    for _ in 0..5 {
+        login::charge(&mut host, &config, "root", now, Shared).unwrap();
+    }
+    assert!(matches!(
+        login::charge(&mut host, &config, "root", now, Shared).unwrap(),
+        Some(login::Charge::LockedOut(_))
+    ));
+    // Locked out remotely; the console is charged apart, and a right code there clears
+    // the console's counters only.
+    let Some(login::Charge::Charged(state)) =
+        login::charge(&mut host, &config, "root", now, Console).unwrap()
+    else {
+        panic!("the console is not locked out");
+    };
+    assert_eq!(
+        (state.console_failures, state.failures, state.locked_until),
+        (1, 5, now + 30)
+    );
+    assert!(login::accept_step(&mut host, "root", now, now + 30, now, Console).unwrap());
+    let state = admin::read_state(&mut cluster.admin(), "root").unwrap().unwrap();
+    assert_eq!(
+        (state.console_failures, state.failures, state.locked_until),
+        (0, 5, now + 30)
+    );
+    for _ in 0..5 {
+        login::charge(&mut host, &config, "root", now, Console).unwrap();
+    }
+    assert!(matches!(
+        login::charge(&mut host, &config, "root", now, Console).unwrap(),
+        Some(login::Charge::LockedOut(_))
+    ));
+    assert!(admin::unlock(&mut cluster.admin(), "root").unwrap());
+    let state = admin::read_state(&mut cluster.admin(), "root").unwrap().unwrap();
+    assert_eq!(
+        (
+            state.failures,
+            state.locked_until,
+            state.console_failures,
+            state.console_locked_until
+        ),
+        (0, 0, 0, 0),
+        "unlock clears both"
+    );
+}
+
+#[test]
+fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() {
+    let cluster = Cluster::start();
+    let mut admin = cluster.admin();
+    // A database as version 1 left it.
+    admin
+        .batch_execute(
+            "back to version 1",
+            &format!(
+                "DROP SCHEMA pam_totp CASCADE; CREATE SCHEMA pam_totp;
+                 CREATE TABLE pam_totp.schema_migrations (version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now());
+                 INSERT INTO pam_totp.schema_migrations (version) VALUES (1);
+                 {}",
+                db::migrate::MIGRATIONS[0].1
+            ),
+        )
+        .unwrap();
+    let now = support::now();
+    let step_10 = now / 10 - 3;
+    let step_30 = now / 30 - 1;
+    for (user, period_line, last_step) in [
+        ("ten", "period = 10\n", step_10),
+        ("thirty", "", step_30),
+        // The old bug: a step of 10 s stored for a record now of 30 s.
+        ("damaged", "period = 30\n", now / 10),
+    ] {
+        admin::put_record(&mut admin, user, &format!("{RECORD}{period_line}")).unwrap();
+        admin
+            .execute(
+                "a version 1 state",
+                "INSERT INTO pam_totp.login_state (user_name, last_step) VALUES ($1, $2)",
+                &[&user, &i64::try_from(last_step).unwrap()],
+            )
+            .unwrap();
+    }
+    assert_eq!(db::migrate(&mut admin).unwrap(), vec![2]);
+    let used = |user| {
+        admin::read_state(&mut cluster.admin(), user)
+            .unwrap()
+            .unwrap()
+            .used_until
+    };
+    assert_eq!(used("ten"), (step_10 + 1) * 10);
+    assert_eq!(
+        used("thirty"),
+        (step_30 + 1) * 30,
+        "30 s when the record names no period"
+    );
+    let damaged = used("damaged");
+    assert!(
+        (now + 11 * 30..=support::now() + 11 * 30).contains(&damaged),
+        "clamped to the widest window's reach: {damaged}"
+    );
 }
 
 #[test]
@@ -142,12 +261,12 @@ fn a_recovery_code_burns_once_and_a_new_set_starts_afresh() {
     let mut admin = cluster.admin();
     admin::put_record(&mut admin, "dave", RECORD).unwrap();
     let (mut host, _dir) = host_client(&cluster, "host_a");
-    login::charge(&mut host, &Config::default(), "dave", 5).unwrap();
-    assert!(login::burn_recovery(&mut host, "dave", 77, 10, 3, 5).unwrap());
-    assert!(!login::burn_recovery(&mut host, "dave", 77, 10, 3, 5).unwrap());
-    assert!(login::burn_recovery(&mut host, "dave", 77, 10, 4, 5).unwrap());
+    login::charge(&mut host, &Config::default(), "dave", 5, Shared).unwrap();
+    assert!(login::burn_recovery(&mut host, "dave", 77, 10, 3, 5, Shared).unwrap());
+    assert!(!login::burn_recovery(&mut host, "dave", 77, 10, 3, 5, Shared).unwrap());
+    assert!(login::burn_recovery(&mut host, "dave", 77, 10, 4, 5, Shared).unwrap());
     assert!(
-        login::burn_recovery(&mut host, "dave", u64::MAX, 10, 3, 5).unwrap(),
+        login::burn_recovery(&mut host, "dave", u64::MAX, 10, 3, 5, Shared).unwrap(),
         "another epoch"
     );
     let state = admin::read_state(&mut admin, "dave").unwrap().unwrap();

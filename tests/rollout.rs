@@ -175,6 +175,7 @@ fn every_use_of_an_exemption_is_logged() {
         let login = authenticate::Login {
             user,
             rhost: Some("192.0.2.7"),
+            tty: None,
             args: &args,
             now: support::now(),
         };
@@ -374,6 +375,7 @@ fn enrollment_at_login_logs_no_secret_and_no_recovery_code() {
     let login = authenticate::Login {
         user: TEST_USER,
         rhost: Some("192.0.2.7"),
+        tty: None,
         args: &args,
         now: support::now(),
     };

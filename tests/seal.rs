@@ -85,6 +85,7 @@ fn login_logged(fixture: &Fixture, code: &str) -> (Outcome, Vec<String>, Vec<Str
     let login = authenticate::Login {
         user: TEST_USER,
         rhost: Some("192.0.2.7"),
+        tty: None,
         args: &args,
         now: now(),
     };
@@ -349,7 +350,8 @@ fn an_ordinary_user_enrolls_sealed_with_the_public_key_alone() {
         std::fs::metadata(fixture.record_path()).unwrap().uid(),
         user.uid.as_raw()
     );
-    assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
+    // The next step's code: the confirming one is used up (the record says until when).
+    assert_eq!(fixture.login(&oathtool(SECRET, 1)).status, SUCCESS);
 }
 
 #[test]

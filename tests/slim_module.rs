@@ -96,8 +96,8 @@ fn the_slim_build_hands_a_postgres_login_to_pam_totp_db_beside_it() {
     assert_eq!(again.status, AUTH_ERR, "{again:?}");
     assert_eq!(again.prompts(), ["Verification code: "]);
     assert_eq!(
-        support::postgres::state(&cluster, TEST_USER).last_step,
-        support::now() / 30
+        support::postgres::state(&cluster, TEST_USER).used_until,
+        (support::now() / 30 + 1) * 30
     );
     // Named through a symlink, as Debian names libraries: its safe target is used (a
     // refused file would fail closed unprompted; the full module prompts and denies).

@@ -36,10 +36,13 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult
             target.account.name, target.account.name
         )));
     }
-    if !target.caller_is_root {
-        proof::ask(config, &target.account.name, &existing.record, false)?;
-    }
-    let (record, codes) = new_set(existing.record)?;
+    let proved_until = if target.caller_is_root {
+        0
+    } else {
+        proof::ask(config, &target.account.name, &existing.record, false)?
+    };
+    // The same secret: the code that proved it must not log in again.
+    let (record, codes) = new_set(existing.record.with_confirmed_until(proved_until))?;
     // A new epoch: burns recorded in the login state for the old set stop counting.
     place.write(&record, existing.sealed_secret.as_deref())?;
     audit::record(&format!(

@@ -15,6 +15,7 @@ use pam_totp::new_file;
 use pam_totp::record::Record;
 use pam_totp::seal::PublicHostKey;
 use pam_totp::secret::SecretKey;
+use pam_totp::state::LoginState;
 use pam_totp::verify::{self, TypedCode, Verdict};
 
 use crate::caller::Target;
@@ -40,13 +41,15 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     if exists && !args.force {
         return Err(already_enrolled(target, &place.describe()));
     }
+    // Until when the codes typed here (the proof, the confirmation) are used up.
+    let mut used_until = 0;
     if exists && !target.caller_is_root {
         let current = store::read_existing(config, &mut place, target)?;
-        if current.secret_known {
-            proof::ask(config, &target.account.name, &current.record, true)?;
+        used_until = if current.secret_known {
+            proof::ask(config, &target.account.name, &current.record, true)?
         } else {
-            proof::ask_recovery_only(config, &target.account.name, &current.record)?;
-        }
+            proof::ask_recovery_only(config, &target.account.name, &current.record)?
+        };
     }
 
     // With `seal = true` the secret is sealed to the host's public key (world-readable,
@@ -74,9 +77,11 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     write_images(&uri, args)?;
     if !args.no_confirm {
         show(&record, &uri, args.no_qr);
-        confirm(config, &record)?;
+        used_until = used_until.max(confirm(config, &record)?);
     }
-    let (record, recovery_codes) = codes::new_set(record)?;
+    // The record carries it (the module refuses those steps); root also burns it in the
+    // login state, as a login would.
+    let (record, recovery_codes) = codes::new_set(record.with_confirmed_until(used_until))?;
     let sealed = match &sealing {
         Some(public) => Some(
             public
@@ -90,6 +95,13 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     } else if !place.write_new(&record, sealed.as_deref())? {
         // Enrolled meanwhile (another admin, another host): theirs stays.
         return Err(already_enrolled(target, &place.describe()));
+    }
+    if target.caller_is_root && used_until != 0 {
+        let burnt = LoginState {
+            used_until,
+            ..LoginState::default()
+        };
+        place.carry_state(config, &burnt)?;
     }
     let action = if exists { "re-enrolled" } else { "enrolled" };
     let sealed_to = sealing
@@ -215,7 +227,8 @@ fn terminal_qr(uri: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn confirm(config: &Config, record: &Record) -> CliResult<()> {
+/// Asks for a code of the new `record`; returns when its step ends.
+fn confirm(config: &Config, record: &Record) -> CliResult<u64> {
     for attempt in 1..=CONFIRM_ATTEMPTS {
         let reply = terminal::ask("Enter the code your app shows now: ")
             .map_err(|e| CliError::Refused(format!("cannot read the code: {e}")))?
@@ -226,8 +239,8 @@ fn confirm(config: &Config, record: &Record) -> CliResult<()> {
         let verdict = TypedCode::parse(&reply, record.digits).map_or(Verdict::Invalid, |code| {
             verify::check(record, &code, now, config.window, 0)
         });
-        if let Verdict::Accepted { .. } = verdict {
-            return Ok(());
+        if let Verdict::Accepted { step } = verdict {
+            return Ok(verify::step_end(step, record.period));
         }
         if attempt < CONFIRM_ATTEMPTS {
             eprintln!("That code does not match. Check the phone's clock and try the current code.");

@@ -239,7 +239,7 @@ fn from_pam_totp_files(
 }
 
 /// A record file read as the module reads it (owner, mode, no link, intact), with what
-/// this host's state file remembers: the last step and the burnt recovery codes. A
+/// this host's state file remembers: the used steps and the burnt recovery codes. A
 /// sealed record is opened with the host key and sealed again on the way in, so it
 /// needs `seal = true` (a sealed secret never goes into the database in plain text).
 fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<Imported> {
@@ -261,14 +261,18 @@ fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<I
         Err(e) => return Err(refused(format!("{e}; not imported"))),
     };
     let state = store::peek_state(&config.state_dir, user)?.unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     Ok(Imported {
-        record,
         state: LoginState {
-            last_step: state.last_step,
+            // A previous version's step number, in this record's period.
+            used_until: state.replay_floor(record.period, now, config.window),
             recovery_epoch: state.recovery_epoch,
             recovery_used: state.recovery_used,
             ..LoginState::default()
         },
+        record,
         notes: Vec::new(),
     })
 }
@@ -434,7 +438,12 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
     Ok(Imported {
         record,
         state: LoginState {
-            last_step: file.used_steps.iter().copied().max().unwrap_or(0),
+            // DISALLOW_REUSE lists steps of the file's own period.
+            used_until: file
+                .used_steps
+                .iter()
+                .max()
+                .map_or(0, |step| pam_totp::verify::step_end(*step, file.step)),
             ..LoginState::default()
         },
         notes: file.notes,
@@ -647,13 +656,15 @@ fn parse_oath_line(line: &str, line_no: usize) -> Result<Option<(String, Importe
     let created = pam_totp::clock::now_rfc3339();
     let record = Record::new(secret, Algorithm::Sha1, digits, step, created);
     // After a login pam_oath writes `COUNTER OTP TIME`: the code it accepted and when.
-    let last_step = match fields.get(5..7) {
-        Some([otp, time]) => oath_used_step(&record, otp, time).ok_or_else(|| {
-            bad(&format!(
-                "the last code pam_oath recorded for {user} matches no step within \
+    let used_until = match fields.get(5..7) {
+        Some([otp, time]) => oath_used_step(&record, otp, time)
+            .map(|used| pam_totp::verify::step_end(used, step))
+            .ok_or_else(|| {
+                bad(&format!(
+                    "the last code pam_oath recorded for {user} matches no step within \
                  {OATH_SEARCH_STEPS} steps of its time: cannot keep it from being used again"
-            ))
-        })?,
+                ))
+            })?,
         _ => 0,
     };
     Ok(Some((
@@ -661,7 +672,7 @@ fn parse_oath_line(line: &str, line_no: usize) -> Result<Option<(String, Importe
         Imported {
             record,
             state: LoginState {
-                last_step,
+                used_until,
                 ..LoginState::default()
             },
             notes,
@@ -769,10 +780,10 @@ mod tests {
         let line =
             "HOTP/T30/6\talice\t-\t3132333435363738393031323334353637383930\t0\t287082\t1970-01-01T00:00:59L";
         let (_, imported) = parse_oath_line(line, 1).unwrap().unwrap();
-        assert_eq!(imported.state.last_step, 1);
+        assert_eq!(imported.state.used_until, 60, "step 1 ends at 60 s");
         let never_logged_in = "HOTP/T30/6\talice\t-\t3132333435363738393031323334353637383930";
         let (_, imported) = parse_oath_line(never_logged_in, 1).unwrap().unwrap();
-        assert_eq!(imported.state.last_step, 0);
+        assert_eq!(imported.state.used_until, 0);
         // A record of the last use that cannot be matched refuses the import: the code
         // could otherwise be used again.
         for (otp, time) in [

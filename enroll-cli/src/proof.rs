@@ -4,7 +4,8 @@
 //! The command runs as the user and cannot read the root-only login state, so a code
 //! checked here is not recorded there: this is a guard against changing an enrollment
 //! by mistake or from an unattended terminal, not a second lock-out. A wrong answer
-//! costs a pause, and three end the command.
+//! costs a pause, and three end the command. The step of a right code is returned, so
+//! that the record written next carries it (`confirmed_until`): it cannot log in again.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,8 +21,9 @@ use crate::{audit, terminal};
 const ATTEMPTS: u32 = 3;
 const PAUSE_AFTER_WRONG: Duration = Duration::from_secs(1);
 
-/// Asks for a current code (or, with `recovery_ok`, a recovery code) of `record`.
-pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> CliResult<()> {
+/// Asks for a current code (or, with `recovery_ok`, a recovery code) of `record`;
+/// returns when the step of the code typed ends (0 for a recovery code).
+pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> CliResult<u64> {
     let prompt = if recovery_ok && !record.recovery.is_empty() {
         "To change your enrollment, enter a current code from your app (or a recovery code): "
     } else {
@@ -33,7 +35,7 @@ pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> C
 /// Asks for a recovery code only: for a record whose secret is sealed to the host key,
 /// which the user cannot open (so no code from the app can be checked here). `record`
 /// carries the real recovery-code hashes and a stand-in secret that is never used.
-pub fn ask_recovery_only(config: &Config, user: &str, record: &Record) -> CliResult<()> {
+pub fn ask_recovery_only(config: &Config, user: &str, record: &Record) -> CliResult<u64> {
     if record.recovery.is_empty() {
         return Err(CliError::Refused(format!(
             "{user}'s secret is sealed to the host key and there are no recovery codes, so \
@@ -53,7 +55,7 @@ fn ask_with(
     prompt: &str,
     code_ok: bool,
     recovery_ok: bool,
-) -> CliResult<()> {
+) -> CliResult<u64> {
     for attempt in 1..=ATTEMPTS {
         let reply = terminal::ask(prompt)
             .map_err(|e| CliError::Refused(format!("cannot read the code: {e}")))?
@@ -62,22 +64,26 @@ fn ask_with(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let right = match Answer::parse(&reply, record) {
-            Answer::Code(code) if code_ok => matches!(
-                verify::check(record, &code, now, config.window, 0),
-                Verdict::Accepted { .. }
-            ),
+            Answer::Code(code) if code_ok => {
+                match verify::check(record, &code, now, config.window, record.confirmed_until) {
+                    Verdict::Accepted { step } => Some(verify::step_end(step, record.period)),
+                    Verdict::Replayed | Verdict::Invalid => None,
+                }
+            }
             Answer::Recovery(code) if recovery_ok => matches!(
                 recovery::check(record, &code, &LoginState::default()),
                 RecoveryVerdict::Accepted { .. }
-            ),
+            )
+            .then_some(0),
             Answer::Scratch(code) if recovery_ok => matches!(
                 pam_totp::scratch::check(record, &code, &LoginState::default()),
                 RecoveryVerdict::Accepted { .. }
-            ),
-            Answer::Code(_) | Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => false,
+            )
+            .then_some(0),
+            Answer::Code(_) | Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => None,
         };
-        if right {
-            return Ok(());
+        if let Some(used_until) = right {
+            return Ok(used_until);
         }
         std::thread::sleep(PAUSE_AFTER_WRONG);
         if attempt < ATTEMPTS {

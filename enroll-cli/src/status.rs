@@ -45,6 +45,9 @@ pub struct Status {
     pub locked: Option<bool>,
     /// Unix time the lock-out ends, if locked.
     pub locked_until: Option<u64>,
+    /// The local console's own count and lock-out end (`lockout_exempt` accounts).
+    pub console_failures: Option<u32>,
+    pub console_locked_until: Option<u64>,
     /// Unix time of the last successful login, if any.
     pub last_login: Option<u64>,
 }
@@ -67,6 +70,8 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         failures: None,
         locked: None,
         locked_until: None,
+        console_failures: None,
+        console_locked_until: None,
         last_login: None,
     };
     // The record with its secret when it can be had (plain, or sealed and opened by
@@ -116,6 +121,9 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         status.failures = Some(state.failures);
         status.locked = Some(state.locked_until > now);
         status.locked_until = (state.locked_until > now).then_some(state.locked_until);
+        status.console_failures = Some(state.console_failures);
+        status.console_locked_until =
+            (state.console_locked_until > now).then_some(state.console_locked_until);
         status.last_login = (state.last_success != 0).then_some(state.last_success);
     }
     Ok(status)
@@ -182,6 +190,14 @@ fn print_human(status: &Status) {
             when(until)
         ),
         None => println!("locked out:      no"),
+    }
+    let console_failures = status.console_failures.unwrap_or(0);
+    if console_failures > 0 || status.console_locked_until.is_some() {
+        let locked = status.console_locked_until.map_or_else(
+            || "not locked out".to_owned(),
+            |until| format!("locked out until {}", when(until)),
+        );
+        println!("console:         {console_failures} failures, {locked}");
     }
     match status.last_login {
         Some(at) => println!("last login:      {}", when(at)),

@@ -157,25 +157,26 @@ impl Place<'_> {
         }
     }
 
-    /// Clears failures and lock-out, keeping the replay-protection step; returns the
-    /// failures there were. A corrupt state file is replaced by a fresh one.
+    /// Clears failures and lock-outs (the console's too), keeping replay protection;
+    /// returns the failures there were. A corrupt state file is replaced by a fresh one.
     pub fn unlock(&mut self, config: &Config) -> CliResult<u32> {
         match self {
             Place::File(location) => unlock_file_state(&config.state_dir, &location.account.name),
             Place::Database { client, user } => {
                 let before = db::admin::read_state(client, user).map_err(failed)?;
                 db::admin::unlock(client, user).map_err(failed)?;
-                Ok(before.map_or(0, |state| state.failures))
+                Ok(before.map_or(0, |state| state.failures.saturating_add(state.console_failures)))
             }
         }
     }
 
-    /// Carries the replay-protection step (and, into the database, burnt recovery
-    /// codes) of an imported enrollment into the login state, never moving them back.
+    /// Carries replay protection (`used_until`; into the database, burnt recovery codes
+    /// too) into the login state, never moving it back: an imported enrollment's, or
+    /// the step of a code this command accepted. Root only.
     pub fn carry_state(&mut self, config: &Config, state: &LoginState) -> CliResult<()> {
         match self {
             Place::File(location) => {
-                raise_file_step(&config.state_dir, &location.account.name, state.last_step)
+                raise_file_used_until(&config.state_dir, &location.account.name, state.used_until)
             }
             Place::Database { client, user } => db::admin::carry_state(client, user, state).map_err(failed),
         }
@@ -275,7 +276,7 @@ pub fn state_error(e: StateError) -> CliError {
     CliError::Refused(e.to_string())
 }
 
-/// After a removal: failures, lock-out and burns go; the last used step stays.
+/// After a removal: failures, lock-outs and burns go; replay protection stays.
 fn reset_file_state(state_dir: &Path, user: &str) -> CliResult<()> {
     if !state_dir.exists() {
         return Ok(());
@@ -291,10 +292,11 @@ fn reset_file_state(state_dir: &Path, user: &str) -> CliResult<()> {
         }
         other => other.map_err(state_error)?,
     };
-    let last_step = locked.state().last_step;
+    let before = locked.state();
     locked
         .save(LoginState {
-            last_step,
+            used_until: before.used_until,
+            legacy_step: before.legacy_step,
             ..LoginState::default()
         })
         .map_err(state_error)
@@ -315,25 +317,27 @@ fn unlock_file_state(state_dir: &Path, user: &str) -> CliResult<u32> {
         .save(LoginState {
             failures: 0,
             locked_until: 0,
+            console_failures: 0,
+            console_locked_until: 0,
             ..before
         })
         .map_err(state_error)?;
-    Ok(before.failures)
+    Ok(before.failures.saturating_add(before.console_failures))
 }
 
-/// Raises the state file's `last_step` to `step` (replay protection across modules).
-fn raise_file_step(state_dir: &Path, user: &str, step: u64) -> CliResult<()> {
-    if step == 0 {
+/// Raises the state file's `used_until` to `until` (a Unix time).
+fn raise_file_used_until(state_dir: &Path, user: &str, until: u64) -> CliResult<()> {
+    if until == 0 {
         return Ok(());
     }
     let refused = |e: StateError| CliError::Refused(format!("login state of {user}: {e}"));
     let dir = StateDir::open(state_dir).map_err(refused)?;
     let mut locked = dir.lock(user).map_err(refused)?;
     let before = locked.state();
-    if before.last_step < step {
+    if before.used_until < until {
         locked
             .save(LoginState {
-                last_step: step,
+                used_until: until,
                 ..before
             })
             .map_err(refused)?;

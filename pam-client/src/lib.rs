@@ -20,6 +20,7 @@ const PAM_SUCCESS: c_int = 0;
 const PAM_CONV_ERR: c_int = 19;
 const PAM_BUF_ERR: c_int = 5;
 const PAM_RHOST: c_int = 4;
+const PAM_TTY: c_int = 3;
 
 /// `PAM_SUCCESS`.
 pub const SUCCESS: i32 = 0;
@@ -309,6 +310,17 @@ impl Transaction {
         Ok(transaction)
     }
 
+    /// Sets `PAM_TTY` (as `login` does with `tty1`, or sudo with `/dev/pts/0`).
+    ///
+    /// # Panics
+    /// A terminal name with an interior NUL (a bug in the caller).
+    #[allow(clippy::expect_used)]
+    pub fn set_tty(&mut self, tty: &str) {
+        let tty = CString::new(tty).expect("tty without NUL");
+        // SAFETY: `pamh` is live until drop; libpam copies the string.
+        unsafe { pam_set_item(self.pamh, PAM_TTY, tty.as_ptr().cast()) };
+    }
+
     /// `pam_authenticate`; returns its status.
     pub fn authenticate(&mut self) -> i32 {
         // SAFETY: `pamh` is live until drop.
@@ -335,6 +347,15 @@ impl Drop for Transaction {
 #[must_use]
 pub fn authenticate(login: &Login<'_>, answers: &[&[u8]]) -> Transcript {
     run(Transaction::start(login, answers))
+}
+
+/// As [`authenticate`], with `PAM_TTY` set to `tty`.
+#[must_use]
+pub fn authenticate_on_tty(login: &Login<'_>, tty: &str, answers: &[&[u8]]) -> Transcript {
+    run(Transaction::start(login, answers).map(|mut transaction| {
+        transaction.set_tty(tty);
+        transaction
+    }))
 }
 
 /// As [`authenticate`], with each answer computed by `responder` from what was shown.

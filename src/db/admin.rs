@@ -5,7 +5,7 @@
 
 use zeroize::Zeroizing;
 
-use super::login::state_from_row;
+use super::login::{STATE_COLUMNS, state_from_row};
 use super::{Client, DbError};
 use crate::account::check_user_name;
 use crate::state::LoginState;
@@ -78,8 +78,7 @@ pub fn read_state(client: &mut Client, user: &str) -> Result<Option<LoginState>,
     checked(user)?;
     let rows = client.query(
         ACTION,
-        "SELECT last_step, failures, locked_until, last_success, recovery_epoch, recovery_used
-         FROM pam_totp.login_state WHERE user_name = $1",
+        &format!("SELECT {STATE_COLUMNS} FROM pam_totp.login_state WHERE user_name = $1"),
         &[&user],
     )?;
     rows.first().map(|row| state_from_row(row, 0, ACTION)).transpose()
@@ -100,8 +99,8 @@ pub fn remove(client: &mut Client, user: &str) -> Result<bool, DbError> {
     Ok(n == 1)
 }
 
-/// Clears `user`'s failures and lock-out (the last step and burnt codes stay, so no
-/// code becomes usable again); `false` if the user has no state.
+/// Clears `user`'s failures and lock-outs, the console's too (used steps and burnt codes
+/// stay, so no code becomes usable again); `false` if the user has no state.
 ///
 /// # Errors
 /// The statement failed.
@@ -109,7 +108,8 @@ pub fn unlock(client: &mut Client, user: &str) -> Result<bool, DbError> {
     checked(user)?;
     let n = client.execute(
         "unlock",
-        "UPDATE pam_totp.login_state SET failures = 0, locked_until = 0 WHERE user_name = $1",
+        "UPDATE pam_totp.login_state SET failures = 0, locked_until = 0, console_failures = 0,
+             console_locked_until = 0 WHERE user_name = $1",
         &[&user],
     )?;
     Ok(n == 1)
@@ -167,23 +167,23 @@ pub fn grant_host(client: &mut Client, role: &str) -> Result<(), DbError> {
 /// The statement failed.
 pub fn carry_state(client: &mut Client, user: &str, state: &LoginState) -> Result<(), DbError> {
     checked(user)?;
-    let last_step = i64::try_from(state.last_step).unwrap_or(i64::MAX);
+    let used_until = i64::try_from(state.used_until).unwrap_or(i64::MAX);
     // u64 bit patterns stored as bigint (see the schema).
     let epoch = i64::from_ne_bytes(state.recovery_epoch.to_ne_bytes());
     let burnt = i64::from_ne_bytes(state.recovery_used.to_ne_bytes());
     client.execute(
         "carry the login state",
-        "INSERT INTO pam_totp.login_state AS s (user_name, last_step, recovery_epoch, recovery_used)
+        "INSERT INTO pam_totp.login_state AS s (user_name, used_until, recovery_epoch, recovery_used)
          VALUES ($1, $2, $3, $4)
          ON CONFLICT (user_name) DO UPDATE SET
-             last_step = greatest(s.last_step, EXCLUDED.last_step),
+             used_until = greatest(s.used_until, EXCLUDED.used_until),
              recovery_used = CASE WHEN s.recovery_epoch = EXCLUDED.recovery_epoch
                                   THEN s.recovery_used | EXCLUDED.recovery_used
                                   WHEN EXCLUDED.recovery_epoch = 0 THEN s.recovery_used
                                   ELSE EXCLUDED.recovery_used END,
              recovery_epoch = CASE WHEN EXCLUDED.recovery_epoch = 0 THEN s.recovery_epoch
                                    ELSE EXCLUDED.recovery_epoch END",
-        &[&user, &last_step, &epoch, &burnt],
+        &[&user, &used_until, &epoch, &burnt],
     )?;
     Ok(())
 }

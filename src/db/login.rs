@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use super::{Client, DbError, bits_from_db, bits_to_db, from_db, to_db};
 use crate::account::check_user_name;
 use crate::config::Config;
-use crate::state::LoginState;
+use crate::state::{Channel, LoginState};
 
 /// A user's record text (TOML, as in a record file) and login state.
 pub struct Found {
@@ -33,16 +33,26 @@ pub enum Charge {
     LockedOut(LoginState),
 }
 
-/// Reads a state from `row`, columns `from..from + 6`.
+/// The state columns, in the order [`state_from_row`] reads them.
+pub(crate) const STATE_COLUMNS: &str = "used_until, failures, locked_until, console_failures, \
+     console_locked_until, last_success, recovery_epoch, recovery_used";
+
+/// Reads a state from `row`, columns `from..from + 8` ([`STATE_COLUMNS`]).
 pub(crate) fn state_from_row(row: &Row, from: usize, action: &'static str) -> Result<LoginState, DbError> {
     let q = |source| DbError::Query { action, source };
+    let count = |at: usize| -> Result<u32, DbError> {
+        Ok(u32::try_from(row.try_get::<_, i32>(at).map_err(q)?).unwrap_or(0))
+    };
     Ok(LoginState {
-        last_step: from_db(row.try_get(from).map_err(q)?),
-        failures: u32::try_from(row.try_get::<_, i32>(from + 1).map_err(q)?).unwrap_or(0),
+        used_until: from_db(row.try_get(from).map_err(q)?),
+        legacy_step: 0,
+        failures: count(from + 1)?,
         locked_until: from_db(row.try_get(from + 2).map_err(q)?),
-        last_success: from_db(row.try_get(from + 3).map_err(q)?),
-        recovery_epoch: bits_from_db(row.try_get(from + 4).map_err(q)?),
-        recovery_used: bits_from_db(row.try_get(from + 5).map_err(q)?),
+        console_failures: count(from + 3)?,
+        console_locked_until: from_db(row.try_get(from + 4).map_err(q)?),
+        last_success: from_db(row.try_get(from + 5).map_err(q)?),
+        recovery_epoch: bits_from_db(row.try_get(from + 6).map_err(q)?),
+        recovery_used: bits_from_db(row.try_get(from + 7).map_err(q)?),
     })
 }
 
@@ -67,12 +77,18 @@ pub fn read(client: &mut Client, user: &str) -> Result<Option<Found>, DbError> {
     }))
 }
 
-/// Charges one attempt as a failure under `config`'s lock-out rule, before the answer
-/// is checked; `None` if the user has no record (any more).
+/// Charges one attempt as a failure on `channel`'s counters under `config`'s lock-out
+/// rule, before the answer is checked; `None` if the user has no record (any more).
 ///
 /// # Errors
 /// The call failed or timed out.
-pub fn charge(client: &mut Client, config: &Config, user: &str, now: u64) -> Result<Option<Charge>, DbError> {
+pub fn charge(
+    client: &mut Client,
+    config: &Config,
+    user: &str,
+    now: u64,
+    channel: Channel,
+) -> Result<Option<Charge>, DbError> {
     const ACTION: &str = "count the attempt";
     check_user_name(user).map_err(|_| DbError::BadUser)?;
     let max_failures = i32::try_from(config.max_failures).unwrap_or(i32::MAX);
@@ -85,7 +101,7 @@ pub fn charge(client: &mut Client, config: &Config, user: &str, now: u64) -> Res
             &max_failures,
             &to_db(config.lockout_seconds),
             &to_db(config.lockout_max_seconds),
-            &config.is_lockout_exempt(user),
+            &(channel == Channel::Console),
         ],
     )?;
     let Some(row) = rows.first() else {
@@ -110,23 +126,38 @@ fn one_bool(rows: &[Row], action: &'static str) -> Result<bool, DbError> {
     row.try_get(0).map_err(|source| DbError::Query { action, source })
 }
 
-/// Accepts `step` only if it is newer than the user's last one, clearing the failures
-/// (the charge included). `false`: another login took this step or a later one first.
+/// Accepts the step from Unix time `starts` to `ends` only if it starts at or after the
+/// user's `used_until`, clearing `channel`'s failures (the charge included). `false`:
+/// another login used this step or a later one first.
 ///
 /// # Errors
 /// The call failed or timed out: nothing was accepted.
-pub fn accept_step(client: &mut Client, user: &str, step: u64, now: u64) -> Result<bool, DbError> {
+pub fn accept_step(
+    client: &mut Client,
+    user: &str,
+    starts: u64,
+    ends: u64,
+    now: u64,
+    channel: Channel,
+) -> Result<bool, DbError> {
     const ACTION: &str = "accept the code";
     let rows = client.query(
         ACTION,
-        "SELECT pam_totp.login_accept_step($1, $2, $3)",
-        &[&user, &to_db(step), &to_db(now)],
+        "SELECT pam_totp.login_accept_step($1, $2, $3, $4, $5)",
+        &[
+            &user,
+            &to_db(starts),
+            &to_db(ends),
+            &to_db(now),
+            &(channel == Channel::Console),
+        ],
     )?;
     one_bool(&rows, ACTION)
 }
 
-/// Burns code `index` of the recovery set `epoch` (of `count` codes), clearing the
-/// failures. `false`: that code was burnt already (perhaps on another host just now).
+/// Burns code `index` of the recovery set `epoch` (of `count` codes), clearing
+/// `channel`'s failures. `false`: that code was burnt already (perhaps on another host
+/// just now).
 ///
 /// # Errors
 /// The call failed or timed out: nothing was burnt.
@@ -137,6 +168,7 @@ pub fn burn_recovery(
     count: usize,
     index: usize,
     now: u64,
+    channel: Channel,
 ) -> Result<bool, DbError> {
     const ACTION: &str = "burn the recovery code";
     let valid = match count {
@@ -150,13 +182,14 @@ pub fn burn_recovery(
         .ok_or_else(|| DbError::Schema("recovery code index out of range".to_owned()))?;
     let rows = client.query(
         ACTION,
-        "SELECT pam_totp.login_burn_recovery($1, $2, $3, $4, $5)",
+        "SELECT pam_totp.login_burn_recovery($1, $2, $3, $4, $5, $6)",
         &[
             &user,
             &bits_to_db(epoch),
             &bits_to_db(valid),
             &bits_to_db(bit),
             &to_db(now),
+            &(channel == Channel::Console),
         ],
     )?;
     one_bool(&rows, ACTION)

@@ -11,7 +11,10 @@
 use super::{Client, DbError};
 
 /// Every migration, oldest first: (version, SQL). Append only; never edit one shipped.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_used_until_and_console.sql")),
+];
 
 /// The advisory lock key: "pam_totp" as bytes, so other applications' keys do not collide.
 const LOCK_KEY: i64 = 0x7061_6d5f_746f_7470;

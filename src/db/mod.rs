@@ -10,7 +10,8 @@
 //!   write, remove, unlock, list (used by `totp-enroll`).
 //!
 //! Replay protection and lock-outs hold across hosts because every change is one
-//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql`.
+//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql` and
+//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters).
 
 #![forbid(unsafe_code)]
 

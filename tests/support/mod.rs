@@ -205,6 +205,19 @@ impl Fixture {
         pam_client::authenticate(&login, answers)
     }
 
+    /// One `pam_authenticate` for `user` from `rhost` (none: a local login) on the
+    /// terminal `tty` (`PAM_TTY`), answering `code`.
+    #[must_use]
+    pub fn login_on(&self, user: &str, rhost: Option<&str>, tty: &str, code: &str) -> Transcript {
+        let login = Login {
+            confdir: self.dir.path(),
+            service: &self.service,
+            user,
+            rhost,
+        };
+        pam_client::authenticate_on_tty(&login, tty, &[code.as_bytes()])
+    }
+
     /// One `pam_authenticate` for [`TEST_USER`] answering `code`.
     #[must_use]
     pub fn login(&self, code: &str) -> Transcript {
@@ -299,16 +312,7 @@ pub fn settle_in_step(margin: u64) {
 /// The code `oathtool` (an independent implementation) gives for `secret` at `time`.
 #[must_use]
 pub fn oathtool_at(secret: &str, time: u64) -> String {
-    let out = Command::new("oathtool")
-        .args(["--totp", "--base32", &format!("--now=@{time}"), secret])
-        .output()
-        .expect("oathtool is not installed (apt-get install oathtool)");
-    assert!(
-        out.status.success(),
-        "oathtool failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    Params::DEFAULT.code_at(secret, time)
 }
 
 /// `oathtool`'s code for `secret` in the step `offset` steps from now.
@@ -402,4 +406,117 @@ pub fn half_blocks_as_pgm(lines: &[&str], path: &Path) -> bool {
     }
     std::fs::write(path, pgm).expect("pgm");
     true
+}
+
+/// An enrollment's parameters, as `totp-enroll` takes them (`--algorithm sha256`).
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub algorithm: &'static str,
+    pub digits: u8,
+    pub period: u64,
+}
+
+impl Params {
+    pub const DEFAULT: Params = Params {
+        algorithm: "sha1",
+        digits: 6,
+        period: 30,
+    };
+
+    /// `oathtool`'s code for `secret` with these parameters at `time`.
+    #[must_use]
+    pub fn code_at(self, secret: &str, time: u64) -> String {
+        let out = Command::new("oathtool")
+            .arg(format!("--totp={}", self.algorithm.to_uppercase()))
+            .arg(format!("--digits={}", self.digits))
+            .arg(format!("--time-step-size={}s", self.period))
+            .arg(format!("--now=@{time}"))
+            .args(["--base32", secret])
+            .output()
+            .expect("oathtool is not installed (apt-get install oathtool)");
+        assert!(
+            out.status.success(),
+            "oathtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    }
+
+    /// `totp-enroll` arguments that provision [`TEST_USER`] with `secret` and these.
+    #[must_use]
+    pub fn provisioning(self, secret: &str) -> Vec<String> {
+        [
+            "--user",
+            TEST_USER,
+            "--secret",
+            secret,
+            "--no-confirm",
+            "--force",
+            "--algorithm",
+            self.algorithm,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([
+            "--digits".to_owned(),
+            self.digits.to_string(),
+            "--period".to_owned(),
+            self.period.to_string(),
+        ])
+        .collect()
+    }
+}
+
+/// Logs in with `from`, re-enrolls (same secret) with `to`, and checks that replay
+/// protection survives the change without locking the user out: the new enrollment's
+/// code of a step that began before the used step ended is a replay, the next step's
+/// code (reachable now, in the window) is accepted, and its replay refused.
+/// `admin` runs `totp-enroll`; `host` logs in through libpam.
+pub fn reenroll_keeps_replay_protection_without_locking_out(
+    admin: &Fixture,
+    host: &Fixture,
+    from: Params,
+    to: Params,
+) {
+    let enroll = |params: Params| {
+        let args = params.provisioning(SECRET);
+        let out = admin.enroll(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    enroll(from);
+    // Both logins in the last `to.period` seconds of one `from` step, with a margin: the
+    // new enrollment's next step then starts where the used one ends.
+    let (old, new) = (from.period, to.period);
+    loop {
+        let into = now() % old;
+        if into >= old.saturating_sub(new) && into + 4 < old {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let t = now();
+    let first = host.login(&from.code_at(SECRET, t));
+    assert_eq!(first.status, pam_client::SUCCESS, "{from:?}: {first:?}");
+
+    enroll(to);
+    let t = now();
+    let same_moment = host.login(&to.code_at(SECRET, t));
+    assert_eq!(
+        same_moment.status,
+        pam_client::AUTH_ERR,
+        "{to:?}: a step begun before the used one ended: {same_moment:?}"
+    );
+    let next = to.code_at(SECRET, t + new);
+    let accepted = host.login(&next);
+    assert_eq!(
+        accepted.status,
+        pam_client::SUCCESS,
+        "{from:?} -> {to:?}: the next step is accepted: {accepted:?}"
+    );
+    let replayed = host.login(&next);
+    assert_eq!(
+        replayed.status,
+        pam_client::AUTH_ERR,
+        "{to:?}: a replay: {replayed:?}"
+    );
 }
