@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::forward_pass;
 use crate::login_store::{self, Begun, Decision, Missing, Session};
 use crate::record::Record;
+use crate::record_store::NoRecord;
 use crate::recovery::{self, Answer, RecoveryVerdict};
 use crate::state::LoginState;
 use crate::verify::{self, Verdict};
@@ -151,7 +152,11 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
     let opened = match login_store::open(&config, login.user) {
         Ok(Ok(opened)) => opened,
         Ok(Err(Missing::Unknown)) => return refuse_after_prompt(login, &config, conv, log, "unknown user"),
-        Ok(Err(Missing::NotEnrolled)) => return not_enrolled(login, &config, conv, log),
+        Ok(Err(Missing::NotEnrolled(proof))) => return not_enrolled(login, &config, conv, log, &proof),
+        Ok(Err(Missing::Unproven(message))) => {
+            log.log(Priority::Err, &format!("{message}; {}", login.who()));
+            return refuse_after_prompt(login, &config, conv, log, "record directory missing");
+        }
         Ok(Err(Missing::Unusable(message))) => {
             log.log(Priority::Err, &format!("{message}; {}", login.who()));
             conv.show_error(UNAVAILABLE_MESSAGE);
@@ -290,13 +295,14 @@ fn settle(
     Outcome::Denied
 }
 
-/// A known user without a record: enrollment on the spot (`enroll_at_login`), the
-/// grace period before `enforce_after`, `nullok`, or else a refusal after a prompt.
+/// A known user proven to have no record: enrollment on the spot (`enroll_at_login`),
+/// the grace period before `enforce_after`, `nullok`, or else a refusal after a prompt.
 fn not_enrolled(
     login: &Login<'_>,
     config: &Config,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
+    _proof: &NoRecord,
 ) -> Outcome {
     let grace = rollout::in_grace_period(config, login.now);
     if config.enroll_at_login
