@@ -110,18 +110,31 @@ pub struct Login<'a> {
 impl Login<'_> {
     /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
     pub(crate) fn who(&self) -> String {
-        // The user name comes from the client: keep control characters out of syslog.
-        let clean = |s: &str| {
-            s.chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect::<String>()
-        };
         format!(
             "user={} rhost={}",
-            clean(self.user),
-            clean(self.rhost.unwrap_or(""))
+            client_field(self.user),
+            client_field(self.rhost.unwrap_or(""))
         )
     }
+}
+
+/// Longest client-supplied field written into a log line, in characters.
+pub const MAX_LOGGED_FIELD: usize = 64;
+
+/// What the client sent (user name, remote host, ...), made fit for one syslog line:
+/// control characters shown as `?`, and cut at [`MAX_LOGGED_FIELD`] characters with a
+/// marker, so that a client cannot flood the log or forge a line.
+#[must_use]
+pub fn client_field(text: &str) -> String {
+    let mut field: String = text
+        .chars()
+        .take(MAX_LOGGED_FIELD)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(MAX_LOGGED_FIELD).is_some() {
+        field.push_str("...[cut]");
+    }
+    field
 }
 
 /// Runs one authentication.
@@ -527,6 +540,23 @@ mod tests {
             logged.contains("reason=recovery code already used failures=1"),
             "{logged}"
         );
+    }
+
+    #[test]
+    fn client_fields_are_cut_and_cleaned_for_the_log() {
+        assert_eq!(client_field("alice"), "alice");
+        assert_eq!(client_field("a\nb\u{1b}c"), "a?b?c");
+        let exact = "é".repeat(MAX_LOGGED_FIELD);
+        assert_eq!(client_field(&exact), exact);
+        let long = format!("{exact}x");
+        assert_eq!(client_field(&long), format!("{exact}...[cut]"));
+        let login = Login {
+            user: &"u".repeat(10_000),
+            rhost: Some(&"h".repeat(10_000)),
+            args: &[],
+            now: 0,
+        };
+        assert!(login.who().len() < 200, "{}", login.who());
     }
 
     #[test]
