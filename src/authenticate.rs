@@ -25,7 +25,7 @@ use crate::record_store::NoRecord;
 use crate::recovery::{self, Answer, RecoveryVerdict};
 use crate::state::LoginState;
 use crate::verify::{self, Verdict};
-use crate::{login_enroll, rollout, scratch};
+use crate::{decoy, login_enroll, rollout, scratch};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -367,7 +367,8 @@ fn record_failure(config: &Config, before: LoginState, now: u64, exempt: bool) -
     }
 }
 
-/// Prompts as for an enrolled user, so a caller cannot tell who is enrolled, then refuses.
+/// Prompts, checks and writes as for an enrolled user's wrong answer ([`decoy`]), so a
+/// caller can tell who is enrolled neither from the prompts nor from the time; refuses.
 fn refuse_after_prompt(
     login: &Login<'_>,
     config: &Config,
@@ -375,12 +376,22 @@ fn refuse_after_prompt(
     log: &dyn Logger,
     reason: &str,
 ) -> Outcome {
+    let decoy = match decoy::open(config) {
+        Ok(decoy) => decoy,
+        Err(e) => return system_error(login, conv, log, &e),
+    };
     let Ok(reply) = conv.ask_hidden(forward_pass::prompt(config)) else {
         return Outcome::ConversationFailed;
     };
-    if config.forward_pass {
+    let reply = reply.unwrap_or_default();
+    let code = if config.forward_pass {
         // The next module checks the password as for anyone: same prompts, same answer.
-        let _ = forward_pass::hand_on(conv, &reply.unwrap_or_default(), config.digits);
+        forward_pass::hand_on(conv, &reply, config.digits).unwrap_or_default()
+    } else {
+        reply
+    };
+    if let Err(e) = decoy.spend(config, &code, login.now) {
+        return system_error(login, conv, log, &e);
     }
     log.log(
         Priority::Notice,
