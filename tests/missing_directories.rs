@@ -18,15 +18,6 @@ use support::{Fixture, SECRET, TEST_USER, test_user, wrong_code};
 
 const FUTURE: &str = "2099-01-15";
 
-/// As the shipped sshd snippets: `PAM_IGNORE` from pam_totp lets pam_permit decide, so
-/// a user let through without a code logs in.
-fn with_permit(fixture: &Fixture) {
-    let path = fixture.path(&fixture.service);
-    let mut stack = std::fs::read_to_string(&path).unwrap();
-    stack.push_str("auth required pam_permit.so\n");
-    std::fs::write(path, stack).unwrap();
-}
-
 /// The syslog lines holding every one of `needles`, or a failure showing all lines.
 fn lines_with(ns: &Namespace, needles: &[&str]) -> Vec<String> {
     let lines = ns.syslog();
@@ -53,7 +44,7 @@ fn an_enrolled_user_whose_home_is_not_mounted_is_refused_with_nullok_or_a_grace_
             (format!("enforce_after = \"{FUTURE}\""), "nullok"),
         ] {
             let fixture = Fixture::new(&config, args);
-            with_permit(&fixture);
+            fixture.with_permit();
             // Not enrolled, home there and holding no record: let through, no code asked.
             let unenrolled = fixture.login("");
             assert_eq!(unenrolled.status, SUCCESS, "{config} {args}: {unenrolled:?}");
@@ -80,21 +71,10 @@ fn an_enrolled_user_whose_home_is_not_mounted_is_refused_with_nullok_or_a_grace_
     });
 }
 
-/// A system store `records/${USER}` in `fixture`'s directory (module argument `secret=`,
-/// so that `args` follow it), with the test user provisioned in it.
+/// A system store `records/${USER}` in `fixture`'s directory, with the test user
+/// provisioned in it.
 fn system_store(fixture: &Fixture) -> PathBuf {
-    let records = fixture.path("records");
-    std::fs::create_dir(&records).unwrap();
-    std::fs::set_permissions(&records, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    std::fs::write(
-        fixture.config_path(),
-        format!(
-            "secret_path = \"{}/${{USER}}\"\nstate_dir = \"{}\"\n",
-            records.display(),
-            fixture.state_dir().display()
-        ),
-    )
-    .unwrap();
+    let records = fixture.make_system_store();
     fixture.provision(SECRET);
     assert!(records.join(TEST_USER).exists());
     records
@@ -102,7 +82,7 @@ fn system_store(fixture: &Fixture) -> PathBuf {
 
 fn set_args(fixture: &Fixture, args: &str) {
     fixture.set_args(args);
-    with_permit(fixture);
+    fixture.with_permit();
 }
 
 #[test]

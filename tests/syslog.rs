@@ -226,12 +226,7 @@ fn each_hostile_record_or_state_is_named_in_syslog() {
 fn system_store(ns: &Namespace, fixture: &Fixture) -> std::path::PathBuf {
     let store = fixture.path("store");
     ns.mount_tmpfs(&store, "64k", 0o755);
-    let config = format!(
-        "secret_path = \"{}/${{USER}}\"\nstate_dir = \"{}\"\n",
-        store.display(),
-        fixture.state_dir().display()
-    );
-    fs::write(fixture.config_path(), config).expect("config");
+    fixture.point_at_system_store(&store);
     store
 }
 
