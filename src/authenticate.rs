@@ -21,10 +21,11 @@ use crate::config::Config;
 use crate::forward_pass;
 use crate::login_store::{self, Begun, Decision, Missing, Session};
 use crate::record::Record;
+use crate::record_store::NoRecord;
 use crate::recovery::{self, Answer, RecoveryVerdict};
 use crate::state::{Channel, LoginState};
 use crate::verify::{self, Verdict};
-use crate::{login_enroll, rollout, scratch};
+use crate::{decoy, login_enroll, rollout, scratch};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -140,18 +141,31 @@ impl Login<'_> {
 
     /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
     pub(crate) fn who(&self) -> String {
-        // The user name comes from the client: keep control characters out of syslog.
-        let clean = |s: &str| {
-            s.chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect::<String>()
-        };
         format!(
             "user={} rhost={}",
-            clean(self.user),
-            clean(self.rhost.unwrap_or(""))
+            client_field(self.user),
+            client_field(self.rhost.unwrap_or(""))
         )
     }
+}
+
+/// Longest client-supplied field written into a log line, in characters.
+pub const MAX_LOGGED_FIELD: usize = 64;
+
+/// What the client sent (user name, remote host, ...), made fit for one syslog line:
+/// control characters shown as `?`, and cut at [`MAX_LOGGED_FIELD`] characters with a
+/// marker, so that a client cannot flood the log or forge a line.
+#[must_use]
+pub fn client_field(text: &str) -> String {
+    let mut field: String = text
+        .chars()
+        .take(MAX_LOGGED_FIELD)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(MAX_LOGGED_FIELD).is_some() {
+        field.push_str("...[cut]");
+    }
+    field
 }
 
 /// Runs one authentication.
@@ -182,7 +196,11 @@ pub fn authenticate(login: &Login<'_>, conv: &mut dyn Conversation, log: &dyn Lo
     let opened = match login_store::open(&config, login.user) {
         Ok(Ok(opened)) => opened,
         Ok(Err(Missing::Unknown)) => return refuse_after_prompt(login, &config, conv, log, "unknown user"),
-        Ok(Err(Missing::NotEnrolled)) => return not_enrolled(login, &config, conv, log),
+        Ok(Err(Missing::NotEnrolled(proof))) => return not_enrolled(login, &config, conv, log, &proof),
+        Ok(Err(Missing::Unproven(message))) => {
+            log.log(Priority::Err, &format!("{message}; {}", login.who()));
+            return refuse_after_prompt(login, &config, conv, log, "record directory missing");
+        }
         Ok(Err(Missing::Unusable(message))) => {
             log.log(Priority::Err, &format!("{message}; {}", login.who()));
             conv.show_error(UNAVAILABLE_MESSAGE);
@@ -338,13 +356,14 @@ fn settle(
     Outcome::Denied
 }
 
-/// A known user without a record: enrollment on the spot (`enroll_at_login`), the
-/// grace period before `enforce_after`, `nullok`, or else a refusal after a prompt.
+/// A known user proven to have no record: enrollment on the spot (`enroll_at_login`),
+/// the grace period before `enforce_after`, `nullok`, or else a refusal after a prompt.
 fn not_enrolled(
     login: &Login<'_>,
     config: &Config,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
+    _proof: &NoRecord,
 ) -> Outcome {
     let grace = rollout::in_grace_period(config, login.now);
     if config.enroll_at_login
@@ -394,7 +413,8 @@ fn record_failure(config: &Config, before: LoginState, now: u64, channel: Channe
     before.with_counters(channel, failures, locked_until)
 }
 
-/// Prompts as for an enrolled user, so a caller cannot tell who is enrolled, then refuses.
+/// Prompts, checks and writes as for an enrolled user's wrong answer ([`decoy`]), so a
+/// caller can tell who is enrolled neither from the prompts nor from the time; refuses.
 fn refuse_after_prompt(
     login: &Login<'_>,
     config: &Config,
@@ -402,12 +422,22 @@ fn refuse_after_prompt(
     log: &dyn Logger,
     reason: &str,
 ) -> Outcome {
+    let decoy = match decoy::open(config) {
+        Ok(decoy) => decoy,
+        Err(e) => return system_error(login, conv, log, &e),
+    };
     let Ok(reply) = conv.ask_hidden(forward_pass::prompt(config)) else {
         return Outcome::ConversationFailed;
     };
-    if config.forward_pass {
+    let reply = reply.unwrap_or_default();
+    let code = if config.forward_pass {
         // The next module checks the password as for anyone: same prompts, same answer.
-        let _ = forward_pass::hand_on(conv, &reply.unwrap_or_default(), config.digits);
+        forward_pass::hand_on(conv, &reply, config.digits).unwrap_or_default()
+    } else {
+        reply
+    };
+    if let Err(e) = decoy.spend(config, &code, login.now) {
+        return system_error(login, conv, log, &e);
     }
     log.log(
         Priority::Notice,
@@ -680,6 +710,24 @@ mod tests {
             logged.contains("reason=recovery code already used failures=1"),
             "{logged}"
         );
+    }
+
+    #[test]
+    fn client_fields_are_cut_and_cleaned_for_the_log() {
+        assert_eq!(client_field("alice"), "alice");
+        assert_eq!(client_field("a\nb\u{1b}c"), "a?b?c");
+        let exact = "é".repeat(MAX_LOGGED_FIELD);
+        assert_eq!(client_field(&exact), exact);
+        let long = format!("{exact}x");
+        assert_eq!(client_field(&long), format!("{exact}...[cut]"));
+        let login = Login {
+            user: &"u".repeat(10_000),
+            rhost: Some(&"h".repeat(10_000)),
+            tty: None,
+            args: &[],
+            now: 0,
+        };
+        assert!(login.who().len() < 200, "{}", login.who());
     }
 
     #[test]

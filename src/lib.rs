@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "postgres")]
 pub mod db;
+mod decoy;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod forward_pass;

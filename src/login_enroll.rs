@@ -64,16 +64,7 @@ pub fn run(
     };
     // Before any secret is shown: the store must be there to take the record.
     match location.exists() {
-        Ok(false) if location.path.parent().is_some_and(std::path::Path::is_dir) => {}
-        Ok(false) => {
-            return fail(
-                conv,
-                &format!(
-                    "the record directory of {} does not exist (create it: root-owned, mode 0700)",
-                    location.path.display()
-                ),
-            );
-        }
+        Ok(false) => {}
         Ok(true) => return fail(conv, "a record appeared meanwhile"),
         Err(e) => return fail(conv, &e.to_string()),
     }

@@ -20,14 +20,24 @@ use crate::config::{Config, Store};
 #[cfg(feature = "postgres")]
 use crate::db::{self, DbError, login::Charge};
 use crate::record::{Record, StoredRecord};
-use crate::record_store::{RecordLocation, StoreError};
+use crate::record_store::{NoRecord, RecordLocation, StoreError};
 use crate::seal;
 use crate::state::{Channel, LockedState, LoginState, StateDir, StateError, StateFile};
+use crate::template::StoreKind;
+
+/// What [`nullok`](crate::config::Config::nullok) and the other ways in for unenrolled
+/// users need, and the way out, for the syslog line of a missing record directory.
+const NOT_PROVEN: &str = "refusing: nullok, enforce_after and enroll_at_login pass only a user \
+                          whose record directory exists and holds no record";
 
 /// Why no usable record was found.
 pub(crate) enum Missing {
     Unknown,
-    NotEnrolled,
+    /// Proven: the record's directory is there, trusted, and holds none.
+    NotEnrolled(NoRecord),
+    /// The user's home (or record directory in it) is not there, e.g. not mounted yet:
+    /// enrollment cannot be told, so the login is refused. The text is for syslog.
+    Unproven(String),
     /// A problem only the admin can fix; the text is for syslog.
     Unusable(String),
 }
@@ -74,15 +84,23 @@ pub(crate) fn open(config: &Config, user: &str) -> Result<Result<Opened, Missing
     // A record in a system store under the name PAM gave is used without a passwd lookup
     // (a scan of /etc/passwd with nss_files; sshd has done one already). Without one (or
     // with any problem), passwd decides as before: the user may be known under another
-    // spelling, and only passwd tells an unknown user from one not enrolled.
+    // spelling, and only passwd tells an unknown user from one not enrolled. A missing
+    // store directory is everyone's problem, whatever the name.
     if config.store == Store::File
         && let Some(location) = RecordLocation::in_system_store(config, user)
-        && let Ok(stored) = location.read_stored()
     {
-        return match open_stored(config, &location, stored) {
-            Ok(record) => open_state(config, record, &location.account.name),
-            Err(missing) => Ok(Err(missing)),
-        };
+        match location.read_stored() {
+            Ok(stored) => {
+                return match open_stored(config, &location, stored) {
+                    Ok(record) => open_state(config, record, &location.account.name),
+                    Err(missing) => Ok(Err(missing)),
+                };
+            }
+            Err(e @ StoreError::MissingDirectory { .. }) => {
+                return Ok(Err(missing_directory(&location, &e)));
+            }
+            Err(_) => {}
+        }
     }
     let account = match Account::lookup(user) {
         Ok(account) => account,
@@ -108,7 +126,8 @@ fn open_files(config: &Config, account: Account) -> Result<Result<Opened, Missin
     };
     let record = match location.read_stored() {
         Ok(stored) => open_stored(config, &location, stored),
-        Err(StoreError::NotFound) => Err(Missing::NotEnrolled),
+        Err(StoreError::NotFound(proof)) => Err(Missing::NotEnrolled(proof)),
+        Err(e @ StoreError::MissingDirectory { .. }) => Err(missing_directory(&location, &e)),
         Err(other) => Err(unusable(&location, &other)),
     };
     match record {
@@ -130,6 +149,19 @@ fn open_state(config: &Config, record: Record, user: &str) -> Result<Result<Open
     }))
 }
 
+/// A home not there refuses its user (it may be mounted a moment later); a missing
+/// system store refuses everyone until the admin makes it.
+fn missing_directory(location: &RecordLocation, e: &StoreError) -> Missing {
+    match location.kind {
+        StoreKind::Home => Missing::Unproven(format!(
+            "{e}; {NOT_PROVEN} (mount the home, or correct the home directory in passwd)"
+        )),
+        StoreKind::System => Missing::Unusable(format!(
+            "{e}; {NOT_PROVEN} (create it, owned by root, mode 0700, or correct secret_path)"
+        )),
+    }
+}
+
 fn unusable(location: &RecordLocation, e: &dyn fmt::Display) -> Missing {
     Missing::Unusable(format!("cannot use record {}: {e}", location.path.display()))
 }
@@ -149,7 +181,7 @@ fn open_stored(config: &Config, location: &RecordLocation, stored: StoredRecord)
 fn open_db(config: &Config, account: &Account) -> Result<Result<Opened, Missing>, SessionError> {
     let mut client = db::connect(config).map_err(SessionError::Db)?;
     let Some(found) = db::login::read(&mut client, &account.name).map_err(SessionError::Db)? else {
-        return Ok(Err(Missing::NotEnrolled));
+        return Ok(Err(Missing::NotEnrolled(NoRecord::in_database())));
     };
     // The same text, parsed and (if sealed) opened exactly as a record file's.
     let unusable = |e: &dyn fmt::Display| Missing::Unusable(format!("cannot use the database record: {e}"));

@@ -6,6 +6,11 @@
 //! other bits, and a bounded size. Home-directory records are read with the user's
 //! file-system rights ([`crate::privs`]).
 //!
+//! "Not enrolled" is a proof, [`NoRecord`]: only the record's own open, relative to its
+//! opened and trusted directory, makes one. A directory that is not there (a home not
+//! mounted yet, a store never made) is [`StoreError::MissingDirectory`], which says
+//! nothing about enrollment, so every caller fails closed on it.
+//!
 //! Writing (the command only): a temporary file in the same directory, `fsync`,
 //! `rename`, and an `fsync` of the directory, so a crash or a full disk leaves the old
 //! record or the new one, never a torn or missing one.
@@ -42,11 +47,32 @@ pub struct RecordLocation {
     pub account: Account,
 }
 
+/// Proof that a user has no record: the directory it would be in was opened and found
+/// trusted, and opening the record relative to it found no such file. Made only by that
+/// open, or from the database's answer ([`NoRecord::in_database`]).
+#[derive(Debug)]
+pub struct NoRecord(());
+
+impl NoRecord {
+    /// The database store has no row for the user: its answer is the proof.
+    #[must_use]
+    pub fn in_database() -> NoRecord {
+        NoRecord(())
+    }
+}
+
 /// Why a record could not be read or written. Names the problem, never the content.
 #[derive(Debug)]
 pub enum StoreError {
-    /// The user has no record (not enrolled).
-    NotFound,
+    /// The user has no record (not enrolled), proven.
+    NotFound(NoRecord),
+    /// The directory the record would be in does not exist or is not a directory: a home
+    /// or store not mounted, or never made. Enrollment cannot be told either way.
+    MissingDirectory {
+        path: PathBuf,
+        /// `path` is the user's home directory itself.
+        home: bool,
+    },
     /// `secret_path` does not expand for this user.
     Template(TemplateError),
     /// The record is a symbolic link.
@@ -70,7 +96,17 @@ pub enum StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::NotFound => f.write_str("no enrollment record"),
+            StoreError::NotFound(_) => f.write_str("no enrollment record"),
+            StoreError::MissingDirectory { path, home: true } => write!(
+                f,
+                "home directory {} is missing or not a directory (not mounted?)",
+                path.display()
+            ),
+            StoreError::MissingDirectory { path, home: false } => write!(
+                f,
+                "record directory {} is missing or not a directory",
+                path.display()
+            ),
             StoreError::Template(e) => e.fmt(f),
             StoreError::Symlink => f.write_str("record is a symbolic link; refused"),
             StoreError::NotRegular => f.write_str("record is not a regular file; refused"),
@@ -163,8 +199,8 @@ impl RecordLocation {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(dir)
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => StoreError::NotFound,
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::ENOENT | libc::ENOTDIR) => self.missing_directory(dir),
                 _ => StoreError::Io {
                     action: "open the record directory",
                     source,
@@ -182,10 +218,31 @@ impl RecordLocation {
         Ok(file)
     }
 
+    /// A missing record directory, named as what to fix: in a home store whose home is
+    /// itself not there, the home (what an admin mounts), else the directory.
+    fn missing_directory(&self, dir: &Path) -> StoreError {
+        let home = &self.account.home;
+        let home_missing = self.kind == StoreKind::Home
+            && dir.starts_with(home)
+            && !std::fs::metadata(home).is_ok_and(|meta| meta.is_dir());
+        if home_missing {
+            StoreError::MissingDirectory {
+                path: home.clone(),
+                home: true,
+            }
+        } else {
+            StoreError::MissingDirectory {
+                path: dir.to_owned(),
+                home: self.kind == StoreKind::Home && dir == home,
+            }
+        }
+    }
+
     /// Reads and parses a plain record (a sealed one is `Record(RecordError::Sealed)`).
     ///
     /// # Errors
-    /// See [`StoreError`]; a missing record is [`StoreError::NotFound`].
+    /// See [`StoreError`]; a missing record is [`StoreError::NotFound`], a missing
+    /// directory [`StoreError::MissingDirectory`].
     pub fn read(&self) -> Result<Record, StoreError> {
         match self.read_stored()? {
             StoredRecord::Plain(record) => Ok(record),
@@ -196,7 +253,8 @@ impl RecordLocation {
     /// Reads and parses the record, plain or sealed ([`crate::seal`] opens a sealed one).
     ///
     /// # Errors
-    /// See [`StoreError`]; a missing record is [`StoreError::NotFound`].
+    /// See [`StoreError`]; a missing record is [`StoreError::NotFound`], a missing
+    /// directory [`StoreError::MissingDirectory`].
     pub fn read_stored(&self) -> Result<StoredRecord, StoreError> {
         let (dir, name) = self.split()?;
         let _rights = self.rights()?;
@@ -204,7 +262,7 @@ impl RecordLocation {
         let flags =
             OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
         let fd = fcntl::openat(dir.as_fd(), name, flags, Mode::empty()).map_err(|errno| match errno {
-            Errno::ENOENT => StoreError::NotFound,
+            Errno::ENOENT => StoreError::NotFound(NoRecord(())),
             Errno::ELOOP => StoreError::Symlink,
             other => StoreError::Io {
                 action: "open the record",
@@ -260,15 +318,11 @@ impl RecordLocation {
     /// Whether a record exists here (any file, even an unusable one, counts).
     ///
     /// # Errors
-    /// The directory cannot be opened for a reason other than not existing.
+    /// The directory is missing or cannot be opened: nothing can be said.
     pub fn exists(&self) -> Result<bool, StoreError> {
         let (dir, name) = self.split()?;
         let _rights = self.rights()?;
-        let dir = match self.open_dir(dir) {
-            Ok(dir) => dir,
-            Err(StoreError::NotFound) => return Ok(false),
-            Err(e) => return Err(e),
-        };
+        let dir = self.open_dir(dir)?;
         match nix::sys::stat::fstatat(dir.as_fd(), name, fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(_) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
@@ -314,15 +368,12 @@ impl RecordLocation {
     /// Removes the record. Not an error if there is none.
     ///
     /// # Errors
-    /// The directory or file could not be changed.
+    /// The directory is missing (a record in a home not mounted would stay), or the
+    /// directory or file could not be changed.
     pub fn remove(&self) -> Result<(), StoreError> {
         let (dir_path, name) = self.split()?;
         let _rights = self.rights()?;
-        let dir = match self.open_dir(dir_path) {
-            Ok(dir) => dir,
-            Err(StoreError::NotFound) => return Ok(()),
-            Err(e) => return Err(e),
-        };
+        let dir = self.open_dir(dir_path)?;
         match nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(errno) => {
@@ -387,10 +438,151 @@ fn write_then_rename(
 
 #[cfg(test)]
 mod tests {
+    // Run as root (the test suite does): root owns what the tests make, and can give
+    // files away.
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
+
     use super::*;
     use crate::algorithm::Algorithm;
     use crate::secret::SecretKey;
     use std::io::Seek;
+
+    fn record() -> Record {
+        let secret = SecretKey::from_base32("JBSWY3DPEHPK3PXP").unwrap();
+        Record::new(secret, Algorithm::Sha1, 6, 30, String::new())
+    }
+
+    /// A system store `DIR/alice`, the way a login finds it.
+    fn system(dir: &Path) -> RecordLocation {
+        let config = Config {
+            secret_path: format!("{}/${{USER}}", dir.display()),
+            ..Config::default()
+        };
+        RecordLocation::in_system_store(&config, "alice").unwrap()
+    }
+
+    /// Root's records in a home store whose home is `home`.
+    fn home_store(home: &Path, secret_path: &str) -> RecordLocation {
+        let account = Account {
+            home: home.to_owned(),
+            ..Account::lookup("root").unwrap()
+        };
+        let config = Config {
+            secret_path: secret_path.to_owned(),
+            ..Config::default()
+        };
+        RecordLocation::for_account(&config, account).unwrap()
+    }
+
+    fn plant(path: &Path, mode: u32) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(record().to_toml().as_bytes()))
+            .unwrap();
+    }
+
+    #[test]
+    fn no_record_in_an_existing_trusted_directory_is_not_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let location = system(tmp.path());
+        assert!(matches!(location.read(), Err(StoreError::NotFound(_))));
+        assert!(!location.exists().unwrap());
+        location.write(&record()).unwrap();
+        assert!(location.read().is_ok());
+        assert!(location.exists().unwrap());
+        location.remove().unwrap();
+        assert!(matches!(location.read(), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_missing_store_directory_is_not_a_missing_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let location = system(&tmp.path().join("records"));
+        let missing = |e: Result<_, StoreError>| {
+            matches!(e, Err(StoreError::MissingDirectory { ref path, home: false })
+                if *path == tmp.path().join("records"))
+        };
+        assert!(missing(location.read().map(drop)), "{:?}", location.read());
+        assert!(missing(location.exists().map(drop)));
+        assert!(missing(location.remove()));
+        // A file where the directory should be is no better.
+        plant(&tmp.path().join("records"), 0o600);
+        assert!(missing(location.read().map(drop)));
+    }
+
+    #[test]
+    fn a_missing_home_is_named_as_the_home() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("alice");
+        for secret_path in ["~/.pam_totp", "${HOME}/.config/pam_totp/record"] {
+            let location = home_store(&home, secret_path);
+            let error = location.read().unwrap_err();
+            assert!(
+                matches!(error, StoreError::MissingDirectory { ref path, home: true } if *path == home),
+                "{secret_path}: {error:?}"
+            );
+            assert!(error.to_string().contains("not mounted?"), "{error}");
+        }
+        // The home is there, a directory below it is not: that directory is named.
+        std::fs::create_dir(&home).unwrap();
+        let location = home_store(&home, "${HOME}/.config/pam_totp/record");
+        assert!(matches!(
+            location.read(),
+            Err(StoreError::MissingDirectory { ref path, home: false }) if *path == home.join(".config/pam_totp")
+        ));
+        let location = home_store(&home, "~/.pam_totp");
+        assert!(matches!(location.read(), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_symlinked_record_is_refused_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        plant(&elsewhere, 0o600);
+        symlink(&elsewhere, tmp.path().join("alice")).unwrap();
+        let location = system(tmp.path());
+        assert!(matches!(location.read(), Err(StoreError::Symlink)));
+        // A dangling link is no missing record either.
+        std::fs::remove_file(&elsewhere).unwrap();
+        assert!(matches!(location.read(), Err(StoreError::Symlink)));
+        assert!(location.exists().unwrap());
+    }
+
+    #[test]
+    fn a_record_of_the_wrong_owner_or_too_open_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("alice");
+        plant(&path, 0o600);
+        nix::unistd::chown(&path, Some(Uid::from_raw(4321)), None).unwrap();
+        let location = system(tmp.path());
+        assert!(matches!(
+            location.read(),
+            Err(StoreError::WrongOwner {
+                found: 4321,
+                expected: 0
+            })
+        ));
+        nix::unistd::chown(&path, Some(Uid::from_raw(0)), None).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(location.read(), Err(StoreError::TooOpen { .. })));
+    }
+
+    #[test]
+    fn a_writable_store_directory_or_a_directory_record_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("alice")).unwrap();
+        let location = system(tmp.path());
+        assert!(matches!(location.read(), Err(StoreError::NotRegular)));
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(location.read(), Err(StoreError::UnsafeDirectory { .. })));
+        assert!(matches!(
+            location.exists(),
+            Err(StoreError::UnsafeDirectory { .. })
+        ));
+    }
 
     #[test]
     fn a_temporary_planted_under_the_writers_name_never_receives_the_secret() {

@@ -30,6 +30,8 @@ use crate::account::check_user_name;
 
 /// The slot format written by this version (and read).
 const MAGIC: &[u8; 4] = b"PTS2";
+/// The decoy's file name: no user name starts with a dot, so it is no one's state.
+const DECOY_FILE: &str = ".decoy";
 const SLOT_BYTES: usize = 128;
 const FILE_BYTES: u64 = 2 * SLOT_BYTES as u64;
 /// The previous version's slot format, still read: two 64-byte slots holding the last
@@ -268,31 +270,46 @@ impl StateDir {
         })
     }
 
+    /// Opens (creating if needed) the [`Decoy`] and reads it, as [`StateDir::glance`]
+    /// does a state file.
+    ///
+    /// # Errors
+    /// An unsafe file or I/O failure, as for a state file.
+    pub fn decoy(&self) -> Result<Decoy, StateError> {
+        let file = self.open_checked(DECOY_FILE)?;
+        // Read for the cost only: nothing in the decoy is ever believed.
+        let _ = read_slots(&file);
+        Ok(Decoy {
+            file,
+            euid: self.euid,
+        })
+    }
+
     /// Opens (creating if needed) and checks `user`'s state file.
     fn open_file(&self, user: &str) -> Result<File, StateError> {
         check_user_name(user).map_err(|_| StateError::BadUser)?;
-        let name = format!("{user}.state");
+        self.open_checked(&format!("{user}.state"))
+    }
+
+    /// Opens (creating if needed) and checks the file `name` of this directory.
+    fn open_checked(&self, name: &str) -> Result<File, StateError> {
         let flags = OFlag::O_RDWR
             | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW
             | OFlag::O_NONBLOCK
             | OFlag::O_CLOEXEC
             | OFlag::O_NOCTTY;
-        let fd = fcntl::openat(
-            self.dir.as_fd(),
-            name.as_str(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|errno| match errno {
-            Errno::ELOOP => StateError::UnsafeFile {
-                reason: "it is a symbolic link",
+        let fd = fcntl::openat(self.dir.as_fd(), name, flags, Mode::from_bits_truncate(0o600)).map_err(
+            |errno| match errno {
+                Errno::ELOOP => StateError::UnsafeFile {
+                    reason: "it is a symbolic link",
+                },
+                other => StateError::Io {
+                    action: "open the state file",
+                    source: other.into(),
+                },
             },
-            other => StateError::Io {
-                action: "open the state file",
-                source: other.into(),
-            },
-        })?;
+        )?;
         let file = File::from(fd);
         check_state_file(&file, self.euid)?;
         Ok(file)
@@ -584,6 +601,34 @@ impl StateFile {
             next_offset: slots.next_offset,
             euid: self.euid,
         })
+    }
+}
+
+/// The one file that logins of unknown and unenrolled users write, so that they cost
+/// what an enrolled user's wrong answer does (`crate::decoy`). One for all names (no
+/// state is made for a name that is not a user), checked like a state file, and never
+/// locked: nothing in it is read back as true, so those logins never wait for each other.
+#[derive(Debug)]
+pub struct Decoy {
+    file: File,
+    euid: u32,
+}
+
+impl Decoy {
+    /// What [`StateFile::lock`] and [`LockedState::save`] do, but the lock: check and
+    /// read the file, then one `pwrite` of a slot and one `fdatasync`.
+    ///
+    /// # Errors
+    /// The file was replaced meanwhile, or the write or sync failed (as it would have
+    /// for a state file).
+    pub fn write(&self) -> Result<(), StateError> {
+        check_state_file(&self.file, self.euid)?;
+        let _ = read_slots(&self.file);
+        // The second slot, so that the file has a state file's size from the first write.
+        self.file
+            .write_all_at(&encode_slot(&LoginState::default(), 1), SLOT_BYTES as u64)
+            .map_err(io_err("write the decoy state file"))?;
+        self.file.sync_data().map_err(io_err("sync the decoy state file"))
     }
 }
 

@@ -60,6 +60,10 @@ fn a_tiny_benchmark_run_measures_every_peer_without_unexpected_results() {
         "a login ended unexpectedly:\n{report}"
     );
     assert!(report.contains("open fds"), "no leak check:\n{report}");
+    assert!(
+        report.contains("Does timing reveal enrollment?") && report.contains("| unknown |"),
+        "no enrollment timing:\n{report}"
+    );
     let cleanup = run(&["--cleanup"]);
     assert!(cleanup.status.success());
 }

@@ -935,18 +935,7 @@ fn help_documents_commands_and_exit_codes_and_usage_errors_exit_2() {
 #[test]
 fn in_a_system_store_root_enrolls_and_lists_users_and_users_are_sent_to_root() {
     let fixture = Fixture::new("", "");
-    let records = fixture.path("records");
-    std::fs::create_dir(&records).expect("mkdir");
-    std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    std::fs::write(
-        fixture.config_path(),
-        format!(
-            "secret_path = \"{}/${{USER}}\"\nstate_dir = \"{}\"\n",
-            records.display(),
-            fixture.state_dir().display()
-        ),
-    )
-    .expect("config");
+    let records = fixture.make_system_store();
     let codes = provision_with_codes(&fixture, SECRET);
     assert!(records.join(TEST_USER).exists());
     assert_eq!(fixture.login(&codes[9]).status, SUCCESS);

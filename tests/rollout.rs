@@ -16,19 +16,10 @@ use zeroize::Zeroizing;
 const FUTURE: &str = "2099-01-15";
 const PAST: &str = "2020-01-15";
 
-/// The shipped sshd snippets end the auth stack with pam_permit, so that `PAM_IGNORE`
-/// (no verdict from pam_totp) lets the earlier factor decide; the same here.
-fn with_permit(fixture: &Fixture) {
-    let path = fixture.path(&fixture.service);
-    let mut stack = std::fs::read_to_string(&path).unwrap();
-    stack.push_str("auth required pam_permit.so\n");
-    std::fs::write(path, stack).unwrap();
-}
-
 #[test]
 fn before_enforce_after_an_unenrolled_user_gets_in_with_a_warning() {
     let fixture = Fixture::new(&format!("enforce_after = \"{FUTURE}\""), "");
-    with_permit(&fixture);
+    fixture.with_permit();
     let transcript = fixture.login("");
     assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
     assert!(transcript.prompts().is_empty(), "no code asked: {transcript:?}");
@@ -51,7 +42,7 @@ fn before_enforce_after_an_unenrolled_user_gets_in_with_a_warning() {
 #[test]
 fn from_enforce_after_an_unenrolled_user_is_prompted_and_refused() {
     let fixture = Fixture::new(&format!("enforce_after = \"{PAST}\""), "");
-    with_permit(&fixture);
+    fixture.with_permit();
     let transcript = fixture.login("123456");
     assert_eq!(transcript.status, AUTH_ERR, "{transcript:?}");
     assert_eq!(transcript.prompts(), ["Verification code: "]);
@@ -64,7 +55,7 @@ fn from_enforce_after_an_unenrolled_user_is_prompted_and_refused() {
 #[test]
 fn nullok_stays_a_permanent_opt_out_after_enforce_after() {
     let fixture = Fixture::new(&format!("enforce_after = \"{PAST}\""), "nullok");
-    with_permit(&fixture);
+    fixture.with_permit();
     let transcript = fixture.login("");
     assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
     assert!(transcript.shown.is_empty(), "{transcript:?}");
@@ -73,7 +64,7 @@ fn nullok_stays_a_permanent_opt_out_after_enforce_after() {
 #[test]
 fn during_the_grace_period_an_enrolled_user_still_needs_the_code() {
     let fixture = Fixture::new(&format!("enforce_after = \"{FUTURE}\""), "");
-    with_permit(&fixture);
+    fixture.with_permit();
     fixture.provision(SECRET);
     settle_in_step(3);
     assert_eq!(fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
@@ -86,7 +77,7 @@ fn during_the_grace_period_an_enrolled_user_still_needs_the_code() {
 fn an_enforce_after_that_is_not_a_date_fails_closed() {
     for bad in ["2027-02-30", "15.01.2027", "soon"] {
         let fixture = Fixture::new(&format!("enforce_after = \"{bad}\""), "");
-        with_permit(&fixture);
+        fixture.with_permit();
         let transcript = fixture.login("");
         assert_eq!(transcript.status, SYSTEM_ERR, "{bad}: {transcript:?}");
         let out = fixture.enroll(&["status"]);
@@ -102,7 +93,7 @@ fn an_enforce_after_that_is_not_a_date_fails_closed() {
 #[test]
 fn an_exempt_user_needs_no_code_enrolled_or_not() {
     let fixture = Fixture::new(&format!("exempt_users = [\"{TEST_USER}\"]"), "");
-    with_permit(&fixture);
+    fixture.with_permit();
     let transcript = fixture.login("");
     assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
     assert!(transcript.shown.is_empty(), "{transcript:?}");
@@ -113,7 +104,7 @@ fn an_exempt_user_needs_no_code_enrolled_or_not() {
 
     // Others are not exempt: the module argument form names someone else.
     let other = Fixture::new("", "exempt_users=root,nobody");
-    with_permit(&other);
+    other.with_permit();
     assert_eq!(other.login("123456").status, AUTH_ERR);
 }
 
@@ -133,14 +124,14 @@ fn a_member_of_an_exempt_group_needs_no_code() {
         &format!("exempt_groups = [\"no-such-group-pamtotp\", \"{group}\"]"),
         "",
     );
-    with_permit(&fixture);
+    fixture.with_permit();
     let transcript = fixture.login("");
     assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
     assert!(transcript.prompts().is_empty());
 
     // A group the user is not in exempts nothing.
     let fixture = Fixture::new("exempt_groups = [\"root\"]", "");
-    with_permit(&fixture);
+    fixture.with_permit();
     assert_eq!(fixture.login("123456").status, AUTH_ERR);
 }
 
@@ -195,7 +186,7 @@ fn every_use_of_an_exemption_is_logged() {
 #[test]
 fn enroll_at_login_with_records_in_homes_is_a_configuration_error() {
     let fixture = Fixture::new("enroll_at_login = true", "");
-    with_permit(&fixture);
+    fixture.with_permit();
     let transcript = fixture.login("");
     assert_eq!(transcript.status, SYSTEM_ERR, "{transcript:?}");
     let out = fixture.enroll(&["status"]);
@@ -222,7 +213,7 @@ fn enrolling(extra_config: &str) -> (Fixture, std::path::PathBuf) {
     );
     std::fs::write(fixture.path("totp"), service).unwrap();
     fixture.write_config(extra_config);
-    with_permit(&fixture);
+    fixture.with_permit();
     (fixture, records.join(TEST_USER))
 }
 

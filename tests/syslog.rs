@@ -226,12 +226,7 @@ fn each_hostile_record_or_state_is_named_in_syslog() {
 fn system_store(ns: &Namespace, fixture: &Fixture) -> std::path::PathBuf {
     let store = fixture.path("store");
     ns.mount_tmpfs(&store, "64k", 0o755);
-    let config = format!(
-        "secret_path = \"{}/${{USER}}\"\nstate_dir = \"{}\"\n",
-        store.display(),
-        fixture.state_dir().display()
-    );
-    fs::write(fixture.config_path(), config).expect("config");
+    fixture.point_at_system_store(&store);
     store
 }
 
@@ -341,5 +336,51 @@ fn a_user_name_cannot_forge_syslog_lines() {
             "a forged line: {:?}",
             ns.syslog()
         );
+    });
+}
+
+#[test]
+fn a_ten_kilobyte_user_name_or_host_is_cut_in_the_log_line() {
+    in_private_namespace(|ns| {
+        let fixture = Fixture::new("", "nullok");
+        let user = format!("mallory{}", "x".repeat(10_000));
+        let rhost = format!("host{}", "h".repeat(10_000));
+        let login = support::Login {
+            confdir: fixture.dir.path(),
+            service: &fixture.service,
+            user: &user,
+            rhost: Some(&rhost),
+        };
+        // Refused by the module (AUTH_ERR); libpam's own audit record, which cannot hold
+        // such a field, then makes the result SYSTEM_ERR: either way, no way in.
+        let refused = |login: &support::Login<'_>| {
+            let transcript = pam_client::authenticate(login, &[b"123456"]);
+            assert!(
+                [AUTH_ERR, SYSTEM_ERR].contains(&transcript.status),
+                "{transcript:?}"
+            );
+        };
+        refused(&login);
+        // An enrolled user too: every line naming a login goes through the same cut.
+        fixture.provision(SECRET);
+        refused(&support::Login {
+            user: TEST_USER,
+            ..login
+        });
+        let lines = ns.syslog();
+        let failures: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("authentication failure"))
+            .collect();
+        assert_eq!(failures.len(), 2, "{lines:#?}");
+        for line in &failures {
+            assert!(line.len() < 300, "{} bytes: {line}", line.len());
+            assert!(
+                line.contains("rhost=hosthhh") && line.contains("...[cut]"),
+                "{line}"
+            );
+        }
+        assert!(failures[0].contains("user=malloryxxx"), "{}", failures[0]);
+        assert!(lines.iter().all(|l| l.len() < 1000), "{lines:#?}");
     });
 }

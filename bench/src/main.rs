@@ -42,6 +42,9 @@ Options (defaults in brackets):
                     setup, with a wrong code: for profilers
   --correct-of SVC  the same with right codes: --cycles logins of the --users login users
                     in turn, each at most once per time step (waits for a fresh step)
+  --enrollment-only only pam_totp's \"does timing reveal enrollment\" scenario (--repeat
+                    wrong codes each for an enrolled, an unenrolled and an unknown user):
+                    a short run
 ";
 
 pub struct Options {
@@ -58,6 +61,7 @@ pub struct Options {
     memory_of: Option<String>,
     cycles_of: Option<String>,
     correct_of: Option<String>,
+    enrollment_only: bool,
 }
 
 fn parse_list(text: &str) -> Result<Vec<usize>, String> {
@@ -81,6 +85,7 @@ fn parse_options() -> Result<Options, String> {
         memory_of: None,
         cycles_of: None,
         correct_of: None,
+        enrollment_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -100,6 +105,7 @@ fn parse_options() -> Result<Options, String> {
             "--memory-of" => options.memory_of = Some(value()?),
             "--cycles-of" => options.cycles_of = Some(value()?),
             "--correct-of" => options.correct_of = Some(value()?),
+            "--enrollment-only" => options.enrollment_only = true,
             "--help" | "-h" => return Err(HELP.to_owned()),
             other => return Err(format!("unknown option {other}\n\n{HELP}")),
         }
@@ -173,6 +179,18 @@ fn main() -> ExitCode {
         let _ = std::fs::remove_dir_all(&options.work);
         return ExitCode::SUCCESS;
     }
+    if options.enrollment_only {
+        return match enrollment_only(&options, &confdir) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("pam-bench: {message}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match bench(&options, &confdir) {
         Ok(report) => {
             println!("{report}");
@@ -211,7 +229,8 @@ impl Row {
     }
 }
 
-fn bench(options: &Options, confdir: &Path) -> Result<String, String> {
+/// The users, the confdir and every peer's service file.
+fn set_up(options: &Options, confdir: &Path) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     users::ensure(options.users)?;
     std::fs::create_dir_all(confdir).map_err(io)?;
@@ -221,6 +240,59 @@ fn bench(options: &Options, confdir: &Path) -> Result<String, String> {
         peer.write_service(confdir, &options.work, &options.module)
             .map_err(io)?;
     }
+    Ok(())
+}
+
+/// A wrong code for an enrolled, an unenrolled and an unknown user of pam_totp, one of
+/// each in turn, so that a change in the machine's load hits the three alike.
+fn enrollment_hidden(
+    harness: &Harness,
+    enrolled: &str,
+    repeat: usize,
+) -> Result<Vec<(&'static str, Summary)>, String> {
+    if nix::unistd::User::from_name(users::UNKNOWN)
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        return Err(format!("{} must not be a user", users::UNKNOWN));
+    }
+    let cases = [
+        ("enrolled", enrolled),
+        ("unenrolled", users::UNENROLLED),
+        ("unknown", users::UNKNOWN),
+    ];
+    let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
+    for _ in 0..repeat {
+        let code = harness.wrong_code();
+        for ((_, user), samples) in cases.iter().zip(&mut samples) {
+            samples.merge(harness.repeated(Peer::Totp, user, &code, 1, Expect::Failure));
+        }
+    }
+    cases
+        .iter()
+        .zip(samples)
+        .map(|((case, _), samples)| summarise(Peer::Totp, samples).map(|s| (*case, s)))
+        .collect()
+}
+
+/// `--enrollment-only`: the smallest store and that one scenario.
+fn enrollment_only(options: &Options, confdir: &Path) -> Result<String, String> {
+    set_up(options, confdir)?;
+    let size = options.sizes.first().copied().unwrap_or(10).max(1);
+    let enrolled: Vec<String> = (0..options.users.min(size).max(1)).map(users::name).collect();
+    Peer::Totp
+        .populate(&options.work, &enrolled, options.period)
+        .map_err(|e| e.to_string())?;
+    let harness = Harness::new(confdir.to_owned(), options.period);
+    eprintln!("store {size}: wrong codes of an enrolled, an unenrolled and an unknown user");
+    let cases = enrollment_hidden(&harness, &enrolled[0], options.repeat)?;
+    Ok(report::enrollment(size, &cases))
+}
+
+fn bench(options: &Options, confdir: &Path) -> Result<String, String> {
+    let io = |e: std::io::Error| e.to_string();
+    set_up(options, confdir)?;
     let harness = Harness::new(confdir.to_owned(), options.period);
 
     let durable =
@@ -229,6 +301,7 @@ fn bench(options: &Options, confdir: &Path) -> Result<String, String> {
         Summary::of(floor::rewrite_rename(&options.work, 200).map_err(io)?, 0).ok_or("no samples")?;
 
     let mut rows = Vec::new();
+    let mut enrollment = Vec::new();
     let middle = options.sizes.get(options.sizes.len() / 2).copied().unwrap_or(0);
     for &size in &options.sizes {
         let logins: Vec<String> = (0..options.users.min(size)).map(users::name).collect();
@@ -254,6 +327,10 @@ fn bench(options: &Options, confdir: &Path) -> Result<String, String> {
                 threads,
                 by_peer: replayed,
             });
+        }
+        if size == options.sizes.first().copied().unwrap_or(0) {
+            eprintln!("store {size}: wrong codes of an enrolled, an unenrolled and an unknown user");
+            enrollment = enrollment_hidden(&harness, &logins[0], options.repeat)?;
         }
         eprintln!("store {size}: wrong codes, unenrolled user");
         let mut wrong = Vec::new();
@@ -289,7 +366,12 @@ fn bench(options: &Options, confdir: &Path) -> Result<String, String> {
     let memory: Vec<(Peer, String)> = ALL.iter().map(|&p| (p, memory_in_child(options, p))).collect();
     let leak = floor::load_unload_cycles(confdir, Peer::Totp, users::UNENROLLED, options.cycles);
 
-    Ok(report::render(options, &rows, durable, rewrite, &memory, &leak))
+    let mut report = report::render(options, &rows, durable, rewrite, &memory, &leak);
+    report.push_str(&report::enrollment(
+        options.sizes.first().copied().unwrap_or(0),
+        &enrollment,
+    ));
+    Ok(report)
 }
 
 /// Summarises a peer's samples; all of them unexpected means a misconfigured peer.

@@ -233,3 +233,42 @@ fn footprint(out: &mut String, options: &Options, memory: &[(Peer, String)], lea
         verdict(leak.fds_after == leak.fds_before && leak.rss_after_kib <= leak.rss_before_kib + 1024)
     );
 }
+
+/// Whether one try tells who is enrolled: a wrong code's median time for an enrolled,
+/// an unenrolled and an unknown user, as ratios of medians (target: within 10 %).
+pub fn enrollment(size: usize, cases: &[(&'static str, Summary)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n## Does timing reveal enrollment? (pam_totp, store {size}, a wrong code each, interleaved)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| user | median | p99 | minor faults | / enrolled |\n|---|---|---|---|---|"
+    );
+    let enrolled = cases.first().map(|(_, s)| s.median);
+    for (case, s) in cases {
+        let unexpected = if s.unexpected > 0 {
+            format!(" ({}/{} unexpected)", s.unexpected, s.samples)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| {case} | {}{unexpected} | {} | {} | {} |",
+            micros(s.median),
+            micros(s.p99),
+            s.faults.map_or_else(|| "-".to_owned(), |f| format!("{f:.1}")),
+            fmt_ratio(ratio(Some(s.median), enrolled))
+        );
+    }
+    let medians: Vec<Duration> = cases.iter().map(|(_, s)| s.median).collect();
+    let spread = ratio(medians.iter().max().copied(), medians.iter().min().copied());
+    let _ = writeln!(
+        out,
+        "\n- slowest / fastest median: {} (target ≤ 1.10: {})",
+        fmt_ratio(spread),
+        verdict(spread.is_some_and(|r| r <= 1.10))
+    );
+    out
+}

@@ -15,6 +15,9 @@ pub fn name(i: usize) -> String {
 /// A passwd user with no enrollment in any store.
 pub const UNENROLLED: &str = "ptbench-none";
 
+/// A name passwd does not know (never created).
+pub const UNKNOWN: &str = "ptbench-unknown";
+
 /// Makes sure users `0..count` and [`UNENROLLED`] exist (no home, no shell).
 ///
 /// # Errors

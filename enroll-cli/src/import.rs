@@ -257,7 +257,7 @@ fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<I
         Ok(StoredRecord::Sealed(sealed)) => {
             seal::open_record(config, user, &sealed).map_err(|e| refused(format!("cannot open: {e}")))?
         }
-        Err(StoreError::NotFound) => return Err(refused("no record file".to_owned())),
+        Err(StoreError::NotFound(_)) => return Err(refused("no record file".to_owned())),
         Err(e) => return Err(refused(format!("{e}; not imported"))),
     };
     let state = store::peek_state(&config.state_dir, user)?.unwrap_or_default();

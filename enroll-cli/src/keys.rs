@@ -183,7 +183,8 @@ fn reseal_one(
     // meanwhile (records have no lock; this keeps the window to a moment).
     let before: Before;
     let record = match location.read_stored() {
-        Err(StoreError::NotFound) => return Ok(Outcome::None),
+        // Every passwd account is tried: one without a home (/nonexistent) has no record.
+        Err(StoreError::NotFound(_) | StoreError::MissingDirectory { .. }) => return Ok(Outcome::None),
         Err(e) => return Err(e.to_string()),
         Ok(StoredRecord::Plain(_)) if !include_plain => return Ok(Outcome::Plain),
         Ok(StoredRecord::Plain(record)) => {

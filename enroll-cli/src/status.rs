@@ -96,7 +96,12 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
             };
             (record, Some(sealed.info()))
         }
-        Err(StoreError::NotFound) => (None, None),
+        Err(StoreError::NotFound(_)) => (None, None),
+        Err(e @ StoreError::MissingDirectory { .. }) => {
+            return Err(CliError::Refused(format!(
+                "{user}: {e}: whether they are enrolled cannot be told"
+            )));
+        }
         Err(e) => {
             status.enrolled = true;
             status.record_error = Some(e.to_string());
@@ -256,6 +261,10 @@ pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool)
                 };
                 let location = RecordLocation::for_account(config, account)
                     .map_err(|e| CliError::Usage(format!("{e} (in {})", config.secret_path)))?;
+                // An account without a home (/nonexistent) shows no record.
+                if matches!(location.exists(), Err(StoreError::MissingDirectory { .. })) {
+                    continue;
+                }
                 all.push(of(config, &mut Place::File(location), &name, true)?);
             }
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 use pam_totp::config::Config;
 use pam_totp::db::{self, Client};
 use pam_totp::record::{Record, StoredRecord};
-use pam_totp::record_store::{RecordLocation, StoreError};
+use pam_totp::record_store::{NoRecord, RecordLocation, StoreError};
 use pam_totp::seal;
 use pam_totp::secret::SecretKey;
 use pam_totp::state::{LoginState, StateDir, StateError};
@@ -91,7 +91,7 @@ impl Place<'_> {
             Place::Database { client, user } => {
                 Ok(match db::admin::read_record(client, user).map_err(failed)? {
                     Some(text) => Record::parse_stored(&text).map_err(StoreError::Record),
-                    None => Err(StoreError::NotFound),
+                    None => Err(StoreError::NotFound(NoRecord::in_database())),
                 })
             }
         }
@@ -247,7 +247,7 @@ pub fn read_existing(config: &Config, place: &mut Place<'_>, target: &Target) ->
                 secret_known: false,
             })
         }
-        Err(StoreError::NotFound) => Err(CliError::Refused(format!(
+        Err(StoreError::NotFound(_)) => Err(CliError::Refused(format!(
             "{} is not enrolled ({}); run totp-enroll first",
             target.account.name,
             place.describe()

@@ -161,6 +161,37 @@ impl Fixture {
         std::fs::write(self.config_path(), text).expect("config file");
     }
 
+    /// Ends the stack with pam_permit, as the shipped sshd snippets do: `PAM_IGNORE` (no
+    /// verdict from pam_totp) lets the earlier factor decide, so a user let through
+    /// without a code logs in. Again after each [`Fixture::set_args`].
+    pub fn with_permit(&self) {
+        let path = self.path(&self.service);
+        let mut stack = std::fs::read_to_string(&path).expect("service file");
+        stack.push_str("auth required pam_permit.so\n");
+        std::fs::write(path, stack).expect("service file");
+    }
+
+    /// Points the config at a system store `store/${USER}` (records kept by root).
+    pub fn point_at_system_store(&self, store: &Path) {
+        let text = format!(
+            "secret_path = \"{}/${{USER}}\"\nstate_dir = \"{}\"\n",
+            store.display(),
+            self.state_dir().display()
+        );
+        std::fs::write(self.config_path(), text).expect("config file");
+    }
+
+    /// Makes a root-only directory `records` in the fixture and points the config at it.
+    #[must_use]
+    pub fn make_system_store(&self) -> PathBuf {
+        let records = self.path("records");
+        std::fs::create_dir(&records).expect("mkdir");
+        std::fs::set_permissions(&records, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod");
+        self.point_at_system_store(&records);
+        records
+    }
+
     /// The record file of [`TEST_USER`] for this fixture.
     #[must_use]
     pub fn record_path(&self) -> PathBuf {

@@ -82,6 +82,12 @@ impl Namespace {
         .expect("mount tmpfs");
     }
 
+    /// Unmounts what was mounted at `at`, showing what was beneath again.
+    #[allow(clippy::unused_self)]
+    pub fn unmount(&self, at: &Path) {
+        umount2(at, MntFlags::empty()).expect("unmount");
+    }
+
     /// Makes the tmpfs at `at` read-only.
     #[allow(clippy::unused_self)]
     pub fn remount_read_only(&self, at: &Path) {
