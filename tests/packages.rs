@@ -273,6 +273,7 @@ fn the_deb_installs_a_module_that_authenticates_through_pamtester_and_removes_cl
 
     // The installed command enrolls the user; the installed config is the defaults.
     let state = installed.config_dir.path().join("state");
+    support::make_state_dir(&state);
     std::fs::write(
         installed.config(),
         format!(
