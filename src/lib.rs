@@ -19,6 +19,7 @@
 //! - [`uri`], [`qr`], [`clock`]: the Key URI, its QR code, timestamps and dates;
 //! - [`privs`]: acting with a user's file-system rights.
 
+pub mod access;
 pub mod account;
 pub mod algorithm;
 pub mod authenticate;
@@ -39,6 +40,7 @@ pub mod recovery;
 pub mod rollout;
 pub mod scratch;
 pub mod seal;
+pub mod selinux_label;
 pub mod secret;
 pub mod state;
 pub mod template;

@@ -373,6 +373,7 @@ fn write_then_rename(
     // A stale temporary from a killed writer may carry other bits; ours must not.
     nix::sys::stat::fchmod(temp.as_fd(), Mode::from_bits_truncate(0o600))
         .map_err(|e| ("set the record's mode", io::Error::from(e)))?;
+    crate::selinux_label::label_as_home_record(&temp).map_err(|e| ("label the record for SELinux", e))?;
     temp.write_all(bytes).map_err(|e| ("write the record", e))?;
     temp.sync_all().map_err(|e| ("sync the record", e))?;
     drop(temp);
