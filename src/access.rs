@@ -162,7 +162,11 @@ pub const OPERATIONS: &[Operation] = &[
         by: Domains::LoginAndSudo,
         store: Store::Files,
         needs: &[
-            path("/var/lib/pam_totp", "dir", &["getattr", "open", "read", "search", "write", "add_name"]),
+            path(
+                "/var/lib/pam_totp",
+                "dir",
+                &["getattr", "open", "read", "search", "write", "add_name"],
+            ),
             path(
                 "/var/lib/pam_totp/alice.state",
                 "file",
@@ -181,7 +185,9 @@ pub const OPERATIONS: &[Operation] = &[
             path(
                 "/var/lib/pam_totp/records/.alice.tmp.4242",
                 "file",
-                &["create", "getattr", "open", "write", "setattr", "rename", "unlink"],
+                &[
+                    "create", "getattr", "open", "write", "setattr", "rename", "unlink",
+                ],
             ),
             path("/var/lib/pam_totp/records/alice", "file", &["unlink"]),
         ],
@@ -241,7 +247,11 @@ pub const OPERATIONS: &[Operation] = &[
         by: Domains::Command,
         store: Store::Files,
         needs: &[
-            path("/home/alice/.pam_totp.tmp.4242", "file", &["getattr", "relabelfrom"]),
+            path(
+                "/home/alice/.pam_totp.tmp.4242",
+                "file",
+                &["getattr", "relabelfrom"],
+            ),
             path("/home/alice/.pam_totp", "file", &["relabelto"]),
         ],
     },
