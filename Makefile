@@ -101,7 +101,7 @@ selinux:
 
 selinux-install: selinux
 	semodule -i target/selinux/pam_totp.pp
-	restorecon -R $(STATEDIR) /root/.pam_totp $$(ls -d /home/*/.pam_totp 2>/dev/null)
+	restorecon -iR $(STATEDIR) /root/.pam_totp $$(ls -d /home/*/.pam_totp 2>/dev/null)
 
 # Packages from a staged `make install` (packaging/README.md says why not cargo-deb or
 # cargo-generate-rpm): dpkg-deb and rpmbuild only.

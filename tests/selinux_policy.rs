@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pam_totp::access::{Domains, Need, OPERATIONS, Object, Operation};
+use pam_totp::access::{Domains, Need, OPERATIONS, Object, Operation, Store};
 
 const TUNABLE: &str = "pam_totp_use_postgresql";
 
@@ -262,6 +262,18 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
         .arg(tree.join("tmp/policy.bin"))
         .arg(tree.join("tmp/pam_totp.mod.fc")));
 
+    // Only the database store connects anywhere: the tunable is named after it.
+    for operation in OPERATIONS {
+        let connects = operation
+            .needs
+            .iter()
+            .any(|n| matches!(n.object, Object::TcpPort(_)));
+        assert!(
+            !connects || operation.store == Store::Postgres,
+            "{}",
+            operation.what
+        );
+    }
     let verdicts = ask(&tree);
 
     // The labels the .fc gives, and the one totp-enroll gives a home record itself.
