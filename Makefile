@@ -20,6 +20,9 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/pam_totp
 SYSCONFDIR ?= /etc
+# The login state (pam_totp.toml's state_dir) and a system store's records: made by
+# install, never by the module at login (on SELinux hosts only these get their labels).
+STATEDIR ?= /var/lib/pam_totp
 PAMDIR ?= $(shell sh packaging/pamdir)
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -36,7 +39,7 @@ FUZZ_CASES ?= 5000
 SLIM := --lib --no-default-features --target-dir target/slim
 
 .PHONY: build test lint
-.PHONY: man install uninstall deb rpm packages
+.PHONY: man install uninstall deb rpm packages selinux selinux-install selinux-check
 .PHONY: bench bench-postgres demo fuzz
 
 build:
@@ -59,6 +62,7 @@ install:
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
+	install -d -m 0700 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(STATEDIR)/records
 	install -m 0644 target/slim/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
 	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp_db.so
 	install -m 0755 target/release/totp-enroll $(DESTDIR)$(BINDIR)/totp-enroll
@@ -73,6 +77,9 @@ install:
 	else \
 	    install -m 0644 packaging/pam_totp.toml $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml; \
 	fi
+	@# On an SELinux host with the policy module loaded (make selinux-install): its labels.
+	@if [ -z "$(DESTDIR)" ] && command -v selinuxenabled >/dev/null && selinuxenabled; then \
+	    restorecon -R $(STATEDIR); fi
 	@echo "installed; nothing in /etc/pam.d or sshd_config was changed (see pam_totp(8))"
 
 # Removes what install put there but the config (the admin's) and login state.
@@ -83,7 +90,18 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man8/pam_totp.8
 	for f in $$(find pam.d -type f); do rm -f $(DESTDIR)$(DOCDIR)/$$f; done
 	-rmdir $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d $(DESTDIR)$(DOCDIR)/pam.d $(DESTDIR)$(DOCDIR)
-	@echo "kept $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml and the login state; remove them by hand"
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/security/pam_totp.toml and the login state ($(STATEDIR)); remove them by hand"
+
+# The SELinux policy module (README, "RHEL and SELinux"), on a RHEL/Fedora host with
+# selinux-policy-devel; the .rpm's pam_totp-selinux subpackage does the same for you.
+selinux:
+	rm -rf target/selinux && mkdir -p target/selinux
+	cp packaging/selinux/pam_totp.te packaging/selinux/pam_totp.if packaging/selinux/pam_totp.fc target/selinux/
+	$(MAKE) -C target/selinux -f /usr/share/selinux/devel/Makefile pam_totp.pp
+
+selinux-install: selinux
+	semodule -i target/selinux/pam_totp.pp
+	restorecon -iR $(STATEDIR) /root/.pam_totp $$(ls -d /home/*/.pam_totp 2>/dev/null)
 
 # Packages from a staged `make install` (packaging/README.md says why not cargo-deb or
 # cargo-generate-rpm): dpkg-deb and rpmbuild only.
@@ -116,6 +134,19 @@ test: lint
 	$(MAKE) packages
 	$(CARGO) test --workspace
 	$(MAKE) fuzz
+	@$(MAKE) -s selinux-check
+
+# tests/selinux_policy.rs needs the RHEL 9 policy sources: without them it returns, and
+# this says so plainly (CI exports SELINUX_POLICY_REQUIRED=1, so there it fails instead).
+SELINUX_POLICY_SOURCES ?= ../shared/selinux
+export SELINUX_POLICY_SOURCES
+selinux-check:
+	@if [ ! -e "$(SELINUX_POLICY_SOURCES)/selinux-policy-c9s.tar.xz" ] && [ ! -f "$(SELINUX_POLICY_SOURCES)" ]; then \
+	    echo "*** The SELinux policy check (tests/selinux_policy.rs) was NOT run: no policy sources at"; \
+	    echo "*** $(SELINUX_POLICY_SOURCES). Get selinux-policy-c9s.tar.xz (fedora-selinux/selinux-policy branch c9s,"; \
+	    echo "*** commit 73a2d29, + container-selinux 66ae652: ../shared/selinux/README.md) and set"; \
+	    echo "*** SELINUX_POLICY_SOURCES=/path/to/it."; \
+	else echo "SELinux policy check ran against $(SELINUX_POLICY_SOURCES)"; fi
 
 # Record, state, config and typed-code parsers (the `properties` modules) on random
 # input; a failing case is saved under proptest-regressions/: commit it.

@@ -81,6 +81,7 @@ state_dir = "$tmp/state"
 issuer = "pam_totp demo"
 EOF
 cp "$build/libpam_totp.so" "$tmp/pam_totp.so"
+install -d -m 0700 "$tmp/state" # as the packages do: the module never creates it
 
 # The PAM service: the shipped pam.d/sshd snippet, pam_totp.so pointing at our build.
 mkdir "$tmp/pam.d"

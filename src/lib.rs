@@ -20,6 +20,7 @@
 //! - [`uri`], [`qr`], [`clock`]: the Key URI, its QR code, timestamps and dates;
 //! - [`privs`]: acting with a user's file-system rights.
 
+pub mod access;
 pub mod account;
 pub mod algorithm;
 pub mod authenticate;
@@ -43,6 +44,7 @@ pub mod rollout;
 pub mod scratch;
 pub mod seal;
 pub mod secret;
+pub mod selinux_label;
 pub mod state;
 pub mod template;
 pub mod uri;

@@ -428,6 +428,7 @@ fn write_then_rename(
         other => other,
     }
     .map_err(|e| ("create a temporary record", e))?;
+    crate::selinux_label::label_as_home_record(&temp).map_err(|e| ("label the record for SELinux", e))?;
     temp.write_all(bytes).map_err(|e| ("write the record", e))?;
     temp.sync_all().map_err(|e| ("sync the record", e))?;
     drop(temp);

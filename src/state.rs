@@ -178,31 +178,23 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Opens `path`, creating it (mode 0700) if it does not exist, and checks that it
-    /// belongs to the module's user (root) and is not group/world writable.
+    /// Opens `path` and checks that it belongs to the module's user (root) and is not
+    /// group/world writable. The packages (and `make install`) create it: a login never
+    /// does, since on SELinux hosts only the package gets its label right.
     ///
     /// # Errors
-    /// An unsafe or unusable directory.
+    /// An unsafe, unusable or missing directory.
     pub fn open(path: &Path) -> Result<StateDir, StateError> {
-        let open = || {
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(path)
-        };
-        let dir = match open() {
+        let dir = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+        {
             Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match nix::unistd::mkdir(path, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(errno) => {
-                        return Err(StateError::Io {
-                            action: "create the state directory",
-                            source: errno.into(),
-                        });
-                    }
-                }
-                open().map_err(io_err("open the state directory"))?
+                return Err(io_err(
+                    "open the state directory (reinstall the package, or create it: owned by root, mode 0700)",
+                )(e));
             }
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) => {
                 return Err(StateError::UnsafeDirectory {
@@ -818,7 +810,7 @@ mod tests {
     #[test]
     fn saves_survive_reopening_and_alternate_slots() -> Result<(), StateError> {
         let tmp = tempfile::tempdir().map_err(io_err("tempdir"))?;
-        let dir = StateDir::open(&tmp.path().join("state"))?;
+        let dir = StateDir::open(tmp.path())?;
         let mut locked = dir.lock("alice")?;
         assert_eq!(locked.state(), LoginState::default());
         locked.save(sample())?;

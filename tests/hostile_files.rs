@@ -186,7 +186,6 @@ fn an_unsafe_state_directory_is_refused() {
     let state = fixture.state_dir();
     let user = test_user();
 
-    fs::create_dir(&state).expect("mkdir");
     fs::set_permissions(&state, fs::Permissions::from_mode(0o770)).expect("chmod");
     assert_refused(&fixture, "group-writable state directory");
     fs::set_permissions(&state, fs::Permissions::from_mode(0o707)).expect("chmod");
@@ -206,8 +205,6 @@ fn hostile_state_files_are_refused_and_their_targets_untouched() {
     let fixture = Fixture::new("", "");
     fixture.provision(SECRET);
     let dir = fixture.state_dir();
-    fs::create_dir(&dir).expect("mkdir");
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
     let file = dir.join(format!("{}.state", support::TEST_USER));
 
     let shadow = snapshot(Path::new("/etc/shadow"));

@@ -11,6 +11,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -99,6 +100,9 @@ fn the_rpm_holds_exactly_the_expected_files_with_their_modes() {
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp"),
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp/pam.d"),
         ("drwxr-xr-x", "", "/usr/share/doc/pam_totp/pam.d/sshd_config.d"),
+        // Made by the package, never at login (README, "RHEL and SELinux").
+        ("drwx------", "", "/var/lib/pam_totp"),
+        ("drwx------", "", "/var/lib/pam_totp/records"),
     ];
     // Every example of pam.d/ is shipped as documentation.
     let snippets: Vec<String> = pam_d_examples()
@@ -131,6 +135,98 @@ fn the_rpm_holds_exactly_the_expected_files_with_their_modes() {
     );
     let requires = ok("rpm", &["-qp", "--requires", rpm]);
     assert!(requires.contains("libpam.so.0()(64bit)"), "{requires}");
+    // Built with its policy module (always in CI), the package pulls it in on SELinux hosts.
+    if selinux_rpm().is_some() {
+        assert!(
+            requires.contains("(pam_totp-selinux if selinux-policy-targeted)"),
+            "dnf must pull in the policy module on SELinux hosts: {requires}"
+        );
+    }
+}
+
+fn selinux_rpm() -> Option<PathBuf> {
+    let name = format!("pam_totp-selinux-{VERSION}-1.noarch.rpm");
+    let path = repo("target/packages").join(&name);
+    if path.exists() {
+        return Some(path);
+    }
+    // build-rpm leaves it out only without the policy sources (CI has them).
+    let required = std::env::var_os("SELINUX_POLICY_REQUIRED").is_some_and(|v| v == "1");
+    assert!(
+        !required,
+        "{name} is missing: run `make packages` with the policy sources"
+    );
+    eprintln!("{name} NOT checked: make packages found no SELinux policy sources");
+    None
+}
+
+#[test]
+fn the_selinux_subpackage_installs_the_policy_module_with_fedoras_scriptlets() {
+    let Some(rpm) = selinux_rpm() else {
+        return;
+    };
+    let rpm = rpm.to_str().unwrap();
+    let listed = lines(&ok("rpm", &["-qlp", rpm]));
+    let module = "/usr/share/selinux/packages/targeted/pam_totp.pp.bz2";
+    assert_eq!(
+        listed,
+        set(&[module, "/usr/share/selinux/devel/include/distributed/pam_totp.if"]),
+        "rpm -qlp {rpm}"
+    );
+    let requires = ok("rpm", &["-qp", "--requires", rpm]);
+    assert!(requires.contains("selinux-policy-targeted"), "{requires}");
+
+    // %pre saves the file contexts, %post installs the module, %postun removes it on
+    // erase only, %posttrans relabels what changed (and records already in homes).
+    let scripts = ok("rpm", &["-qp", "--scripts", rpm]);
+    let section = |name: &str| -> String {
+        let mut lines = scripts
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{name} scriptlet")));
+        assert!(lines.next().is_some(), "no {name} scriptlet: {scripts}");
+        lines
+            .take_while(|l| !l.contains(" scriptlet (using "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(section("preinstall").contains("file_contexts"), "{scripts}");
+    let post = section("postinstall");
+    assert!(
+        post.contains("semodule") && post.contains(&format!("-i {module}")),
+        "{post}"
+    );
+    assert!(post.contains("load_policy"), "{post}");
+    let postun = section("postuninstall");
+    assert!(
+        postun.contains("$1 -eq 0") && postun.contains("-r pam_totp"),
+        "{postun}"
+    );
+    let posttrans = section("posttrans");
+    assert!(posttrans.contains("fixfiles -C"), "{posttrans}");
+    assert!(
+        posttrans.contains("restorecon -i /root/.pam_totp /home/*/.pam_totp"),
+        "{posttrans}"
+    );
+
+    // The payload is the policy module built from packaging/selinux/pam_totp.fc.
+    let dir = tempfile::tempdir().unwrap();
+    let extract = format!(
+        "cd {} && rpm2archive - <{rpm} | tar -xz && bunzip2 -c .{module} >pam_totp.pp \
+         && semodule_unpackage pam_totp.pp pam_totp.mod pam_totp.fc",
+        dir.path().display()
+    );
+    ok("sh", &["-c", &extract]);
+    let contexts = std::fs::read_to_string(dir.path().join("pam_totp.fc")).unwrap();
+    for line in [
+        "/var/lib/pam_totp(/.*)?\t\tsystem_u:object_r:faillog_t:s0",
+        "/var/lib/pam_totp/records(/.*)?\tsystem_u:object_r:var_auth_t:s0",
+        "HOME_DIR/\\.pam_totp\t\t--\tsystem_u:object_r:auth_home_t:s0",
+    ] {
+        assert!(
+            contexts.contains(line),
+            "{line:?} not in the module's contexts: {contexts}"
+        );
+    }
 }
 
 /// Puts the machine back however the test ends: no package, no service file, no record,
@@ -217,6 +313,15 @@ fn the_deb_changes_no_login_setting_and_marks_the_config_a_conffile() {
     for forbidden in ["./etc/pam.d", "./etc/ssh"] {
         assert!(!contents.contains(forbidden), "the deb ships {forbidden}");
     }
+    // The login state's directory (and a system store's) is the package's: root, 0700.
+    for dir in ["./var/lib/pam_totp/", "./var/lib/pam_totp/records/"] {
+        assert!(
+            contents
+                .lines()
+                .any(|l| l.starts_with("drwx------ root/root") && l.ends_with(&format!(" {dir}"))),
+            "{dir} not in the deb as drwx------ root/root: {contents}"
+        );
+    }
     let control = tempfile::tempdir().unwrap();
     ok("dpkg-deb", &["--control", deb, control.path().to_str().unwrap()]);
     let mut scripts: Vec<String> = std::fs::read_dir(control.path())
@@ -254,6 +359,12 @@ fn the_deb_installs_a_module_that_authenticates_through_pamtester_and_removes_cl
     for path in DEB_FILES {
         assert!(Path::new(path).exists(), "{path} was not installed");
     }
+    let state = std::fs::metadata("/var/lib/pam_totp").expect("the deb makes /var/lib/pam_totp");
+    assert_eq!(
+        (state.uid(), state.mode() & 0o7777),
+        (0, 0o700),
+        "/var/lib/pam_totp"
+    );
     ok("dpkg", &["--verify", DEB_PACKAGE]);
     for page in ["pam_totp", "pam_totp.toml", "totp-enroll"] {
         let found = ok("man", &["-w", page]);
@@ -273,6 +384,7 @@ fn the_deb_installs_a_module_that_authenticates_through_pamtester_and_removes_cl
 
     // The installed command enrolls the user; the installed config is the defaults.
     let state = installed.config_dir.path().join("state");
+    support::make_state_dir(&state);
     std::fs::write(
         installed.config(),
         format!(
@@ -382,6 +494,10 @@ fn make_install_honours_destdir_prefix_and_pamdir_and_uninstall_keeps_the_config
             .map(|e| format!("644 /opt/totp/share/doc/pam_totp/pam.d/{e}")),
     );
     assert_eq!(tree(dest.path()), expected);
+    for dir in ["var/lib/pam_totp", "var/lib/pam_totp/records"] {
+        let mode = std::fs::metadata(dest.path().join(dir)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "{dir}: the login state's directory, made by install");
+    }
 
     // The admin's config survives a reinstall and an uninstall.
     let config = dest.path().join("etc/security/pam_totp.toml");
@@ -390,6 +506,10 @@ fn make_install_honours_destdir_prefix_and_pamdir_and_uninstall_keeps_the_config
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "window = 0\n");
     make(&["uninstall", &destdir, "PREFIX=/opt/totp"]);
     assert_eq!(tree(dest.path()), set(&["644 /etc/security/pam_totp.toml"]));
+    assert!(
+        dest.path().join("var/lib/pam_totp").is_dir(),
+        "uninstall keeps the login state"
+    );
     assert!(!dest.path().join("opt/totp/share/doc/pam_totp").exists());
 }
 

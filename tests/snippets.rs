@@ -35,6 +35,7 @@ impl SnippetService {
         let module = service.dir.path().join("pam_totp.so");
         std::fs::copy(build_dir().join("libpam_totp.so"), &module).unwrap();
         let config = service.dir.path().join("pam_totp.toml");
+        support::make_state_dir(&service.dir.path().join("state"));
         std::fs::write(
             &config,
             format!(

@@ -222,6 +222,24 @@ fn each_hostile_record_or_state_is_named_in_syslog() {
     });
 }
 
+#[test]
+fn a_missing_state_directory_fails_closed_and_is_not_created() {
+    in_private_namespace(|ns| {
+        let fixture = Fixture::new("", "");
+        fixture.provision(SECRET);
+        fs::remove_dir(fixture.state_dir()).expect("rmdir");
+        settle_in_step(5);
+        let transcript = fixture.login(&oathtool(SECRET, 0));
+        assert_eq!(transcript.status, SYSTEM_ERR, "even a right code: {transcript:?}");
+        let lines = lines_with(ns, "cannot open the state directory (reinstall the package");
+        assert!(lines[0].contains("No such file or directory"), "{lines:?}");
+        assert!(
+            !fixture.state_dir().exists(),
+            "a login must not create the state directory (its SELinux label is the package's)"
+        );
+    });
+}
+
 /// A root-owned store in a tmpfs of its own, and a config pointing at it.
 fn system_store(ns: &Namespace, fixture: &Fixture) -> std::path::PathBuf {
     let store = fixture.path("store");

@@ -129,6 +129,7 @@ fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
 fn populate_totp(dir: &Path, users: &[String], period: u64) -> io::Result<()> {
     fresh_dir(dir)?;
     fresh_dir(&dir.join("records"))?;
+    fresh_dir(&dir.join("state"))?;
     let config = format!(
         "secret_path = \"{}/records/${{USER}}\"\nstate_dir = \"{}/state\"\n\
          window = 1\nmax_failures = 4294967295\n",

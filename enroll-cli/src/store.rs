@@ -262,7 +262,9 @@ pub fn read_existing(config: &Config, place: &mut Place<'_>, target: &Target) ->
 }
 
 /// The login state of `user` as the module last left it; `None` if the user never
-/// logged in (or the state directory does not exist yet). Root only.
+/// logged in (or the state directory does not exist). Root only. The command never
+/// creates the state directory either (on SELinux hosts only the package labels it
+/// right): unlock and import refuse while it is missing, naming the fix.
 pub fn peek_state(state_dir: &Path, user: &str) -> CliResult<Option<LoginState>> {
     if !state_dir.exists() {
         return Ok(None);

@@ -121,6 +121,8 @@ impl Fixture {
         let module = fixture.path("pam_totp.so");
         std::fs::copy(build_dir().join("libpam_totp.so"), &module)
             .expect("libpam_totp.so is missing: run `cargo build --workspace` first");
+        // As the packages do: the module never creates it.
+        make_state_dir(&fixture.state_dir());
         fixture.write_config(config);
         fixture.set_args(args);
         fixture
@@ -292,6 +294,15 @@ impl Fixture {
             .and_then(|dir| dir.lock(TEST_USER).and_then(|mut locked| locked.save(state)))
             .expect("state file writable");
     }
+}
+
+/// A state directory as the packages make it: root's, mode 0700.
+pub fn make_state_dir(path: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .expect("state directory");
 }
 
 impl Drop for Fixture {

@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use crate::support::{build_dir, enroll_bin};
+use crate::support::{build_dir, enroll_bin, make_state_dir};
 
 /// The user the ssh tests log in as: has a password, a home and a shell.
 pub const SSH_USER: &str = "pamtotp-ssh";
@@ -261,6 +261,7 @@ impl Sshd {
         let module = self.path("pam_totp.so");
         std::fs::copy(build_dir().join("libpam_totp.so"), &module)
             .expect("libpam_totp.so is missing: run `cargo build --workspace` first");
+        make_state_dir(&self.path("state"));
         std::fs::write(
             self.config_path(),
             format!(

@@ -1,0 +1,364 @@
+//! RHEL with SELinux enforcing, checked on a host without SELinux: the RHEL 9 targeted
+//! policy is built from source with `packaging/selinux/pam_totp.te/.if/.fc`, and the
+//! compiled policy is asked whether each operation of `src/access.rs` is allowed, for
+//! every domain that performs it, under the labels the `.fc` files give, with the
+//! tunable `pam_totp_use_postgresql` off and on. The table it finds must be README's.
+//!
+//! `packaging/selinux/build-policy` builds it (as for `make rpm`) from
+//! `SELINUX_POLICY_SOURCES` (the tarball, or the directory holding it), else
+//! `../shared/selinux/selinux-policy-c9s.tar.xz` beside the repository. Without them the
+//! test says so and returns, unless `SELINUX_POLICY_REQUIRED=1` (CI), when it fails;
+//! `make test` prints that the check was not run. The build tree is kept in
+//! `target/selinux-policy/`, so a second run rebuilds only the module (a few minutes the
+//! first time on two busy cores).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pam_totp::access::{Domains, Need, OPERATIONS, Object, Operation, Store};
+
+const TUNABLE: &str = "pam_totp_use_postgresql";
+
+/// The domains the README table shows, in its column order; the test checks every
+/// member of `sudodomain` besides.
+const LOGIN_DOMAINS: [&str; 3] = ["sshd_t", "local_login_t", "xdm_t"];
+const SHOWN_SUDO_DOMAINS: [&str; 2] = ["staff_sudo_t", "sysadm_sudo_t"];
+const COMMAND_DOMAINS: [&str; 4] = ["user_t", "staff_t", "sysadm_t", "unconfined_t"];
+const ROOT_COMMAND_DOMAINS: [&str; 2] = ["sysadm_t", "unconfined_t"];
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The policy built with our module by `packaging/selinux/build-policy` (the tree is
+/// kept in target/selinux-policy/); `None` without the sources.
+fn build_policy() -> Option<PathBuf> {
+    let out = Command::new("sh")
+        .arg(repo("packaging/selinux/build-policy"))
+        .arg("validate")
+        .output()
+        .expect("sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())),
+        Some(3) => {
+            let required = std::env::var_os("SELINUX_POLICY_REQUIRED").is_some_and(|v| v == "1");
+            assert!(!required, "SELinux policy check cannot run: {stderr}");
+            eprintln!("SELinux policy check NOT RUN: {stderr}");
+            None
+        }
+        _ => panic!("building the policy failed: {stderr}"),
+    }
+}
+
+fn run(command: &mut Command) -> String {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let out = command.output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn domains(by: Domains) -> Vec<String> {
+    let names: Vec<&str> = match by {
+        Domains::LoginAndSudo => LOGIN_DOMAINS.iter().copied().chain(["@sudodomain"]).collect(),
+        Domains::Login => LOGIN_DOMAINS.to_vec(),
+        Domains::Command => COMMAND_DOMAINS.to_vec(),
+        Domains::RootCommand => ROOT_COMMAND_DOMAINS.to_vec(),
+    };
+    names.into_iter().map(str::to_owned).collect()
+}
+
+fn object_json(object: Object) -> serde_json::Value {
+    match object {
+        Object::Path(path) => serde_json::json!({ "path": path }),
+        Object::TcpPort(port) => serde_json::json!({ "tcp_port": port }),
+        Object::OwnSocket => serde_json::json!({ "own_socket": true }),
+    }
+}
+
+/// One verdict: an operation's need, for one domain, with the tunable off or on.
+struct Verdict {
+    operation: &'static Operation,
+    need: Need,
+    domain: String,
+    tunable: bool,
+    label: Option<String>,
+    missing: Vec<String>,
+}
+
+fn ask(tree: &Path) -> Vec<Verdict> {
+    let mut queries = Vec::new();
+    let mut keys = Vec::new();
+    for operation in OPERATIONS {
+        for need in operation.needs {
+            for domain in domains(operation.by) {
+                for tunable in [false, true] {
+                    queries.push(serde_json::json!({
+                        "domain": domain,
+                        "object": object_json(need.object),
+                        "class": need.class,
+                        "perms": need.perms,
+                        "bools": { TUNABLE: tunable },
+                    }));
+                    keys.push((operation, *need, tunable));
+                }
+            }
+        }
+    }
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), serde_json::to_vec(&queries).unwrap()).unwrap();
+    let output = run(Command::new("/usr/bin/python3")
+        .arg(repo("tests/selinux_policy.py"))
+        .arg(tree)
+        .stdin(std::fs::File::open(input.path()).unwrap()));
+    let answers: Vec<Vec<serde_json::Value>> = serde_json::from_str(&output).unwrap();
+    assert_eq!(answers.len(), keys.len());
+    let mut verdicts = Vec::new();
+    for ((operation, need, tunable), answer) in keys.into_iter().zip(answers) {
+        assert!(!answer.is_empty(), "{}: no domain answered", operation.what);
+        for one in answer {
+            verdicts.push(Verdict {
+                operation,
+                need,
+                domain: one["domain"].as_str().unwrap().to_owned(),
+                tunable,
+                label: one["label"].as_str().map(str::to_owned),
+                missing: one["missing"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_str().unwrap().to_owned())
+                    .collect(),
+            });
+        }
+    }
+    verdicts
+}
+
+fn label_of(verdicts: &[Verdict], path: &str) -> String {
+    verdicts
+        .iter()
+        .find(|v| matches!(v.need.object, Object::Path(p) if p == path))
+        .and_then(|v| v.label.clone())
+        .unwrap_or_else(|| panic!("no label for {path}"))
+}
+
+/// Whether `operation` is allowed for `domain` (every need), with the tunable as given.
+fn allowed(verdicts: &[Verdict], operation: &Operation, domain: &str, tunable: bool) -> bool {
+    verdicts
+        .iter()
+        .filter(|v| std::ptr::eq(v.operation, operation) && v.domain == domain && v.tunable == tunable)
+        .all(|v| v.missing.is_empty())
+}
+
+fn labels(verdicts: &[Verdict], operation: &Operation) -> String {
+    let mut found: Vec<String> = Vec::new();
+    for v in verdicts.iter().filter(|v| std::ptr::eq(v.operation, operation)) {
+        if let (Object::Path(_) | Object::TcpPort(_), Some(label)) = (v.need.object, &v.label)
+            && !found.contains(label)
+        {
+            found.push(label.clone());
+        }
+    }
+    found
+        .iter()
+        .map(|l| format!("`{l}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The README tables, as found.
+fn tables(verdicts: &[Verdict]) -> String {
+    let mark = |yes: bool| if yes { "allowed" } else { "**denied**" };
+    let mut text = String::new();
+    let module: Vec<&str> = LOGIN_DOMAINS.iter().chain(&SHOWN_SUDO_DOMAINS).copied().collect();
+    let _ = writeln!(text, "| what the module does | label | {} |", module.join(" | "));
+    let _ = writeln!(text, "|---|---|{}", "---|".repeat(module.len()));
+    for operation in OPERATIONS
+        .iter()
+        .filter(|o| matches!(o.by, Domains::LoginAndSudo | Domains::Login))
+    {
+        let gated = operation
+            .needs
+            .iter()
+            .any(|n| matches!(n.object, Object::TcpPort(_)));
+        let rows: &[(bool, &str)] = if gated {
+            &[
+                (false, " (tunable off)"),
+                (true, " (`pam_totp_use_postgresql` on)"),
+            ]
+        } else {
+            &[(false, "")]
+        };
+        for (tunable, suffix) in rows {
+            let cells: Vec<&str> = module
+                .iter()
+                .map(|d| {
+                    if operation.by == Domains::Login && d.ends_with("_sudo_t") {
+                        "not done"
+                    } else {
+                        mark(allowed(verdicts, operation, d, *tunable))
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                text,
+                "| {}{suffix} | {} | {} |",
+                operation.what,
+                labels(verdicts, operation),
+                cells.join(" | ")
+            );
+        }
+    }
+    let _ = writeln!(text);
+    let _ = writeln!(
+        text,
+        "| what `totp-enroll` does | label | {} |",
+        COMMAND_DOMAINS.join(" | ")
+    );
+    let _ = writeln!(text, "|---|---|{}", "---|".repeat(COMMAND_DOMAINS.len()));
+    for operation in OPERATIONS
+        .iter()
+        .filter(|o| matches!(o.by, Domains::Command | Domains::RootCommand))
+    {
+        let cells: Vec<&str> = COMMAND_DOMAINS
+            .iter()
+            .map(|d| {
+                if operation.by == Domains::RootCommand && !ROOT_COMMAND_DOMAINS.contains(d) {
+                    "not done"
+                } else {
+                    mark(allowed(verdicts, operation, d, false))
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} |",
+            operation.what,
+            labels(verdicts, operation),
+            cells.join(" | ")
+        );
+    }
+    text
+}
+
+#[test]
+fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
+    let Some(tree) = build_policy() else {
+        return;
+    };
+
+    // The .fc's contexts are valid in the compiled policy.
+    run(Command::new("setfiles")
+        .arg("-c")
+        .arg(tree.join("tmp/policy.bin"))
+        .arg(tree.join("tmp/pam_totp.mod.fc")));
+
+    // Only the database store connects anywhere: the tunable is named after it.
+    for operation in OPERATIONS {
+        let connects = operation
+            .needs
+            .iter()
+            .any(|n| matches!(n.object, Object::TcpPort(_)));
+        assert!(
+            !connects || operation.store == Store::Postgres,
+            "{}",
+            operation.what
+        );
+    }
+    let verdicts = ask(&tree);
+
+    // The labels the .fc gives, and the one totp-enroll gives a home record itself.
+    assert_eq!(label_of(&verdicts, "/var/lib/pam_totp/alice.state"), "faillog_t");
+    assert_eq!(
+        label_of(&verdicts, "/var/lib/pam_totp/records/alice"),
+        "var_auth_t"
+    );
+    assert_eq!(label_of(&verdicts, "/home/alice/.pam_totp"), "auth_home_t");
+    assert_eq!(label_of(&verdicts, "/root/.pam_totp"), "auth_home_t");
+    assert_eq!(
+        label_of(&verdicts, "/home/alice/.pam_totp"),
+        pam_totp::selinux_label::HOME_RECORD_TYPE
+    );
+    assert_eq!(
+        label_of(&verdicts, "/home/alice/.pam_totp.tmp.4242"),
+        "user_home_t"
+    );
+
+    let mut refused = Vec::new();
+    for v in &verdicts {
+        // With the tunable off, connecting to PostgreSQL may be denied (see below).
+        let tcp = matches!(v.need.object, Object::TcpPort(_));
+        if !v.missing.is_empty() && (!tcp || v.tunable) {
+            refused.push(format!(
+                "{} ({}): {} on {:?} ({}) {}: missing {:?}, tunable {}",
+                v.operation.what,
+                v.operation.source,
+                v.domain,
+                v.need.object,
+                v.label.as_deref().unwrap_or("no label"),
+                v.need.class,
+                v.missing,
+                if v.tunable { "on" } else { "off" }
+            ));
+        }
+    }
+    assert!(refused.is_empty(), "the policy disagrees: {refused:#?}");
+    // The tunable is what opens the database to sshd and the console (xdm_t may connect
+    // to any port already; the table shows it).
+    for domain in ["sshd_t", "local_login_t", "staff_sudo_t"] {
+        let denied_without = verdicts.iter().any(|v| {
+            matches!(v.need.object, Object::TcpPort(_))
+                && v.domain == domain
+                && !v.tunable
+                && !v.missing.is_empty()
+        });
+        assert!(denied_without, "{domain} reaches PostgreSQL with {TUNABLE} off");
+    }
+
+    // Every member of sudodomain was asked, not only the shown ones.
+    for domain in SHOWN_SUDO_DOMAINS
+        .iter()
+        .chain(["secadm_sudo_t", "auditadm_sudo_t"].iter())
+    {
+        assert!(
+            verdicts.iter().any(|v| v.domain == *domain),
+            "{domain} not checked"
+        );
+    }
+
+    let found = tables(&verdicts);
+    std::fs::write(repo("target/selinux-policy/table.md"), &found).unwrap();
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    assert!(
+        readme.contains(&found),
+        "README's \"RHEL and SELinux\" tables differ from what the policy says; the found \
+         tables are in target/selinux-policy/table.md:\n{found}"
+    );
+}
+
+/// The rules name attributes, not domains: RHEL 10's `sshd_session_t` (a new member of
+/// `login_pgm`) is then covered as `sshd_t` is.
+#[test]
+fn the_policy_module_names_no_login_domain() {
+    let te = std::fs::read_to_string(repo("packaging/selinux/pam_totp.te")).unwrap();
+    for domain in LOGIN_DOMAINS
+        .iter()
+        .chain(&SHOWN_SUDO_DOMAINS)
+        .chain(&["sshd_session_t", "sudo_t"])
+    {
+        let rules = te.lines().filter(|l| !l.trim_start().starts_with('#'));
+        assert!(
+            !rules.clone().any(|l| l.contains(domain)),
+            "pam_totp.te names {domain}: use login_pgm / sudodomain"
+        );
+    }
+}
