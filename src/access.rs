@@ -241,6 +241,21 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        what: "totp-enroll creates a file holding a secret (QR image) new, mode set",
+        source: "src/new_file.rs",
+        calls: &[Call::Open],
+        by: Domains::Command,
+        store: Store::Files,
+        needs: &[
+            path("/home/alice", "dir", ADD_ENTRY),
+            path(
+                "/home/alice/alice.png",
+                "file",
+                &["create", "getattr", "open", "write", "setattr"],
+            ),
+        ],
+    },
+    Operation {
         what: "totp-enroll gives the temporary record the type of ~/.pam_totp",
         source: "src/selinux_label.rs",
         calls: &[Call::Relabel],

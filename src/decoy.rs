@@ -75,6 +75,7 @@ fn throwaway(config: &Config) -> Option<Record> {
 mod tests {
     use super::*;
     use crate::recovery::{RecoveryCode, is_acceptable_hash};
+    use std::os::unix::fs::DirBuilderExt;
 
     #[test]
     fn the_throwaway_hash_has_the_parameters_of_new_hashes() {
@@ -95,6 +96,11 @@ mod tests {
             state_dir: tmp.path().join("state"),
             ..Config::default()
         };
+        // The packages make the state directory; the module never does.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&config.state_dir)
+            .unwrap();
         let recovery = RecoveryCode::from_random(3, &[1; 11]).unwrap().display();
         for reply in [&b"123456"[..], recovery.as_bytes(), b"nonsense"] {
             open(&config).unwrap().spend(&config, reply, 1_000_000).unwrap();
@@ -105,7 +111,7 @@ mod tests {
             .collect();
         assert_eq!(names, [".decoy"]);
         let meta = std::fs::metadata(config.state_dir.join(".decoy")).unwrap();
-        assert_eq!(meta.len(), 128, "a state file's size");
+        assert_eq!(meta.len(), 256, "a state file's size: two 128-byte slots");
         // A decoy someone linked elsewhere is refused like a state file.
         let linked = config.state_dir.join("linked");
         std::fs::hard_link(config.state_dir.join(".decoy"), &linked).unwrap();
