@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pam_totp::config::Config;
+use pam_totp_config::Config;
 use serde_aux::serde_introspection::serde_introspect;
 use toml::{Table, Value};
 

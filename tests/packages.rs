@@ -441,8 +441,9 @@ fn the_module_needs_no_shared_library_beyond_libpam_and_libc() {
     }
 }
 
-/// The two modules `make install` installs: `pam_totp.so` (slim) and `pam_totp_db.so` (full).
-const MODULES: [&str; 2] = ["slim/release/libpam_totp.so", "release/libpam_totp.so"];
+/// The two modules `make install` installs: `pam_totp.so` (file store) and
+/// `pam_totp_db.so` (file and database stores).
+const MODULES: [&str; 2] = ["release/libpam_totp.so", "release/libpam_totp_db.so"];
 
 fn read_manifest() -> toml::Table {
     toml::from_str(&std::fs::read_to_string(repo("Cargo.toml")).unwrap()).unwrap()

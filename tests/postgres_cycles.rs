@@ -80,12 +80,12 @@ fn rss_kib() -> u64 {
 /// both; the release build is what sshd loads, and keeps this test well under a
 /// minute), else the debug build (several times slower to load and run).
 fn module() -> PathBuf {
-    let debug = support::build_dir().join("libpam_totp.so");
+    let debug = support::db_module();
     let release = support::build_dir()
         .parent()
         .expect("target")
         .join("release")
-        .join("libpam_totp.so");
+        .join("libpam_totp_db.so");
     let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     match (modified(&release), modified(&debug)) {
         (Some(r), Some(d)) if r >= d => release,
@@ -107,7 +107,7 @@ fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
 #[test]
 fn handed_over_logins_load_and_unload_both_modules_and_leak_nothing() {
     cycles_leave_nothing(2_000, |host| {
-        let slim = support::module_variant("slim", "--no-default-features");
+        let slim = support::file_module();
         std::fs::copy(&slim, host.fixture.path("pam_totp.so")).unwrap();
         std::fs::copy(module(), host.fixture.path("pam_totp_db.so")).unwrap();
     });
