@@ -15,7 +15,7 @@ use pam_totp_store_file::FileStore;
 use support::{Fixture, SECRET, TEST_USER, oathtool, phone_user, settle_in_step, shown_key, wrong_code};
 use zeroize::Zeroizing;
 
-/// The stores of pam_totp.so.
+/// The stores of `pam_totp.so`.
 const FILE_STORE: Stores<'static> = Stores {
     file: &FileStore,
     postgres: None,

@@ -2,7 +2,7 @@
 //! rules it applies. No file, database or PAM code is here: the login reaches the world
 //! only through the traits of [`ports`] (and account lookups, through `pam_totp_os`).
 //!
-//! - [`ports`]: Conversation, Logger, LoginStore, AdminStore and what they exchange;
+//! - [`ports`]: `Conversation`, `Logger`, `LoginStore`, `AdminStore` and what they exchange;
 //! - [`authenticate`]: one login, start to verdict; [`forward_pass`], [`login_enroll`],
 //!   [`decoy`] (unknown users cost what enrolled ones do), [`rollout`] (grace period,
 //!   exemptions), [`lockout`] (the lock-out rule and its table of cases);

@@ -8,6 +8,7 @@ use crate::login_state::{Channel, LoginState};
 
 /// Counts one more failure on `channel`'s counters, and starts or lengthens its
 /// lock-out once there are enough. Every account is limited so, exempt ones included.
+#[must_use]
 pub fn record_failure(policy: &LockoutPolicy, before: LoginState, now: u64, channel: Channel) -> LoginState {
     let (failures, locked_until) = before.counters(channel);
     let failures = failures.saturating_add(1);

@@ -108,6 +108,7 @@ impl Login<'_> {
     /// that is a console device (`console`, `ttyN`, `ttySN`, `hvcN`, with or without
     /// `/dev/`). A pseudo-terminal (`pts/N`) is not: `su` or `sudo` in a session opened
     /// from anywhere uses one.
+    #[must_use]
     pub fn at_local_console(&self) -> bool {
         if self.rhost.is_some_and(|rhost| !rhost.is_empty()) {
             return false;
@@ -125,6 +126,7 @@ impl Login<'_> {
 
     /// The counters this attempt is charged to: an exempt account at the local console
     /// has its own, so that a remote attacker cannot lock it out there.
+    #[must_use]
     pub fn channel(&self, config: &Config) -> Channel {
         if config.is_lockout_exempt(self.user) && self.at_local_console() {
             Channel::Console
@@ -134,6 +136,7 @@ impl Login<'_> {
     }
 
     /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
+    #[must_use]
     pub fn who(&self) -> String {
         format!(
             "user={} rhost={}",
@@ -248,7 +251,7 @@ impl Missing {
     pub fn from_lookup(e: &AccountError) -> Missing {
         match e {
             AccountError::Unknown | AccountError::InvalidName => Missing::Unknown,
-            other => Missing::Unusable(StoreFailure::new(other.clone())),
+            other @ AccountError::Lookup(_) => Missing::Unusable(StoreFailure::new(other.clone())),
         }
     }
 }

@@ -261,23 +261,19 @@ pub fn open_in(dir: &File, name: &Path, rules: &Rules) -> Result<(File, u64), Re
 /// given (whoever can write the directory can swap the file); the file and its size.
 ///
 /// # Errors
-/// Missing, a refused link, unreadable, or breaking `rules` (or `parent`, for the
-/// directory, reported as [`Refused::Io`]-free refusals of the directory itself).
+/// Missing, a refused link, unreadable, or breaking `rules` (or, for the directory,
+/// `parent`).
 pub fn open(path: &Path, rules: &Rules, parent: Option<&Rules>) -> Result<(File, u64), Refused> {
-    match parent {
-        Some(parent) => {
-            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-                return Err(Refused::Missing);
-            };
-            let dir = open_dir(dir, Some(parent))?;
-            open_in(&dir, Path::new(name), rules)
-        }
-        None => {
-            let fd = fcntl::open(path, rules.open_flags(), Mode::empty())
-                .map_err(|errno| refused_open(errno, "open the file"))?;
-            checked(File::from(fd), rules)
-        }
+    if let Some(parent) = parent {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Refused::Missing);
+        };
+        let dir = open_dir(dir, Some(parent))?;
+        return open_in(&dir, Path::new(name), rules);
     }
+    let fd = fcntl::open(path, rules.open_flags(), Mode::empty())
+        .map_err(|errno| refused_open(errno, "open the file"))?;
+    checked(File::from(fd), rules)
 }
 
 /// Opens (creating it with `mode` if missing) `name` in `dir` for reading and writing,

@@ -5,7 +5,7 @@
 //!   "not enrolled" only as a proof ([`NoRecord`](record_store::NoRecord));
 //! - [`template`]: `secret_path` expansion for one account;
 //! - [`state`]: the state file (A/B slots, flock): one durable write per login;
-//! - [`seal`]: secrets sealed to the host key (crypto_box sealed box), key file checks;
+//! - [`seal`]: secrets sealed to the host key (`crypto_box` sealed box), key file checks;
 //! - [`file_store`]: the login's [`LoginStore`](pam_totp_core::ports::LoginStore) over them;
 //! - [`admin`]: `totp-enroll`'s [`AdminStore`](pam_totp_core::ports::AdminStore) over them.
 

@@ -410,7 +410,10 @@ fn decode_key(text: &str, tag: &str) -> Option<Zeroizing<[u8; 32]>> {
 /// Reads a root-owned file under the host key's rules: directory root-owned and not
 /// writable by others, no symlink, regular, owned by root; a secret kind readable by
 /// root only, a public kind not writable by others. Also used for the database's
-/// passfile, client key and certificates ([`crate::db`]).
+/// passfile, client key and certificates (`pam_totp_store_pg`).
+///
+/// # Errors
+/// Missing, unsafe (by the rules above), unreadable or not UTF-8.
 pub fn read_key_file(kind: KeyKind, path: &Path) -> Result<Zeroizing<String>, SealError> {
     // Certificates (chains) are larger than our one-line keys.
     let max_bytes = match kind {

@@ -96,12 +96,6 @@ impl LoginStore for PgStore {
             return Ok(Found::Missing(Missing::NotEnrolled(NoRecord::proven_by_store())));
         };
         // The same text, parsed and (if sealed) opened exactly as a record file's.
-        fn unusable(e: impl std::error::Error + Send + Sync + 'static) -> Missing {
-            Missing::Unusable(StoreFailure::described(
-                format!("cannot use the database record: {e}"),
-                e,
-            ))
-        }
         let record = match Record::parse_stored(&found.record) {
             Ok(StoredRecord::Plain(record)) => record,
             Ok(StoredRecord::Sealed(sealed)) => match seal::open_record(config, &account.name, &sealed) {
@@ -125,6 +119,14 @@ impl LoginStore for PgStore {
     fn enrollment(&self, _config: &Config, _account: Account) -> Result<Box<dyn Enrollment>, StoreFailure> {
         Err(StoreFailure::new(NoEnrollmentAtLogin))
     }
+}
+
+/// A database record that cannot be used, for syslog.
+fn unusable(e: impl std::error::Error + Send + Sync + 'static) -> Missing {
+    Missing::Unusable(StoreFailure::described(
+        format!("cannot use the database record: {e}"),
+        e,
+    ))
 }
 
 /// Nothing held across the prompt.
