@@ -82,7 +82,7 @@ pub struct Config {
     /// One prompt for password and code together; the password part is handed on to
     /// the next module as `PAM_AUTHTOK` (`pam_totp_core::forward_pass`).
     pub forward_pass: bool,
-    /// `totp-enroll` seals new secrets to `host_public_key` (see [`crate::seal`]).
+    /// `totp-enroll` seals new secrets to `host_public_key` (see `pam_totp_store_file::seal`).
     pub seal: bool,
     /// The host's private key (root only, 0600): opens sealed records at login.
     pub host_key: PathBuf,

@@ -44,7 +44,7 @@ pub struct Record {
 struct RecordFile {
     version: u32,
     // Exactly one of `secret` (base32) and `sealed_secret` (sealed to the host key,
-    // see [`crate::seal`]).
+    // see `pam_totp_store_file::seal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,7 +88,7 @@ pub enum StoredRecord {
     Sealed(SealedRecord),
 }
 
-/// A parsed and checked record whose secret is still sealed ([`crate::seal`] opens it).
+/// A parsed and checked record whose secret is still sealed (`pam_totp_store_file::seal` opens it).
 pub struct SealedRecord(RecordFile);
 
 impl fmt::Debug for SealedRecord {
@@ -327,7 +327,7 @@ impl Record {
     }
 
     /// The file's text with the secret sealed: `sealed_secret` is what
-    /// [`crate::seal::PublicHostKey::seal`] made of this record's secret.
+    /// `pam_totp_store_file::seal::PublicHostKey::seal` made of this record's secret.
     #[must_use]
     pub fn to_sealed_toml(&self, sealed_secret: &str) -> Zeroizing<String> {
         let file = self.to_file(None, Some(sealed_secret.to_owned()));
