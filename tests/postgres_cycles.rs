@@ -1,7 +1,7 @@
 //! The module is loaded and unloaded with every PAM handle (`pam_start` dlopens it,
 //! `pam_end` dlcloses it). With the database store each login also makes a runtime, a
 //! connection and TLS state: 10 000 load/login/unload cycles in one process (and 2 000
-//! through the slim module, which loads and unloads the full one each time) must leave
+//! through `pam_totp.so`, which loads and unloads `pam_totp_db.so` each time) must leave
 //! no thread, no file descriptor and no memory behind, and never crash.
 
 // Test helpers: a failed setup step should stop the test loudly.
@@ -102,7 +102,7 @@ fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
     });
 }
 
-/// The installed setup: the slim `pam_totp.so` loads `pam_totp_db.so` at every login
+/// The installed setup: `pam_totp.so` (file store) loads `pam_totp_db.so` at every login
 /// and unloads it again (two dlopens and dlcloses a cycle).
 #[test]
 fn handed_over_logins_load_and_unload_both_modules_and_leak_nothing() {

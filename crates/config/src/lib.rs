@@ -91,7 +91,7 @@ pub struct Config {
     /// Older private keys that still open records sealed to them until `reseal`.
     pub retired_keys: Vec<PathBuf>,
     /// Where records and login state live: `file` (`secret_path`, `state_dir`) or
-    /// `postgres` (shared by many hosts; see `db`, in the full build).
+    /// `postgres` (shared by many hosts; `pam_totp_store_pg`, in `pam_totp_db.so`).
     pub store: Store,
     /// With `store = "postgres"`: libpq-style `key=value` connection settings; TLS
     /// (`sslmode`, default verify-full) and credentials (`passfile`, `sslcert`/`sslkey`)

@@ -25,7 +25,7 @@ use super::{PamConversation, PamLogger};
 use pam_totp_core::ports::{Conversation, Logger, Priority, UNAVAILABLE_MESSAGE};
 use pam_totp_os::trusted_file::{Owner, Refused, Rules};
 
-/// The full build's installed name, looked for beside this module.
+/// The database-store module's installed name, looked for beside this module.
 pub(crate) const SIBLING: &str = "pam_totp_db.so";
 
 /// `pam_sm_authenticate` as libpam calls it (`<security/pam_modules.h>`).
@@ -33,7 +33,7 @@ type Authenticate = unsafe extern "C" fn(*mut PamHandle, PamFlag, c_int, *const 
 
 thread_local! {
     /// Set while this thread is inside a hand-over from this copy of the module: a
-    /// `pam_totp_db.so` that is in fact a slim build would hand the login to itself
+    /// `pam_totp_db.so` that is in fact this file-store module would hand the login to itself
     /// for ever; the second hand-over is refused instead.
     static HANDING_OVER: Cell<bool> = const { Cell::new(false) };
 }
@@ -161,7 +161,7 @@ impl Library {
         let name =
             CString::new(path.as_os_str().as_bytes()).map_err(|_| "path holds a NUL byte".to_owned())?;
         // SAFETY: `name` is a NUL-terminated path that lives across the call. Loading
-        // runs the object's initialisers: it is the full build of this crate, which has
+        // runs the object's initialisers: it is `pam_totp_db.so` (crates/pam_totp_db), which has
         // none beyond Rust's, and was checked above to be root's own file.
         let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
