@@ -251,9 +251,8 @@ fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<I
                     .to_owned(),
             ));
         }
-        Ok(StoredRecord::Sealed(sealed)) => {
-            seal::open_record(config, user, &sealed).map_err(|e| refused(format!("cannot open: {e}")))?
-        }
+        Ok(StoredRecord::Sealed(sealed)) => seal::open_record(config.host_keys(), user, &sealed)
+            .map_err(|e| refused(format!("cannot open: {e}")))?,
         Err(StoreError::NotFound(_)) => return Err(refused("no record file".to_owned())),
         Err(e) => return Err(refused(format!("{e}; not imported"))),
     };

@@ -195,7 +195,7 @@ fn reseal_one(
             if id == host.id() {
                 return Ok(Outcome::Current);
             }
-            let old = seal::find_retired(config, id)
+            let old = seal::find_retired(config.host_keys(), id)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| {
                     format!("sealed to key {id}, which no retired_keys entry holds; left as it is")

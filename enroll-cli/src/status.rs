@@ -79,7 +79,7 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         Stored::Found(StoredRecord::Sealed(sealed)) => {
             status.sealed = true;
             let record = if as_root {
-                match seal::open_record(config, user, &sealed) {
+                match seal::open_record(config.host_keys(), user, &sealed) {
                     Ok(record) => Some(record),
                     Err(e) => {
                         status.record_error = Some(format!("cannot open the sealed secret: {e}"));

@@ -195,9 +195,10 @@ pub fn read_existing(config: &Config, place: &mut Place<'_>, target: &Target) ->
             secret_known: true,
         }),
         Stored::Found(StoredRecord::Sealed(sealed)) if target.caller_is_root => {
-            let record = seal::open_record(config, &target.account.name, &sealed).map_err(|e| {
-                CliError::Refused(format!("cannot open the sealed record {}: {e}", place.describe()))
-            })?;
+            let record =
+                seal::open_record(config.host_keys(), &target.account.name, &sealed).map_err(|e| {
+                    CliError::Refused(format!("cannot open the sealed record {}: {e}", place.describe()))
+                })?;
             Ok(Existing {
                 record,
                 sealed_secret: Some(sealed.sealed_secret().to_owned()),

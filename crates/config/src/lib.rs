@@ -173,6 +173,13 @@ impl Default for Config {
     }
 }
 
+/// The host-key section, for opening sealed records: `host_key`, `retired_keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostKeys<'a> {
+    pub host_key: &'a Path,
+    pub retired_keys: &'a [PathBuf],
+}
+
 /// The lock-out section: `max_failures`, `lockout_seconds`, `lockout_max_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
@@ -294,6 +301,15 @@ impl Config {
             }
         }
         Config::load(&path, &overrides)
+    }
+
+    /// The keys that open sealed records (`pam_totp_store_file::seal`).
+    #[must_use]
+    pub fn host_keys(&self) -> HostKeys<'_> {
+        HostKeys {
+            host_key: &self.host_key,
+            retired_keys: &self.retired_keys,
+        }
     }
 
     /// The lock-out keys, for the rule in `pam_totp_core::lockout`.

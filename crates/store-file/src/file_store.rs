@@ -130,7 +130,8 @@ fn open_stored(config: &Config, location: &RecordLocation, stored: StoredRecord)
     match stored {
         StoredRecord::Plain(record) => Ok(record),
         StoredRecord::Sealed(sealed) => {
-            seal::open_record(config, &location.account.name, &sealed).map_err(|e| unusable(location, e))
+            seal::open_record(config.host_keys(), &location.account.name, &sealed)
+                .map_err(|e| unusable(location, e))
         }
     }
 }

@@ -29,7 +29,7 @@ use base64ct::{Base64, Encoding};
 use crypto_box::aead::rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
-use pam_totp_config::Config;
+use pam_totp_config::HostKeys;
 use pam_totp_core::record::{Record, RecordError, SealedRecord};
 use pam_totp_core::secret::{MAX_SECRET_BYTES, SecretKey};
 use pam_totp_os::trusted_file::{self, Owner, Refused, Rules};
@@ -359,13 +359,13 @@ fn parse_sealed(sealed: &str) -> Result<(KeyId, Vec<u8>), SealError> {
 ///
 /// # Errors
 /// Any key problem (fail closed), a box that does not open, or an unusable record.
-pub fn open_record(config: &Config, user: &str, sealed: &SealedRecord) -> Result<Record, SealError> {
+pub fn open_record(keys: HostKeys<'_>, user: &str, sealed: &SealedRecord) -> Result<Record, SealError> {
     let wanted = sealed_key_id(sealed.sealed_secret())?;
-    let host = HostKey::read(&config.host_key)?;
+    let host = HostKey::read(keys.host_key)?;
     let key = if host.id() == wanted {
         host
     } else {
-        find_retired(config, wanted)?.ok_or(SealError::NoMatchingKey {
+        find_retired(keys, wanted)?.ok_or(SealError::NoMatchingKey {
             sealed_to: wanted,
             host_key: host.id(),
         })?
@@ -379,8 +379,8 @@ pub fn open_record(config: &Config, user: &str, sealed: &SealedRecord) -> Result
 ///
 /// # Errors
 /// A listed key file that is unsafe or unreadable.
-pub fn find_retired(config: &Config, wanted: KeyId) -> Result<Option<HostKey>, SealError> {
-    for path in &config.retired_keys {
+pub fn find_retired(keys: HostKeys<'_>, wanted: KeyId) -> Result<Option<HostKey>, SealError> {
+    for path in keys.retired_keys {
         let key = HostKey::read(path)?;
         if key.id() == wanted {
             return Ok(Some(key));

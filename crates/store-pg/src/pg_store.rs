@@ -98,10 +98,12 @@ impl LoginStore for PgStore {
         // The same text, parsed and (if sealed) opened exactly as a record file's.
         let record = match Record::parse_stored(&found.record) {
             Ok(StoredRecord::Plain(record)) => record,
-            Ok(StoredRecord::Sealed(sealed)) => match seal::open_record(config, &account.name, &sealed) {
-                Ok(record) => record,
-                Err(e) => return Ok(Found::Missing(unusable(e))),
-            },
+            Ok(StoredRecord::Sealed(sealed)) => {
+                match seal::open_record(config.host_keys(), &account.name, &sealed) {
+                    Ok(record) => record,
+                    Err(e) => return Ok(Found::Missing(unusable(e))),
+                }
+            }
             Err(e) => return Ok(Found::Missing(unusable(e))),
         };
         drop(client);
