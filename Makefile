@@ -31,12 +31,10 @@ PACKAGES := target/packages
 # Cases per property in `make fuzz`: well under a minute in all on two busy cores.
 FUZZ_CASES ?= 5000
 
-# Two modules from the one crate (ARCHITECTURE.md, "Two builds"): pam_totp.so, the slim
-# build without the database client (feature `postgres` off), what a file-store login
-# loads; and pam_totp_db.so, the full build, to which the slim one hands a login when the
-# config says store = "postgres". The slim build has its own target directory, so that no
-# workspace build (whose feature unification turns `postgres` on) can overwrite it.
-SLIM := --lib --no-default-features --target-dir target/slim
+# Two modules, two cdylib crates (ARCHITECTURE.md, "Two modules"): pam_totp.so
+# (crates/pam_totp: the file store, no database client), what a file-store login loads;
+# and pam_totp_db.so (crates/pam_totp_db: both stores), to which pam_totp.so hands a
+# login when the config says store = "postgres". One workspace build makes both.
 
 .PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages selinux selinux-install selinux-check
@@ -44,7 +42,6 @@ SLIM := --lib --no-default-features --target-dir target/slim
 
 build:
 	$(CARGO) build --release --workspace
-	$(CARGO) build --release -p pam_totp $(SLIM)
 	$(MAKE) man
 
 # totp-enroll(1) is generated from the command's clap definition (man/mangen);
@@ -56,15 +53,15 @@ man:
 
 # Copies what `make build` made; it does not build, so root needs no Rust toolchain.
 install:
-	@for f in target/slim/release/libpam_totp.so target/release/libpam_totp.so target/release/totp-enroll target/man/totp-enroll.1; do \
+	@for f in target/release/libpam_totp.so target/release/libpam_totp_db.so target/release/totp-enroll target/man/totp-enroll.1; do \
 	    test -f $$f || { echo "make install: $$f is missing; run make first" >&2; exit 1; }; done
 	@test -n "$(PAMDIR)" || { echo "make install: PAM module directory not found; give PAMDIR=" >&2; exit 1; }
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d $(DESTDIR)$(DOCDIR)/pam.d/sshd_config.d
 	install -d -m 0700 $(DESTDIR)$(STATEDIR) $(DESTDIR)$(STATEDIR)/records
-	install -m 0644 target/slim/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
-	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp_db.so
+	install -m 0644 target/release/libpam_totp.so $(DESTDIR)$(PAMDIR)/pam_totp.so
+	install -m 0644 target/release/libpam_totp_db.so $(DESTDIR)$(PAMDIR)/pam_totp_db.so
 	install -m 0755 target/release/totp-enroll $(DESTDIR)$(BINDIR)/totp-enroll
 	install -m 0644 target/man/totp-enroll.1 $(DESTDIR)$(MANDIR)/man1/totp-enroll.1
 	install -m 0644 man/pam_totp.toml.5 $(DESTDIR)$(MANDIR)/man5/pam_totp.toml.5
@@ -125,12 +122,10 @@ lint:
 
 # The packages are built before the tests that install and inspect them (tests/packages.rs);
 # target/panic-test: the module with its test-only panic switch (tests/panic.rs), built
-# apart so that no other build ever holds it; target/slim: the slim module
-# (tests/slim_module.rs).
+# apart so that no other build ever holds it.
 test: lint
 	$(CARGO) build --workspace
-	$(CARGO) build -p pam_totp --lib --features panic-test --target-dir target/panic-test
-	$(CARGO) build -p pam_totp $(SLIM)
+	$(CARGO) build -p pam_totp --features panic-test --target-dir target/panic-test
 	$(MAKE) packages
 	$(CARGO) test --workspace
 	$(MAKE) fuzz
@@ -151,23 +146,22 @@ selinux-check:
 # Record, state, config and typed-code parsers (the `properties` modules) on random
 # input; a failing case is saved under proptest-regressions/: commit it.
 fuzz:
-	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p pam_totp --lib properties
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p pam_totp_config -p pam_totp_core -p pam_totp_store_file --lib properties
 
 # Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
-# It times the slim module (the installed pam_totp.so; pam-bench's default --module).
+# It times pam_totp.so (the file-store module; pam-bench's default --module).
 bench:
 	$(CARGO) build --release -p pam_totp -p pam-bench
-	$(CARGO) build --release -p pam_totp $(SLIM)
 	target/release/pam-bench --out target/bench.md
 
 # A throwaway cluster on 127.0.0.1:$(PG_PORT), pg-load against it, the cluster stopped
-# and removed whatever the outcome. It loads the full module (pam_totp_db.so's build,
-# target/release) directly: what it measures is the database, not the hand-over. PG_LOAD_ARGS e.g. "--logins 20000".
+# and removed whatever the outcome. It loads pam_totp_db.so (target/release/
+# libpam_totp_db.so) directly: what it measures is the database, not the hand-over. PG_LOAD_ARGS e.g. "--logins 20000".
 PG_PORT ?= 55432
 PG_DIR := $(CURDIR)/target/pg-cluster
 PG_LOAD_ARGS ?=
 bench-postgres:
-	$(CARGO) build --release -p pam_totp -p pam-bench
+	$(CARGO) build --release -p pam_totp_db -p pam-bench
 	sh scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)
 	target/release/pg-load \
 	    --admin "host=$(PG_DIR) port=$(PG_PORT) user=totp_admin dbname=totp sslmode=disable" \

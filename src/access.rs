@@ -4,9 +4,10 @@
 //!
 //! The one list `tests/selinux_policy.rs` checks against the compiled RHEL targeted
 //! policy with `packaging/selinux/pam_totp.te/.fc` built in. The unit test below scans
-//! this crate's sources for file-system and socket calls, so a new call in a file, or in
-//! a file with no entry, fails until it is listed here (and the policy test then says
-//! whether the policy allows it).
+//! the sources of every crate under `crates/` (what the modules are made of) for
+//! file-system and socket calls, so a new call in a file, or in a file with no entry,
+//! fails until it is listed here (and the policy test then says whether the policy
+//! allows it). It lives in the tests' package because it spans the crates.
 
 #![forbid(unsafe_code)]
 
@@ -104,7 +105,7 @@ const ADD_ENTRY: &[&str] = &["search", "write", "add_name", "remove_name"];
 pub const OPERATIONS: &[Operation] = &[
     Operation {
         what: "read /etc/security/pam_totp.toml",
-        source: "src/config.rs",
+        source: "crates/os/src/trusted_file.rs",
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Any,
@@ -112,7 +113,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "read the host key, database password or TLS files in /etc/security",
-        source: "src/seal.rs",
+        source: "crates/os/src/trusted_file.rs",
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Any,
@@ -123,7 +124,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "read ~/.pam_totp (home store)",
-        source: "src/record_store.rs",
+        source: "crates/os/src/trusted_file.rs",
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Files,
@@ -134,7 +135,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "read /root/.pam_totp",
-        source: "src/record_store.rs",
+        source: "crates/os/src/trusted_file.rs",
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Files,
@@ -145,7 +146,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "read a record in /var/lib/pam_totp/records (system store)",
-        source: "src/record_store.rs",
+        source: "crates/os/src/trusted_file.rs",
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Files,
@@ -157,7 +158,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "open, create, lock and write USER.state",
-        source: "src/state.rs",
+        source: "crates/store-file/src/state.rs",
         calls: &[Call::Open, Call::Lock],
         by: Domains::LoginAndSudo,
         store: Store::Files,
@@ -176,8 +177,8 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "write a record at login (enroll_at_login, system store)",
-        source: "src/record_store.rs",
-        calls: &[Call::Open, Call::Rename, Call::Unlink, Call::List],
+        source: "crates/store-file/src/record_store.rs",
+        calls: &[Call::Unlink, Call::List],
         by: Domains::Login,
         store: Store::Files,
         needs: &[
@@ -194,7 +195,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "load pam_totp_db.so (store = \"postgres\" in pam_totp.so)",
-        source: "src/ffi/delegate.rs",
+        source: "crates/pam/src/handover.rs",
         calls: &[Call::Load],
         by: Domains::LoginAndSudo,
         store: Store::Postgres,
@@ -206,7 +207,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "connect to PostgreSQL, tcp 5432",
-        source: "src/db/client.rs",
+        source: "crates/store-pg/src/client.rs",
         calls: &[Call::Connect],
         by: Domains::LoginAndSudo,
         store: Store::Postgres,
@@ -225,8 +226,8 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "totp-enroll writes ~/.pam_totp (temporary file, then rename)",
-        source: "src/record_store.rs",
-        calls: &[Call::Open, Call::Rename, Call::Unlink, Call::List],
+        source: "crates/os/src/trusted_file.rs",
+        calls: &[Call::Open, Call::Rename, Call::Unlink],
         by: Domains::Command,
         store: Store::Files,
         needs: &[
@@ -242,7 +243,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "totp-enroll creates a file holding a secret (QR image) new, mode set",
-        source: "src/new_file.rs",
+        source: "crates/os/src/trusted_file.rs",
         calls: &[Call::Open],
         by: Domains::Command,
         store: Store::Files,
@@ -257,7 +258,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "totp-enroll gives the temporary record the type of ~/.pam_totp",
-        source: "src/selinux_label.rs",
+        source: "crates/os/src/selinux_label.rs",
         calls: &[Call::Relabel],
         by: Domains::Command,
         store: Store::Files,
@@ -272,7 +273,7 @@ pub const OPERATIONS: &[Operation] = &[
     },
     Operation {
         what: "totp-enroll (root) writes /root/.pam_totp",
-        source: "src/selinux_label.rs",
+        source: "crates/os/src/selinux_label.rs",
         calls: &[Call::Relabel],
         by: Domains::RootCommand,
         store: Store::Files,
@@ -287,8 +288,19 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        what: "totp-enroll (root) lists the users with a state file or a system-store record",
+        source: "crates/store-file/src/admin.rs",
+        calls: &[Call::List],
+        by: Domains::RootCommand,
+        store: Store::Files,
+        needs: &[
+            path("/var/lib/pam_totp", "dir", READ_DIR),
+            path("/var/lib/pam_totp/records", "dir", READ_DIR),
+        ],
+    },
+    Operation {
         what: "totp-enroll (root) resets or removes a state file",
-        source: "src/state.rs",
+        source: "crates/store-file/src/state.rs",
         calls: &[Call::Unlink],
         by: Domains::RootCommand,
         store: Store::Files,
@@ -360,7 +372,7 @@ mod tests {
     fn every_file_system_or_socket_call_in_the_crate_has_an_operation() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = Vec::new();
-        sources(&root.join("src"), &mut files);
+        sources(&root.join("crates"), &mut files);
         let mut missing = Vec::new();
         let mut seen = BTreeSet::new();
         for file in files {

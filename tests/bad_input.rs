@@ -112,7 +112,7 @@ fn bad_config_files_fail_closed_without_a_prompt() {
         assert!(transcript.prompts().is_empty(), "{config:?}");
         assert_eq!(
             transcript.messages(),
-            [pam_totp::authenticate::UNAVAILABLE_MESSAGE],
+            [pam_totp_core::ports::UNAVAILABLE_MESSAGE],
             "{config:?}"
         );
     }

@@ -1,5 +1,5 @@
 //! The man pages and the shipped default config against the code: every config key of
-//! `src/config.rs` (the list is read from `Config` itself, so a key added there makes
+//! `crates/config/src/lib.rs` (the list is read from `Config` itself, so a key added there makes
 //! these tests fail until it is documented) and every module argument.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pam_totp::config::Config;
+use pam_totp_config::Config;
 use serde_aux::serde_introspection::serde_introspect;
 use toml::{Table, Value};
 
@@ -142,7 +142,7 @@ fn the_config_page_documents_no_key_the_code_lacks() {
         .collect();
     assert!(
         stale.is_empty(),
-        "{TOML_PAGE} documents keys that src/config.rs does not have: {stale:?}"
+        "{TOML_PAGE} documents keys that crates/config/src/lib.rs does not have: {stale:?}"
     );
 }
 

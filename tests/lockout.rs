@@ -9,7 +9,7 @@
 mod support;
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use pam_totp::state::LoginState;
+use pam_totp_store_file::state::LoginState;
 use support::{Fixture, SECRET, TEST_USER, now, oathtool, settle_in_step, wrong_code};
 
 /// Fails `count` logins with a wrong code, each refused.

@@ -12,7 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR};
-use pam_totp::authenticate::UNAVAILABLE_MESSAGE;
+use pam_totp_core::ports::UNAVAILABLE_MESSAGE;
 use support::namespace::{Namespace, in_private_namespace};
 use support::{Fixture, SECRET, TEST_USER, test_user, wrong_code};
 

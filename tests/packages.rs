@@ -541,7 +541,7 @@ fn the_packaged_binaries_are_stripped_lto_builds_that_keep_unwinding() {
 fn the_module_needs_no_shared_library_beyond_libpam_and_libc() {
     // Every library the module names is mapped and relocated at every login (PAM loads
     // the module per handle): the database client (tokio-postgres, rustls with ring)
-    // must come in as Rust code, not as libssl, libcrypto or libgcc_s; the slim module
+    // must come in as Rust code, not as libssl, libcrypto or libgcc_s; pam_totp.so
     // finds and loads pam_totp_db.so with libc's own dladdr and dlopen (no libdl).
     for module in MODULES {
         let path = package_input(module);
@@ -561,8 +561,9 @@ fn the_module_needs_no_shared_library_beyond_libpam_and_libc() {
     }
 }
 
-/// The two modules `make install` installs: `pam_totp.so` (slim) and `pam_totp_db.so` (full).
-const MODULES: [&str; 2] = ["slim/release/libpam_totp.so", "release/libpam_totp.so"];
+/// The two modules `make install` installs: `pam_totp.so` (file store) and
+/// `pam_totp_db.so` (file and database stores).
+const MODULES: [&str; 2] = ["release/libpam_totp.so", "release/libpam_totp_db.so"];
 
 fn read_manifest() -> toml::Table {
     toml::from_str(&std::fs::read_to_string(repo("Cargo.toml")).unwrap()).unwrap()

@@ -1,7 +1,7 @@
 //! The module is loaded and unloaded with every PAM handle (`pam_start` dlopens it,
 //! `pam_end` dlcloses it). With the database store each login also makes a runtime, a
 //! connection and TLS state: 10 000 load/login/unload cycles in one process (and 2 000
-//! through the slim module, which loads and unloads the full one each time) must leave
+//! through `pam_totp.so`, which loads and unloads `pam_totp_db.so` each time) must leave
 //! no thread, no file descriptor and no memory behind, and never crash.
 
 // Test helpers: a failed setup step should stop the test loudly.
@@ -80,12 +80,12 @@ fn rss_kib() -> u64 {
 /// both; the release build is what sshd loads, and keeps this test well under a
 /// minute), else the debug build (several times slower to load and run).
 fn module() -> PathBuf {
-    let debug = support::build_dir().join("libpam_totp.so");
+    let debug = support::db_module();
     let release = support::build_dir()
         .parent()
         .expect("target")
         .join("release")
-        .join("libpam_totp.so");
+        .join("libpam_totp_db.so");
     let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     match (modified(&release), modified(&debug)) {
         (Some(r), Some(d)) if r >= d => release,
@@ -102,12 +102,12 @@ fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
     });
 }
 
-/// The installed setup: the slim `pam_totp.so` loads `pam_totp_db.so` at every login
+/// The installed setup: `pam_totp.so` (file store) loads `pam_totp_db.so` at every login
 /// and unloads it again (two dlopens and dlcloses a cycle).
 #[test]
 fn handed_over_logins_load_and_unload_both_modules_and_leak_nothing() {
     cycles_leave_nothing(2_000, |host| {
-        let slim = support::module_variant("slim", "--no-default-features");
+        let slim = support::file_module();
         std::fs::copy(&slim, host.fixture.path("pam_totp.so")).unwrap();
         std::fs::copy(module(), host.fixture.path("pam_totp_db.so")).unwrap();
     });

@@ -13,10 +13,10 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::process::{Command, Output, Stdio};
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use pam_totp::config::Config;
-use pam_totp::db::{self, admin, login};
-use pam_totp::record::Record;
-use pam_totp::state::Channel;
+use pam_totp_config::Config;
+use pam_totp_core::record::Record;
+use pam_totp_store_file::state::Channel;
+use pam_totp_store_pg::{self as db, admin, login};
 use support::postgres::{ADMIN, Cluster, DATABASE, PgHost};
 use support::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step};
 
@@ -144,7 +144,7 @@ fn grant_host_lets_a_role_call_the_login_functions_but_not_read_the_tables() {
     std::fs::write(&passfile, "host-c-password\n").unwrap();
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = Config {
-        store: pam_totp::config::Store::Postgres,
+        store: pam_totp_config::Store::Postgres,
         postgres: cluster.conninfo("host_c", &passfile),
         ..Config::default()
     };

@@ -109,19 +109,19 @@ fn an_unsafe_passfile_is_refused() {
 
 #[test]
 fn a_recovery_code_logs_in_once_whichever_host_it_is_typed_on() {
-    use pam_totp::algorithm::Algorithm;
-    use pam_totp::record::Record;
-    use pam_totp::secret::SecretKey;
+    use pam_totp_config::algorithm::Algorithm;
+    use pam_totp_core::record::Record;
+    use pam_totp_core::secret::SecretKey;
     let cluster = Cluster::start();
     let record = Record::new(
         SecretKey::from_base32(SECRET).unwrap(),
         Algorithm::Sha1,
         6,
         30,
-        pam_totp::clock::now_rfc3339(),
+        pam_totp_config::clock::now_rfc3339(),
     );
-    let (record, codes) = pam_totp::recovery::new_set(record).unwrap();
-    pam_totp::db::admin::put_record(&mut cluster.admin(), TEST_USER, &record.to_toml()).unwrap();
+    let (record, codes) = pam_totp_core::recovery::new_set(record).unwrap();
+    pam_totp_store_pg::admin::put_record(&mut cluster.admin(), TEST_USER, &record.to_toml()).unwrap();
     let a = PgHost::new(&cluster, "host_a", "");
     let b = PgHost::new(&cluster, "host_b", "");
     assert_eq!(a.fixture.login(&codes[2].display()).status, SUCCESS);
@@ -153,7 +153,7 @@ fn a_sealed_record_in_the_database_opens_only_with_the_host_key() {
     maker.provision(SECRET);
     let text = std::fs::read_to_string(maker.record_path()).unwrap();
     assert!(text.contains("sealed_secret") && !text.contains(SECRET), "{text}");
-    pam_totp::db::admin::put_record(&mut cluster.admin(), TEST_USER, &text).unwrap();
+    pam_totp_store_pg::admin::put_record(&mut cluster.admin(), TEST_USER, &text).unwrap();
 
     let host = PgHost::new(&cluster, "host_a", &format!("host_key = \"{}\"\n", key.display()));
     settle_in_step(3);
@@ -166,7 +166,7 @@ fn a_sealed_record_in_the_database_opens_only_with_the_host_key() {
 #[test]
 fn an_unusable_database_record_fails_closed_without_a_prompt() {
     let cluster = Cluster::start();
-    pam_totp::db::admin::put_record(&mut cluster.admin(), TEST_USER, "version = 99\nsecret = \"x\"\n")
+    pam_totp_store_pg::admin::put_record(&mut cluster.admin(), TEST_USER, "version = 99\nsecret = \"x\"\n")
         .unwrap();
     let host = PgHost::new(&cluster, "host_a", "");
     let refused = host.fixture.login(&oathtool(SECRET, 0));

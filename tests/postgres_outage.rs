@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR};
-use pam_totp::db::DbError;
+use pam_totp_store_pg::DbError;
 use support::postgres::{Cluster, OUTAGE_LIMIT, OUTAGE_TIMEOUT_MS, PgHost, enroll, outage_policy, state};
 use support::{SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
 

@@ -9,9 +9,9 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use pam_totp::config::{Config, Store};
-use pam_totp::db::{self, Client, admin, login};
-use pam_totp::state::Channel::{Console, Shared};
+use pam_totp_config::{Config, Store};
+use pam_totp_store_file::state::Channel::{Console, Shared};
+use pam_totp_store_pg::{self as db, Client, admin, login};
 use support::postgres::Cluster;
 
 /// A root-only directory holding a passfile for `role`.
@@ -300,4 +300,36 @@ fn a_host_can_neither_list_users_nor_read_the_tables() {
     let found = login::read(&mut host, "erin").unwrap().expect("erin's record");
     assert_eq!(found.record.as_str(), RECORD);
     assert!(login::read(&mut host, "nobody").unwrap().is_none());
+}
+
+/// The lock-out rule in SQL (`pam_totp.lockout_after`, used by `login_charge`) against
+/// the same table of cases as the Rust rule (`pam_totp_core::lockout`'s unit test).
+#[test]
+fn the_sql_lock_out_rule_follows_the_same_table_of_cases_as_the_rust_one() {
+    use pam_totp_core::lockout::{CASES, CASES_POLICY};
+    let cluster = Cluster::start();
+    let mut admin = cluster.admin();
+    for case in CASES {
+        let failures = i32::try_from(case.failures + 1).unwrap();
+        let rows = admin
+            .query(
+                "apply the lock-out rule",
+                "SELECT pam_totp.lockout_after($1, $2, $3, $4, $5, $6)",
+                &[
+                    &failures,
+                    &i64::try_from(case.locked_until).unwrap(),
+                    &i64::try_from(case.now).unwrap(),
+                    &i32::try_from(CASES_POLICY.max_failures).unwrap(),
+                    &i64::try_from(CASES_POLICY.seconds).unwrap(),
+                    &i64::try_from(CASES_POLICY.max_seconds).unwrap(),
+                ],
+            )
+            .unwrap();
+        let until: i64 = rows[0].get(0);
+        assert_eq!(
+            (case.failures + 1, u64::try_from(until).unwrap()),
+            case.after,
+            "{case:?}"
+        );
+    }
 }

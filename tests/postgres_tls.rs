@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pam_client::{SUCCESS, SYSTEM_ERR};
-use pam_totp::db::{self, DbError};
+use pam_totp_store_pg::{self as db, DbError};
 use support::postgres::{Cluster, DATABASE, Pki, enroll};
 use support::{Fixture, SECRET, oathtool, settle_in_step};
 

@@ -11,8 +11,8 @@ use std::sync::Barrier;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use pam_totp::record::Record;
-use pam_totp::secret::SecretKey;
+use pam_totp_core::record::Record;
+use pam_totp_core::secret::SecretKey;
 use support::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step, wrong_code};
 
 const THREADS: usize = 50;
@@ -200,7 +200,7 @@ fn a_login_killed_at_any_point_leaves_a_readable_state() {
         child.kill().expect("kill worker");
         child.wait().expect("wait");
         // The lock died with the worker, and whatever it was writing, one slot is whole.
-        let state = pam_totp::state::StateDir::open(&fixture.state_dir())
+        let state = pam_totp_store_file::state::StateDir::open(&fixture.state_dir())
             .and_then(|dir| dir.lock(TEST_USER))
             .unwrap_or_else(|e| panic!("round {round}: state unusable after a kill: {e}"))
             .state();

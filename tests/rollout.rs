@@ -9,9 +9,17 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use pam_client::{AUTH_ERR, PERM_DENIED, SUCCESS, SYSTEM_ERR, Shown};
-use pam_totp::authenticate::{self, Conversation, ConversationError, Logger, Outcome, Priority};
+use pam_totp_core::authenticate;
+use pam_totp_core::ports::{Conversation, ConversationError, Logger, Login, Outcome, Priority, Stores};
+use pam_totp_store_file::FileStore;
 use support::{Fixture, SECRET, TEST_USER, oathtool, phone_user, settle_in_step, shown_key, wrong_code};
 use zeroize::Zeroizing;
+
+/// The stores of `pam_totp.so`.
+const FILE_STORE: Stores<'static> = Stores {
+    file: &FileStore,
+    postgres: None,
+};
 
 const FUTURE: &str = "2099-01-15";
 const PAST: &str = "2020-01-15";
@@ -163,14 +171,14 @@ fn every_use_of_an_exemption_is_logged() {
         ("nobody", "exempt_users"),
     ] {
         let lines = Lines::default();
-        let login = authenticate::Login {
+        let login = Login {
             user,
             rhost: Some("192.0.2.7"),
             tty: None,
             args: &args,
             now: support::now(),
         };
-        let outcome = authenticate::authenticate(&login, &mut Silent, &lines);
+        let outcome = authenticate::authenticate(&login, FILE_STORE, &mut Silent, &lines);
         assert_eq!(outcome, Outcome::Ignore);
         let lines = lines.0.into_inner();
         assert_eq!(
@@ -363,14 +371,14 @@ fn enrollment_at_login_logs_no_secret_and_no_recovery_code() {
     settle_in_step(5);
     let mut person = Person::default();
     let lines = Lines::default();
-    let login = authenticate::Login {
+    let login = Login {
         user: TEST_USER,
         rhost: Some("192.0.2.7"),
         tty: None,
         args: &args,
         now: support::now(),
     };
-    let outcome = authenticate::authenticate(&login, &mut person, &lines);
+    let outcome = authenticate::authenticate(&login, FILE_STORE, &mut person, &lines);
     assert_eq!(outcome, Outcome::Success, "{:?}", person.shown);
     assert!(record.exists());
     let infos: Vec<Shown> = person.shown.iter().cloned().map(Shown::Info).collect();

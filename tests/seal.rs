@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use pam_client::{SUCCESS, SYSTEM_ERR};
-use pam_totp::authenticate::{self, Conversation, ConversationError, Logger, Outcome, Priority};
-use pam_totp::seal::HostKey;
+use pam_totp_core::authenticate;
+use pam_totp_core::ports::{
+    Conversation, ConversationError, Logger, Login, Outcome, Priority, Stores, UNAVAILABLE_MESSAGE,
+};
+use pam_totp_store_file::FileStore;
+use pam_totp_store_file::seal::HostKey;
 use support::{Fixture, SECRET, TEST_USER, enroll_bin, now, oathtool, settle_in_step};
 use zeroize::Zeroizing;
 
@@ -82,7 +86,7 @@ fn login_logged(fixture: &Fixture, code: &str) -> (Outcome, Vec<String>, Vec<Str
         }
     }
     let args = [format!("config={}", fixture.config_path().display())];
-    let login = authenticate::Login {
+    let login = Login {
         user: TEST_USER,
         rhost: Some("192.0.2.7"),
         tty: None,
@@ -91,7 +95,15 @@ fn login_logged(fixture: &Fixture, code: &str) -> (Outcome, Vec<String>, Vec<Str
     };
     let lines = Lines(std::cell::RefCell::new(Vec::new()));
     let mut conv = Answer(code.as_bytes().to_vec(), Vec::new());
-    let outcome = authenticate::authenticate(&login, &mut conv, &lines);
+    let outcome = authenticate::authenticate(
+        &login,
+        Stores {
+            file: &FileStore,
+            postgres: None,
+        },
+        &mut conv,
+        &lines,
+    );
     (outcome, lines.0.into_inner(), conv.1)
 }
 
@@ -100,10 +112,10 @@ fn login_logged(fixture: &Fixture, code: &str) -> (Outcome, Vec<String>, Vec<Str
 fn refused_with_line(fixture: &Fixture) -> String {
     let transcript = fixture.login(&oathtool(SECRET, 0));
     assert_eq!(transcript.status, SYSTEM_ERR, "{transcript:?}");
-    assert_eq!(transcript.messages(), [authenticate::UNAVAILABLE_MESSAGE]);
+    assert_eq!(transcript.messages(), [UNAVAILABLE_MESSAGE]);
     let (outcome, lines, shown) = login_logged(fixture, &oathtool(SECRET, 0));
     assert_eq!(outcome, Outcome::SystemError);
-    assert_eq!(shown, [authenticate::UNAVAILABLE_MESSAGE]);
+    assert_eq!(shown, [UNAVAILABLE_MESSAGE]);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = lines.into_iter().next().unwrap_or_default();
     assert!(line.contains(&format!("user={TEST_USER}")), "{line}");

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pam_totp::access::{Domains, Need, OPERATIONS, Object, Operation, Store};
+use pam_totp_tests::access::{Domains, Need, OPERATIONS, Object, Operation, Store};
 
 const TUNABLE: &str = "pam_totp_use_postgresql";
 
@@ -286,7 +286,7 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
     assert_eq!(label_of(&verdicts, "/root/.pam_totp"), "auth_home_t");
     assert_eq!(
         label_of(&verdicts, "/home/alice/.pam_totp"),
-        pam_totp::selinux_label::HOME_RECORD_TYPE
+        pam_totp_os::selinux_label::HOME_RECORD_TYPE
     );
     assert_eq!(
         label_of(&verdicts, "/home/alice/.pam_totp.tmp.4242"),

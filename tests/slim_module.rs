@@ -1,8 +1,7 @@
-//! The two installed modules: `pam_totp.so`, the slim build (no feature `postgres`,
-//! built by `make test` into `target/slim`), carries no database client, logs in from
-//! the file store on its own, and hands a `store = "postgres"` login to
-//! `pam_totp_db.so` (the full build) beside it, or fails closed when that file is
-//! missing or unsafe.
+//! The two installed modules: `pam_totp.so` (crate `pam_totp`: the file store only)
+//! carries no database client, logs in from the file store on its own, and hands a
+//! `store = "postgres"` login to `pam_totp_db.so` (crate `pam_totp_db`: both stores)
+//! beside it, or fails closed when that file is missing or unsafe.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -14,16 +13,15 @@ use std::path::PathBuf;
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR, Transcript};
 use support::postgres::{Cluster, PgHost, enroll};
-use support::{Fixture, SECRET, TEST_USER, build_dir, oathtool, settle_in_step};
+use support::{Fixture, SECRET, TEST_USER, oathtool, settle_in_step};
 
-/// `target/slim/<profile>/libpam_totp.so`, beside `target/<profile>` as `make test`
-/// builds it.
+/// `pam_totp.so` as the workspace build makes it.
 fn slim_build() -> PathBuf {
-    support::module_variant("slim", "--no-default-features")
+    support::file_module()
 }
 
 fn full_build() -> PathBuf {
-    let module = build_dir().join("libpam_totp.so");
+    let module = support::db_module();
     assert!(
         module.exists(),
         "{} is missing: run `cargo build --workspace`",

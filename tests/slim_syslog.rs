@@ -11,11 +11,11 @@ use std::os::unix::fs::PermissionsExt;
 
 use pam_client::SYSTEM_ERR;
 use support::namespace::in_private_namespace;
-use support::{Fixture, SECRET, build_dir, oathtool};
+use support::{Fixture, SECRET, oathtool};
 
 #[test]
 fn a_missing_or_unsafe_pam_totp_db_is_named_in_syslog_with_the_reason() {
-    let slim = support::module_variant("slim", "--no-default-features");
+    let slim = support::file_module();
     in_private_namespace(|ns| {
         let fixture = Fixture::new(
             "store = \"postgres\"\n\
@@ -25,7 +25,7 @@ fn a_missing_or_unsafe_pam_totp_db_is_named_in_syslog_with_the_reason() {
         std::fs::copy(&slim, fixture.path("pam_totp.so")).unwrap();
         assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SYSTEM_ERR);
         let sibling = fixture.path("pam_totp_db.so");
-        std::fs::copy(build_dir().join("libpam_totp.so"), &sibling).unwrap();
+        std::fs::copy(support::db_module(), &sibling).unwrap();
         std::fs::set_permissions(&sibling, std::fs::Permissions::from_mode(0o775)).unwrap();
         assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SYSTEM_ERR);
         let lines = ns.syslog();

@@ -11,7 +11,7 @@ mod support;
 
 use pam_client::{AUTH_ERR, Login, SUCCESS, Shown};
 use sshd::{SSH_PASSWORD, SSH_USER, ensure_ssh_user, repo_dir, service_from_snippet};
-use support::{SECRET, build_dir, enroll_bin, oathtool, phone_user, settle_in_step, wrong_code};
+use support::{SECRET, enroll_bin, oathtool, phone_user, settle_in_step, wrong_code};
 
 /// A PAM directory whose one service is a shipped snippet.
 struct SnippetService {
@@ -33,7 +33,7 @@ impl SnippetService {
             dir,
         };
         let module = service.dir.path().join("pam_totp.so");
-        std::fs::copy(build_dir().join("libpam_totp.so"), &module).unwrap();
+        std::fs::copy(support::db_module(), &module).unwrap();
         let config = service.dir.path().join("pam_totp.toml");
         support::make_state_dir(&service.dir.path().join("state"));
         std::fs::write(

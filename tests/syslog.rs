@@ -13,8 +13,8 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR, Transcript};
-use pam_totp::record::Record;
-use pam_totp::secret::SecretKey;
+use pam_totp_core::record::Record;
+use pam_totp_core::secret::SecretKey;
 use support::namespace::{Namespace, in_private_namespace};
 use support::{Fixture, SECRET, TEST_USER, oathtool, settle_in_step, test_user, wrong_code};
 

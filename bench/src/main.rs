@@ -27,7 +27,7 @@ const HELP: &str = "\
 pam-bench: pam_totp vs pam_google_authenticator, pam_oath and pam_permit, same logins
 
 Options (defaults in brackets):
-  --module PATH     the pam_totp module to time [target/slim/release/libpam_totp.so]
+  --module PATH     the pam_totp module to time [target/release/libpam_totp.so]
   --work DIR        work directory, on the disk that holds /var/lib [/var/lib/pam-bench]
   --users N         login users per store [200]
   --sizes LIST      enrolled users per store [10,10000,100000]
@@ -72,7 +72,7 @@ fn parse_list(text: &str) -> Result<Vec<usize>, String> {
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
-        module: PathBuf::from("target/slim/release/libpam_totp.so"),
+        module: PathBuf::from("target/release/libpam_totp.so"),
         work: PathBuf::from("/var/lib/pam-bench"),
         users: 200,
         sizes: vec![10, 10_000, 100_000],

@@ -11,9 +11,9 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use pam_totp::algorithm::Algorithm;
-use pam_totp::record::Record;
-use pam_totp::secret::SecretKey;
+use pam_totp_config::algorithm::Algorithm;
+use pam_totp_core::record::Record;
+use pam_totp_core::secret::SecretKey;
 
 /// The shared secret: RFC 6238's SHA1 test seed.
 pub const SECRET: &[u8] = b"12345678901234567890";

@@ -20,7 +20,7 @@ pub fn record(message: &str) {
 /// Logs a refused action (exit 1): what was tried, for whom, by whom, and why.
 pub fn refusal(action: &str, user: Option<&str>, reason: &str) {
     let uid = nix::unistd::getuid();
-    let caller = pam_totp::account::Account::by_uid(uid).map_or_else(|_| format!("uid {uid}"), |a| a.name);
+    let caller = pam_totp_os::account::Account::by_uid(uid).map_or_else(|_| format!("uid {uid}"), |a| a.name);
     let user = user.unwrap_or(&caller);
     // One line per refusal, whatever the message's layout.
     let reason = reason.replace('\n', " ");

@@ -1,7 +1,7 @@
 //! Who runs the command and for whom: the rules that keep users to their own records.
 
 use nix::unistd::{Uid, getuid};
-use pam_totp::account::Account;
+use pam_totp_os::account::Account;
 
 use crate::error::{CliError, CliResult};
 

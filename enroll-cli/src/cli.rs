@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use pam_totp::algorithm::Algorithm;
+use pam_totp_config::algorithm::Algorithm;
 
 /// Enroll a user for `pam_totp`: make a secret, show it as a QR code, activate it once
 /// a code from the authenticator app checks out, and hand out recovery codes.
@@ -25,7 +25,7 @@ use pam_totp::algorithm::Algorithm;
 )]
 pub struct Cli {
     /// The admin config file.
-    #[arg(long, value_name = "PATH", default_value = pam_totp::config::DEFAULT_CONFIG_PATH, global = true)]
+    #[arg(long, value_name = "PATH", default_value = pam_totp_config::DEFAULT_CONFIG_PATH, global = true)]
     pub config: PathBuf,
 
     /// Act for this user (root only, unless it is yourself).

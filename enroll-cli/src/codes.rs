@@ -1,9 +1,9 @@
 //! Recovery codes on the command's side: making a set, showing it, and
 //! `totp-enroll recovery-codes` (a fresh set after proving a current code).
 
-use pam_totp::config::Config;
-use pam_totp::record::Record;
-use pam_totp::recovery::{self, RecoveryCode};
+use pam_totp_config::Config;
+use pam_totp_core::record::Record;
+use pam_totp_core::recovery::{self, RecoveryCode};
 
 use crate::caller::Target;
 use crate::error::{CliError, CliResult};

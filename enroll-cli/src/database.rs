@@ -1,7 +1,7 @@
 //! The command's side of `store = "postgres"`: who may use it and how it connects.
 
-use pam_totp::config::{Config, Store};
-use pam_totp::db::{self, Client, ConnInfo, DbError};
+use pam_totp_config::{Config, Store};
+use pam_totp_store_pg::{self as db, Client, ConnInfo, DbError};
 
 use crate::caller::Target;
 use crate::error::{CliError, CliResult};

@@ -9,14 +9,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crypto_box::aead::OsRng;
-use pam_totp::algorithm::Algorithm;
-use pam_totp::config::Config;
-use pam_totp::new_file;
-use pam_totp::record::Record;
-use pam_totp::seal::PublicHostKey;
-use pam_totp::secret::SecretKey;
-use pam_totp::state::LoginState;
-use pam_totp::verify::{self, TypedCode, Verdict};
+use pam_totp_config::Config;
+use pam_totp_config::algorithm::Algorithm;
+use pam_totp_core::record::Record;
+use pam_totp_core::secret::SecretKey;
+use pam_totp_core::verify::{self, TypedCode, Verdict};
+use pam_totp_os::trusted_file;
+use pam_totp_store_file::seal::PublicHostKey;
+use pam_totp_store_file::state::LoginState;
 
 use crate::caller::Target;
 use crate::cli::EnrollArgs;
@@ -71,7 +71,13 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     let digits = args.digits.unwrap_or(config.digits);
     let period = args.period.unwrap_or(config.period);
     warn_if_not_microsoft_compatible(algorithm, digits, period);
-    let record = Record::new(secret, algorithm, digits, period, pam_totp::clock::now_rfc3339());
+    let record = Record::new(
+        secret,
+        algorithm,
+        digits,
+        period,
+        pam_totp_config::clock::now_rfc3339(),
+    );
 
     let uri = uri::key_uri(&record, &issuer, &account);
     write_images(&uri, args)?;
@@ -101,7 +107,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
             used_until,
             ..LoginState::default()
         };
-        place.carry_state(config, &burnt)?;
+        place.carry_state(&burnt)?;
     }
     let action = if exists { "re-enrolled" } else { "enrolled" };
     let sealed_to = sealing
@@ -162,7 +168,7 @@ fn warn_if_not_microsoft_compatible(algorithm: Algorithm, digits: u8, period: u6
 fn write_images(uri: &str, args: &EnrollArgs) -> CliResult<()> {
     let failed = |path: &std::path::Path, e: std::io::Error| {
         CliError::Refused(if e.kind() == std::io::ErrorKind::AlreadyExists {
-            format!("{}; nothing was changed", new_file::exists_message(path))
+            format!("{}; nothing was changed", trusted_file::exists_message(path))
         } else {
             format!(
                 "cannot write the QR code to {}: {e}; nothing was changed",

@@ -5,7 +5,7 @@
 //!   `google-authenticator` command writes it: the base32 secret, `" ` option lines
 //!   (`TOTP_AUTH`, `WINDOW_SIZE`, `STEP_SIZE`, `DISALLOW_REUSE`, `RATE_LIMIT`,
 //!   `TIME_SKEW`) and 8-digit scratch codes, which become the record's recovery codes
-//!   (argon2id hashes; see `pam_totp::scratch`). Steps listed under `DISALLOW_REUSE`
+//!   (argon2id hashes; see `pam_totp_core::scratch`). Steps listed under `DISALLOW_REUSE`
 //!   are carried into the login state, so a code just used with google-authenticator is
 //!   not accepted again. With `--all-users` (root), every user's file in turn.
 //! - `--oath-usersfile FILE`: pam_oath's users file (`HOTP/T30/6 user - hexsecret ...`);
@@ -24,26 +24,23 @@
 //! a symbolic link, and must be private to their owner (as google-authenticator itself
 //! requires).
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crypto_box::aead::OsRng;
-use nix::fcntl::OFlag;
-use pam_totp::account::Account;
-use pam_totp::algorithm::Algorithm;
-use pam_totp::config::Config;
-use pam_totp::privs::UserRights;
-use pam_totp::record::{Record, StoredRecord};
-use pam_totp::record_store::{RecordLocation, StoreError};
-use pam_totp::recovery::{self, RecoveryError};
-use pam_totp::scratch::{MAX_SCRATCH_CODES, ScratchCode};
-use pam_totp::seal::{self, PublicHostKey};
-use pam_totp::secret::SecretKey;
-use pam_totp::state::LoginState;
-use pam_totp::verify::{self, TypedCode, Verdict};
+use pam_totp_config::Config;
+use pam_totp_config::algorithm::Algorithm;
+use pam_totp_core::record::{Record, StoredRecord};
+use pam_totp_core::recovery::{self, RecoveryError};
+use pam_totp_core::scratch::{MAX_SCRATCH_CODES, ScratchCode};
+use pam_totp_core::secret::SecretKey;
+use pam_totp_core::verify::{self, TypedCode, Verdict};
+use pam_totp_os::account::Account;
+use pam_totp_os::privs::UserRights;
+use pam_totp_os::trusted_file::{self, Owner, Refused, Rules};
+use pam_totp_store_file::record_store::{RecordLocation, StoreError};
+use pam_totp_store_file::seal::{self, PublicHostKey};
+use pam_totp_store_file::state::LoginState;
 use zeroize::Zeroizing;
 
 use crate::caller::Target;
@@ -254,9 +251,8 @@ fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<I
                     .to_owned(),
             ));
         }
-        Ok(StoredRecord::Sealed(sealed)) => {
-            seal::open_record(config, user, &sealed).map_err(|e| refused(format!("cannot open: {e}")))?
-        }
+        Ok(StoredRecord::Sealed(sealed)) => seal::open_record(config.host_keys(), user, &sealed)
+            .map_err(|e| refused(format!("cannot open: {e}")))?,
         Err(StoreError::NotFound(_)) => return Err(refused("no record file".to_owned())),
         Err(e) => return Err(refused(format!("{e}; not imported"))),
     };
@@ -361,7 +357,7 @@ fn save(
         return Ok(skipped(&place));
     }
     if target.caller_is_root && imported.state != LoginState::default() {
-        place.carry_state(config, &imported.state)?;
+        place.carry_state(&imported.state)?;
     }
     let codes = imported.record.recovery.len();
     audit::record(&format!(
@@ -428,7 +424,7 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
                 .map_err(refused)?,
         );
     }
-    let created = pam_totp::clock::now_rfc3339();
+    let created = pam_totp_config::clock::now_rfc3339();
     let record = Record::new(file.secret, Algorithm::Sha1, 6, file.step, created);
     let record = if hashes.is_empty() {
         record
@@ -443,7 +439,7 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
                 .used_steps
                 .iter()
                 .max()
-                .map_or(0, |step| pam_totp::verify::step_end(*step, file.step)),
+                .map_or(0, |step| pam_totp_core::verify::step_end(*step, file.step)),
             ..LoginState::default()
         },
         notes: file.notes,
@@ -462,44 +458,40 @@ fn read_private(rights: Option<&Account>, path: &Path) -> CliResult<Zeroizing<St
         ),
         None => None,
     };
-    let file: File = OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(code) if code == nix::errno::Errno::ELOOP as i32 => {
-                refused("is a symbolic link; refused".to_owned())
-            }
-            _ => refused(format!("cannot open: {e}")),
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| refused(format!("cannot stat: {e}")))?;
-    if !meta.file_type().is_file() {
-        return Err(refused("is not a regular file".to_owned()));
-    }
-    if let Some(account) = rights
-        && meta.uid() != account.uid.as_raw()
-    {
-        return Err(refused(format!(
-            "is owned by uid {}, not by {}; refused",
-            meta.uid(),
-            account.name
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(refused(format!(
+    // Private to its owner (the user's own, when read with the user's rights), no
+    // link followed, no FIFO waited on; the size is checked as it is read.
+    let rules = Rules {
+        owner: rights.map_or(Owner::Any, |account| Owner::Uid(account.uid.as_raw())),
+        forbidden_mode: 0o077,
+        single_link: false,
+        max_bytes: None,
+        follow_symlink: false,
+    };
+    let reason = |e: Refused| match e {
+        Refused::Symlink => refused("is a symbolic link; refused".to_owned()),
+        Refused::NotRegular | Refused::NotDirectory => refused("is not a regular file".to_owned()),
+        Refused::Owner { found } => refused(format!(
+            "is owned by uid {found}, not by {}; refused",
+            rights.map_or("root", |account| account.name.as_str())
+        )),
+        Refused::Mode { mode } => refused(format!(
             "mode {:04o} lets others read it; refused (chmod 600 first)",
-            meta.mode() & 0o7777
-        )));
-    }
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| refused(format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(refused(format!("larger than {MAX_FILE_BYTES} bytes")));
-    }
+            mode & 0o7777
+        )),
+        Refused::TooLarge { .. } => refused(format!("larger than {MAX_FILE_BYTES} bytes")),
+        Refused::Io {
+            action: "read the file",
+            source,
+        } => refused(format!("cannot read: {source}")),
+        Refused::Io {
+            action: "stat the file",
+            source,
+        } => refused(format!("cannot stat: {source}")),
+        Refused::Io { source, .. } => refused(format!("cannot open: {source}")),
+        Refused::Missing | Refused::Links { .. } => refused(format!("cannot open: {e}")),
+    };
+    let (file, len) = trusted_file::open(path, &rules, None).map_err(reason)?;
+    let bytes = trusted_file::read_all(file, len, MAX_FILE_BYTES).map_err(reason)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| refused("is not text".to_owned()))?;
     Ok(Zeroizing::new(text.to_owned()))
 }
@@ -653,12 +645,12 @@ fn parse_oath_line(line: &str, line_no: usize) -> Result<Option<(String, Importe
             "{step} s, {digits} digits: Microsoft Authenticator and most apps use 30 s and 6 digits only"
         ));
     }
-    let created = pam_totp::clock::now_rfc3339();
+    let created = pam_totp_config::clock::now_rfc3339();
     let record = Record::new(secret, Algorithm::Sha1, digits, step, created);
     // After a login pam_oath writes `COUNTER OTP TIME`: the code it accepted and when.
     let used_until = match fields.get(5..7) {
         Some([otp, time]) => oath_used_step(&record, otp, time)
-            .map(|used| pam_totp::verify::step_end(used, step))
+            .map(|used| pam_totp_core::verify::step_end(used, step))
             .ok_or_else(|| {
                 bad(&format!(
                     "the last code pam_oath recorded for {user} matches no step within \

@@ -3,19 +3,18 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crypto_box::aead::OsRng;
-use pam_totp::account::Account;
-use pam_totp::config::Config;
-use pam_totp::new_file;
-use pam_totp::record::StoredRecord;
-use pam_totp::record_store::{RecordLocation, StoreError};
-use pam_totp::seal::{self, HostKey, PublicHostKey};
-use pam_totp::template::StoreKind;
+use pam_totp_config::Config;
+use pam_totp_core::record::StoredRecord;
+use pam_totp_os::account::Account;
+use pam_totp_os::trusted_file::{self, ReplaceStep};
+use pam_totp_store_file::record_store::{RecordLocation, StoreError};
+use pam_totp_store_file::seal::{self, HostKey, PublicHostKey};
+use pam_totp_store_file::template::StoreKind;
 
 use crate::audit;
 use crate::caller::Target;
@@ -161,7 +160,7 @@ pub fn reseal(config: &Config, target: &Target, include_plain: bool) -> CliResul
 /// A record as first read, to compare with the file just before it is replaced.
 #[derive(PartialEq, Eq)]
 enum Before {
-    Plain(pam_totp::record::Record),
+    Plain(pam_totp_core::record::Record),
     Sealed(String),
 }
 
@@ -196,7 +195,7 @@ fn reseal_one(
             if id == host.id() {
                 return Ok(Outcome::Current);
             }
-            let old = seal::find_retired(config, id)
+            let old = seal::find_retired(config.host_keys(), id)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| {
                     format!("sealed to key {id}, which no retired_keys entry holds; left as it is")
@@ -250,7 +249,7 @@ fn locations(config: &Config) -> CliResult<Vec<RecordLocation>> {
 }
 
 fn template_kind(config: &Config) -> StoreKind {
-    pam_totp::template::store_kind(&config.secret_path)
+    pam_totp_store_file::template::store_kind(&config.secret_path)
 }
 
 /// For `/dir/PREFIX${USER}SUFFIX`: the directory, prefix and suffix.
@@ -314,20 +313,16 @@ fn write_key_file(path: &Path, bytes: &[u8], mode: u32) -> CliResult<()> {
     let name = path
         .file_name()
         .ok_or_else(|| CliError::Usage(format!("{}: not a file path", path.display())))?;
-    let temp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
-    let _ = fs::remove_file(&temp);
-    let result = (|| {
-        let mut file = new_file::create(None, &temp, mode).map_err(|e| fail("create", e))?;
-        file.write_all(bytes).map_err(|e| fail("write", e))?;
-        file.sync_all().map_err(|e| fail("sync", e))?;
-        drop(file);
-        fs::rename(&temp, path).map_err(|e| fail("replace", e))?;
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| fail("sync the directory of", e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    let dir_handle = fs::File::open(dir).map_err(|e| fail("open the directory of", e))?;
+    trusted_file::replace(&dir_handle, Path::new(name), mode, bytes).map_err(|e| {
+        let action = match e.step {
+            ReplaceStep::CreateTemporary => "create",
+            ReplaceStep::Label => "label",
+            ReplaceStep::Write => "write",
+            ReplaceStep::Sync => "sync",
+            ReplaceStep::Rename => "replace",
+            ReplaceStep::SyncDirectory => "sync the directory of",
+        };
+        fail(action, e.source)
+    })
 }

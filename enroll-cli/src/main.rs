@@ -24,7 +24,7 @@ mod uri;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pam_totp::config::Config;
+use pam_totp_config::Config;
 
 use crate::cli::{Cli, Command};
 use crate::error::{CliError, CliResult};

@@ -9,11 +9,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pam_totp::config::Config;
-use pam_totp::record::Record;
-use pam_totp::recovery::{self, Answer, RecoveryVerdict};
-use pam_totp::state::LoginState;
-use pam_totp::verify::{self, Verdict};
+use pam_totp_config::Config;
+use pam_totp_core::answer::Answer;
+use pam_totp_core::record::Record;
+use pam_totp_core::recovery::{self, RecoveryVerdict};
+use pam_totp_core::verify::{self, Verdict};
+use pam_totp_store_file::state::LoginState;
 
 use crate::error::{CliError, CliResult};
 use crate::{audit, terminal};
@@ -76,7 +77,7 @@ fn ask_with(
             )
             .then_some(0),
             Answer::Scratch(code) if recovery_ok => matches!(
-                pam_totp::scratch::check(record, &code, &LoginState::default()),
+                pam_totp_core::scratch::check(record, &code, &LoginState::default()),
                 RecoveryVerdict::Accepted { .. }
             )
             .then_some(0),

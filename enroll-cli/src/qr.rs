@@ -12,8 +12,8 @@ const RESET: &str = "\x1b[0m";
 /// Pixels per module in the PNG: big enough for any phone or `zbarimg`.
 const PNG_MODULE_PIXELS: u32 = 8;
 
-use pam_totp::new_file;
-use pam_totp::qr::{Drawn, code, half_blocks_framed};
+use pam_totp_core::qr::{Drawn, code, half_blocks_framed};
+use pam_totp_os::trusted_file;
 
 /// Modules of white around the terminal's QR code: half the standard's, which phones
 /// read on a screen, and two lines fewer, so that the code and the prompt below it fit
@@ -78,10 +78,10 @@ fn too_long() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "the URI is too long for a QR code")
 }
 
-/// The image holds the secret: a new file, mode 0600 (see `pam_totp::new_file`); a
+/// The image holds the secret: a new file, mode 0600 (see `pam_totp_os::trusted_file`); a
 /// file left half-written is removed.
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = new_file::create(None, path, 0o600)?;
+    let mut file = trusted_file::create(None, path, 0o600)?;
     let written = file.write_all(bytes).and_then(|()| file.sync_all());
     if written.is_err() {
         let _ = std::fs::remove_file(path);

@@ -1,7 +1,7 @@
 //! `totp-enroll remove --user NAME` (also `reset`): the admin deletes an enrollment,
 //! e.g. when phone and recovery codes are both lost, so the user can enroll afresh.
 
-use pam_totp::config::Config;
+use pam_totp_config::Config;
 
 use crate::audit;
 use crate::caller::Target;
@@ -17,7 +17,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult
         ));
     }
     let mut place = backend.place(config, target)?;
-    if !place.remove(config)? {
+    if !place.remove()? {
         return Err(CliError::Refused(format!(
             "{} was not enrolled ({}); nothing to remove",
             target.account.name,

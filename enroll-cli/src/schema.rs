@@ -1,8 +1,8 @@
 //! `totp-enroll db init | migrate | grant-host ROLE`: the admin's database tasks, as
-//! the schema owner. The schema itself (versions, grants) is `pam_totp::db::migrate`'s.
+//! the schema owner. The schema itself (versions, grants) is `pam_totp_store_pg::migrate`'s.
 
-use pam_totp::config::Config;
-use pam_totp::db::{self, Client, admin, migrate};
+use pam_totp_config::Config;
+use pam_totp_store_pg::{self as db, Client, admin, migrate};
 
 use crate::audit;
 use crate::caller::Target;
@@ -74,7 +74,7 @@ fn report(applied: &[i32], target: &Target) {
 
 fn grant_host(client: &mut Client, target: &Target, role: &str) -> CliResult<()> {
     admin::grant_host(client, role).map_err(|e| match e {
-        db::DbError::Schema(why) => CliError::Usage(format!("grant-host {role}: {why}")),
+        db::DbError::BadHostRole => CliError::Usage(format!("grant-host {role}: {}", db::HOST_ROLE_RULE)),
         other => failed(other),
     })?;
     audit::record(&format!(

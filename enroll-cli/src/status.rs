@@ -6,20 +6,15 @@
 //! login state, which only root can read (an invariant): a user's own `status` says so
 //! instead of guessing.
 
-use std::collections::BTreeSet;
-use std::process::Command;
-
-use pam_totp::account::Account;
-use pam_totp::config::Config;
-use pam_totp::record::StoredRecord;
-use pam_totp::record_store::{RecordLocation, StoreError};
-use pam_totp::template::StoreKind;
-use pam_totp::{recovery, seal};
+use pam_totp_config::Config;
+use pam_totp_core::ports::Stored;
+use pam_totp_core::record::StoredRecord;
+use pam_totp_core::recovery;
+use pam_totp_store_file::seal;
 use serde::Serialize;
 
 use crate::audit;
 use crate::caller::Target;
-use crate::database::failed;
 use crate::error::{CliError, CliResult};
 use crate::store::{Backend, Place};
 
@@ -77,14 +72,14 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
     // The record with its secret when it can be had (plain, or sealed and opened by
     // root), and what it says besides the secret in any case.
     let (record, info) = match place.read_stored()? {
-        Ok(StoredRecord::Plain(record)) => {
+        Stored::Found(StoredRecord::Plain(record)) => {
             let info = record.info();
             (Some(record), Some(info))
         }
-        Ok(StoredRecord::Sealed(sealed)) => {
+        Stored::Found(StoredRecord::Sealed(sealed)) => {
             status.sealed = true;
             let record = if as_root {
-                match seal::open_record(config, user, &sealed) {
+                match seal::open_record(config.host_keys(), user, &sealed) {
                     Ok(record) => Some(record),
                     Err(e) => {
                         status.record_error = Some(format!("cannot open the sealed secret: {e}"));
@@ -96,13 +91,13 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
             };
             (record, Some(sealed.info()))
         }
-        Err(StoreError::NotFound(_)) => (None, None),
-        Err(e @ StoreError::MissingDirectory { .. }) => {
+        Stored::Missing(_) => (None, None),
+        Stored::Unproven(e) => {
             return Err(CliError::Refused(format!(
                 "{user}: {e}: whether they are enrolled cannot be told"
             )));
         }
-        Err(e) => {
+        Stored::Unusable(e) => {
             status.enrolled = true;
             status.record_error = Some(e.to_string());
             (None, None)
@@ -117,7 +112,7 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         status.recovery_codes_issued = info.recovery_codes;
     }
     if as_root {
-        let state = place.peek_state(config)?.unwrap_or_default();
+        let state = place.peek_state()?.unwrap_or_default();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -135,7 +130,7 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
 }
 
 fn when(unix: u64) -> String {
-    pam_totp::clock::rfc3339(unix)
+    pam_totp_config::clock::rfc3339(unix)
 }
 
 fn print_human(status: &Status) {
@@ -253,31 +248,11 @@ pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool)
         ));
     }
     let mut all = Vec::new();
-    match backend {
-        Backend::Files => {
-            for name in candidates(config) {
-                let Ok(account) = Account::lookup(&name) else {
-                    continue;
-                };
-                let location = RecordLocation::for_account(config, account)
-                    .map_err(|e| CliError::Usage(format!("{e} (in {})", config.secret_path)))?;
-                // An account without a home (/nonexistent) shows no record.
-                if matches!(location.exists(), Err(StoreError::MissingDirectory { .. })) {
-                    continue;
-                }
-                all.push(of(config, &mut Place::File(location), &name, true)?);
-            }
-        }
-        // Every enrolled user, whether or not this host knows the account.
-        Backend::Database(client) => {
-            for name in pam_totp::db::admin::list_users(client).map_err(failed)? {
-                let mut place = Place::Database {
-                    client: client.as_mut(),
-                    user: name.clone(),
-                };
-                all.push(of(config, &mut place, &name, true)?);
-            }
-        }
+    // Files: every account this host knows with a record directory; the database:
+    // every enrolled user, whether or not this host knows the account.
+    for account in backend.accounts(config)? {
+        let mut place = backend.place_of(config, &account)?;
+        all.push(of(config, &mut place, &account.name, true)?);
     }
     all.retain(|status| status.enrolled);
     audit::record(&format!("enrolled users listed by {}", target.caller_name));
@@ -315,37 +290,4 @@ pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool)
         );
     }
     Ok(())
-}
-
-/// Users who may have a record: everyone the password database lists (`getent passwd`,
-/// which includes directory users where enumeration is enabled), everyone with a
-/// login state, and, for a system store `DIR/${USER}`, every file in DIR.
-fn candidates(config: &Config) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    if let Ok(out) = Command::new("getent").arg("passwd").output() {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(name) = line.split(':').next() {
-                names.insert(name.to_owned());
-            }
-        }
-    }
-    let state_names = std::fs::read_dir(&config.state_dir)
-        .into_iter()
-        .flatten()
-        .flatten();
-    for entry in state_names {
-        if let Some(name) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".state")) {
-            names.insert(name.to_owned());
-        }
-    }
-    if pam_totp::template::store_kind(&config.secret_path) == StoreKind::System
-        && let Some(dir) = config.secret_path.strip_suffix("/${USER}")
-    {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if let Some(name) = entry.file_name().to_str() {
-                names.insert(name.to_owned());
-            }
-        }
-    }
-    names
 }

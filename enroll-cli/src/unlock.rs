@@ -1,6 +1,6 @@
 //! `totp-enroll unlock --user NAME`: the admin's way out of a lock-out.
 
-use pam_totp::config::Config;
+use pam_totp_config::Config;
 
 use crate::audit;
 use crate::caller::Target;
@@ -14,7 +14,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult
             "unlock is for root only; ask your administrator, or wait for the lock-out to end".to_owned(),
         ));
     }
-    let failures = backend.place(config, target)?.unlock(config)?;
+    let failures = backend.place(config, target)?.unlock(&target.account.name)?;
     audit::record(&format!(
         "user={} unlocked by {} (had {failures} failures)",
         target.account.name, target.caller_name

@@ -35,6 +35,18 @@ pub fn build_dir() -> PathBuf {
         .to_owned()
 }
 
+/// `pam_totp.so` as `cargo build --workspace` makes it: the file store only.
+#[must_use]
+pub fn file_module() -> PathBuf {
+    build_dir().join("libpam_totp.so")
+}
+
+/// `pam_totp_db.so` as `cargo build --workspace` makes it: the file and database stores.
+#[must_use]
+pub fn db_module() -> PathBuf {
+    build_dir().join("libpam_totp_db.so")
+}
+
 /// The module as `make test` also builds it with other features, into
 /// `target/<variant>/<profile>/`; `features` are the cargo flags it takes (for the message
 /// when it is missing).
@@ -49,7 +61,7 @@ pub fn module_variant(variant: &str, features: &str) -> PathBuf {
         .join("libpam_totp.so");
     assert!(
         module.exists(),
-        "{} is missing: `make test` builds it (cargo build -p pam_totp --lib {features} \
+        "{} is missing: `make test` builds it (cargo build -p pam_totp {features} \
          --target-dir target/{variant})",
         module.display()
     );
@@ -119,8 +131,8 @@ impl Fixture {
             secret_path,
         };
         let module = fixture.path("pam_totp.so");
-        std::fs::copy(build_dir().join("libpam_totp.so"), &module)
-            .expect("libpam_totp.so is missing: run `cargo build --workspace` first");
+        std::fs::copy(db_module(), &module)
+            .expect("libpam_totp_db.so is missing: run `cargo build --workspace` first");
         // As the packages do: the module never creates it.
         make_state_dir(&fixture.state_dir());
         fixture.write_config(config);
@@ -281,16 +293,16 @@ impl Fixture {
 
     /// [`TEST_USER`]'s login state as the module left it (read under the state lock).
     #[must_use]
-    pub fn state(&self) -> pam_totp::state::LoginState {
-        pam_totp::state::StateDir::open(&self.state_dir())
+    pub fn state(&self) -> pam_totp_store_file::state::LoginState {
+        pam_totp_store_file::state::StateDir::open(&self.state_dir())
             .and_then(|dir| dir.lock(TEST_USER))
             .map(|locked| locked.state())
             .expect("state file readable")
     }
 
     /// Replaces [`TEST_USER`]'s login state, as if time had passed or a crash left it.
-    pub fn set_state(&self, state: pam_totp::state::LoginState) {
-        pam_totp::state::StateDir::open(&self.state_dir())
+    pub fn set_state(&self, state: pam_totp_store_file::state::LoginState) {
+        pam_totp_store_file::state::StateDir::open(&self.state_dir())
             .and_then(|dir| dir.lock(TEST_USER).and_then(|mut locked| locked.save(state)))
             .expect("state file writable");
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use pam_totp::db::{self, Client, ConnInfo};
+use pam_totp_store_pg::{self as db, Client, ConnInfo};
 
 use super::netns::NetHost;
 
@@ -325,21 +325,21 @@ fn host_fixture(cluster: &Cluster, role: &str) -> super::Fixture {
 
 /// Enrolls `user` with `secret` in the database, as the admin would.
 pub fn enroll(cluster: &Cluster, user: &str, secret: &str) {
-    use pam_totp::algorithm::Algorithm;
-    use pam_totp::record::Record;
-    use pam_totp::secret::SecretKey;
+    use pam_totp_config::algorithm::Algorithm;
+    use pam_totp_core::record::Record;
+    use pam_totp_core::secret::SecretKey;
     let record = Record::new(
         SecretKey::from_base32(secret).expect("secret"),
         Algorithm::Sha1,
         6,
         30,
-        pam_totp::clock::now_rfc3339(),
+        pam_totp_config::clock::now_rfc3339(),
     );
     db::admin::put_record(&mut cluster.admin(), user, &record.to_toml()).expect("put record");
 }
 
 /// `user`'s state in the database.
-pub fn state(cluster: &Cluster, user: &str) -> pam_totp::state::LoginState {
+pub fn state(cluster: &Cluster, user: &str) -> pam_totp_store_file::state::LoginState {
     db::admin::read_state(&mut cluster.admin(), user)
         .expect("read state")
         .unwrap_or_default()

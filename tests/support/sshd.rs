@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use crate::support::{build_dir, enroll_bin, make_state_dir};
+use crate::support::{enroll_bin, make_state_dir};
 
 /// The user the ssh tests log in as: has a password, a home and a shell.
 pub const SSH_USER: &str = "pamtotp-ssh";
@@ -259,8 +259,8 @@ impl Sshd {
     /// Module copy, its config, the PAM service directory, host and client keys.
     fn prepare(&self, scenario: Scenario, module_args: &str) {
         let module = self.path("pam_totp.so");
-        std::fs::copy(build_dir().join("libpam_totp.so"), &module)
-            .expect("libpam_totp.so is missing: run `cargo build --workspace` first");
+        std::fs::copy(crate::support::db_module(), &module)
+            .expect("libpam_totp_db.so is missing: run `cargo build --workspace` first");
         make_state_dir(&self.path("state"));
         std::fs::write(
             self.config_path(),

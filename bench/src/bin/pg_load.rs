@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pam_client::{Login, SUCCESS};
-use pam_totp::algorithm::Algorithm;
-use pam_totp::db::{self, ConnInfo};
-use pam_totp::record::Record;
-use pam_totp::secret::SecretKey;
+use pam_totp_config::algorithm::Algorithm;
+use pam_totp_core::record::Record;
+use pam_totp_core::secret::SecretKey;
+use pam_totp_store_pg::{self as db, ConnInfo};
 
 const HELP: &str = "\
 pg-load: logins through real libpam against a pam_totp PostgreSQL store
@@ -43,7 +43,7 @@ pg-load: logins through real libpam against a pam_totp PostgreSQL store
 Options (defaults in brackets):
   --admin CONNINFO   the admin role (schema owner): migrates, writes the users' records
   --host CONNINFO    a host role (member of pam_totp_host), as in a host's config
-  --module PATH      the pam_totp module [target/release/libpam_totp.so]
+  --module PATH      the pam_totp module [target/release/libpam_totp_db.so]
   --logins N         logins in all [100000]
   --users N          distinct users [1000]
   --workers N        concurrent threads [8]
@@ -69,7 +69,7 @@ fn parse_args() -> Result<Option<Options>, String> {
     let mut options = Options {
         admin: String::new(),
         host: String::new(),
-        module: PathBuf::from("target/release/libpam_totp.so"),
+        module: PathBuf::from("target/release/libpam_totp_db.so"),
         logins: 100_000,
         users: 1000,
         workers: 8,
@@ -134,7 +134,13 @@ fn provision(options: &Options) -> Result<(), String> {
     }
     for i in 0..options.users {
         let secret = SecretKey::from_bytes(secret_bytes(i)).map_err(|e| e.to_string())?;
-        let record = Record::new(secret, Algorithm::Sha1, 6, PERIOD, pam_totp::clock::now_rfc3339());
+        let record = Record::new(
+            secret,
+            Algorithm::Sha1,
+            6,
+            PERIOD,
+            pam_totp_config::clock::now_rfc3339(),
+        );
         db::admin::put_record(&mut admin, &user_name(i), &record.to_toml())
             .map_err(|e| format!("records: {e}"))?;
     }

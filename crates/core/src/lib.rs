@@ -1,0 +1,32 @@
+//! `pam_totp_core`: one login from module arguments to a verdict, over ports, and the
+//! rules it applies. No file, database or PAM code is here: the login reaches the world
+//! only through the traits of [`ports`] (and account lookups, through `pam_totp_os`).
+//!
+//! - [`ports`]: `Conversation`, `Logger`, `LoginStore`, `AdminStore` and what they exchange;
+//! - [`authenticate`]: one login, start to verdict; [`forward_pass`], [`login_enroll`],
+//!   [`decoy`] (unknown users cost what enrolled ones do), [`rollout`] (grace period,
+//!   exemptions), [`lockout`] (the lock-out rule and its table of cases);
+//! - [`answer`]: what the user typed, sorted once; [`verify`] (TOTP codes),
+//!   [`recovery`], [`scratch`] and their hashes ([`code_hash`]);
+//! - [`record`], [`login_state`], [`secret`]: what is stored about a user;
+//! - [`uri`], [`qr`]: the Key URI and its QR code (both sides: module and command).
+
+#![forbid(unsafe_code)]
+
+pub mod answer;
+pub mod authenticate;
+pub mod code_hash;
+pub mod decoy;
+pub mod forward_pass;
+pub mod lockout;
+pub mod login_enroll;
+pub mod login_state;
+pub mod ports;
+pub mod qr;
+pub mod record;
+pub mod recovery;
+pub mod rollout;
+pub mod scratch;
+pub mod secret;
+pub mod uri;
+pub mod verify;

@@ -1,0 +1,565 @@
+//! The ports of a login: what the flow ([`crate::authenticate`]) needs from the world,
+//! as traits the other crates implement. `pam_totp_pam` implements [`Conversation`] and
+//! [`Logger`] over libpam; `pam_totp_store_file` and `pam_totp_store_pg` implement
+//! [`LoginStore`] (what a login needs) and [`AdminStore`] (what `totp-enroll` needs).
+//!
+//! How each store makes the verdict safe against concurrent logins:
+//! - files: the user's state file is locked (`flock`) from re-reading it to the durable
+//!   write of the outcome;
+//! - database: the attempt is charged as a failure first (one UPDATE that also refuses
+//!   a locked-out user), so guesses in flight on all hosts stay within `max_failures`;
+//!   a right answer then counts only through one more UPDATE that moves `used_until`
+//!   forward (or burns a recovery-code bit), which exactly one login can win.
+
+use std::error::Error;
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use pam_totp_config::{Config, Store};
+use pam_totp_os::account::{Account, AccountError};
+
+use crate::login_state::{Channel, LoginState};
+use crate::record::{Record, StoredRecord};
+
+/// What the user is told when the module cannot work for a reason only the admin can fix.
+pub const UNAVAILABLE_MESSAGE: &str =
+    "The second factor cannot be checked right now; please contact your system administrator.";
+
+/// How the module talks to the user.
+pub trait Conversation {
+    /// Asks with echo off; `Ok(None)` when the application returned no answer.
+    ///
+    /// # Errors
+    /// The conversation failed (the client went away).
+    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError>;
+    /// Shows an error line to the user; failures to show it are ignored.
+    fn show_error(&mut self, text: &str);
+    /// Shows an information line (`PAM_TEXT_INFO`); failures to show it are ignored.
+    /// The default shows nothing (for conversations that cannot).
+    fn show_info(&mut self, _text: &str) {}
+    /// Hands `password` on to the next module as `PAM_AUTHTOK` (`forward_pass`).
+    ///
+    /// # Errors
+    /// The item could not be set (by default: not supported).
+    fn set_authtok(&mut self, _password: &[u8]) -> Result<(), ConversationError> {
+        Err(ConversationError)
+    }
+}
+
+/// The conversation could not be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationError;
+
+impl fmt::Display for ConversationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("conversation failed")
+    }
+}
+
+/// Syslog priorities the module uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    Err,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+/// Where the module's lines for the admin go (`pam_syslog` in production).
+pub trait Logger {
+    fn log(&self, priority: Priority, message: &str);
+}
+
+/// The PAM-visible result of one login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Right code: `PAM_SUCCESS`.
+    Success,
+    /// Wrong, replayed or missing code, not enrolled, locked out: `PAM_AUTH_ERR`.
+    Denied,
+    /// Not enrolled and `nullok`: `PAM_IGNORE`.
+    Ignore,
+    /// The client went away mid-conversation: `PAM_CONV_ERR`.
+    ConversationFailed,
+    /// Config, store or state unusable; fail closed: `PAM_SYSTEM_ERR`.
+    SystemError,
+    /// The config names a store this module was not built with (`store = "postgres"` in
+    /// `pam_totp.so`): nothing was asked or decided; the caller hands the whole login to
+    /// `pam_totp_db.so`, installed beside it, which reads the config again.
+    HandOver,
+}
+
+/// Who is logging in and from where, as PAM reported it.
+#[derive(Debug, Clone)]
+pub struct Login<'a> {
+    pub user: &'a str,
+    pub rhost: Option<&'a str>,
+    /// `PAM_TTY`: `tty1`, `/dev/console`, `pts/0`, `ssh`, ... (not always a device).
+    pub tty: Option<&'a str>,
+    pub args: &'a [String],
+    /// Unix time of the attempt.
+    pub now: u64,
+}
+
+impl Login<'_> {
+    /// Whether the attempt comes from the local console: no remote host, and a terminal
+    /// that is a console device (`console`, `ttyN`, `ttySN`, `hvcN`, with or without
+    /// `/dev/`). A pseudo-terminal (`pts/N`) is not: `su` or `sudo` in a session opened
+    /// from anywhere uses one.
+    #[must_use]
+    pub fn at_local_console(&self) -> bool {
+        if self.rhost.is_some_and(|rhost| !rhost.is_empty()) {
+            return false;
+        }
+        let Some(tty) = self.tty else {
+            return false;
+        };
+        let name = tty.strip_prefix("/dev/").unwrap_or(tty);
+        let numbered = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        name == "console" || numbered("tty") || numbered("ttyS") || numbered("hvc")
+    }
+
+    /// The counters this attempt is charged to: an exempt account at the local console
+    /// has its own, so that a remote attacker cannot lock it out there.
+    #[must_use]
+    pub fn channel(&self, config: &Config) -> Channel {
+        if config.is_lockout_exempt(self.user) && self.at_local_console() {
+            Channel::Console
+        } else {
+            Channel::Shared
+        }
+    }
+
+    /// `user=NAME rhost=HOST`, the way Linux-PAM modules name a login in syslog.
+    #[must_use]
+    pub fn who(&self) -> String {
+        format!(
+            "user={} rhost={}",
+            client_field(self.user),
+            client_field(self.rhost.unwrap_or(""))
+        )
+    }
+}
+
+/// Longest client-supplied field written into a log line, in characters.
+pub const MAX_LOGGED_FIELD: usize = 64;
+
+/// What the client sent (user name, remote host, ...), made fit for one syslog line:
+/// control characters shown as `?`, and cut at [`MAX_LOGGED_FIELD`] characters with a
+/// marker, so that a client cannot flood the log or forge a line.
+#[must_use]
+pub fn client_field(text: &str) -> String {
+    let mut field: String = text
+        .chars()
+        .take(MAX_LOGGED_FIELD)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(MAX_LOGGED_FIELD).is_some() {
+        field.push_str("...[cut]");
+    }
+    field
+}
+
+/// A store could not be used; the login fails closed. Displays as the store's own
+/// message (the log line names the cause), and keeps that cause as its source.
+#[derive(Debug)]
+pub struct StoreFailure(Box<dyn Error + Send + Sync>);
+
+impl StoreFailure {
+    /// Wraps a store's error.
+    pub fn new(cause: impl Into<Box<dyn Error + Send + Sync>>) -> StoreFailure {
+        StoreFailure(cause.into())
+    }
+
+    /// A store's error with the sentence the admin reads (which names the place),
+    /// keeping the error as its source.
+    pub fn described(message: String, cause: impl Into<Box<dyn Error + Send + Sync>>) -> StoreFailure {
+        StoreFailure(Box::new(Described {
+            message,
+            cause: cause.into(),
+        }))
+    }
+}
+
+impl fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Error for StoreFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// [`StoreFailure::described`]'s error.
+#[derive(Debug)]
+struct Described {
+    message: String,
+    cause: Box<dyn Error + Send + Sync>,
+}
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error for Described {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(self.cause.as_ref())
+    }
+}
+
+/// Proof that a user has no record: made only by a store that looked (the record's
+/// trusted directory holds no such file, or the database has no row).
+#[derive(Debug)]
+pub struct NoRecord(());
+
+impl NoRecord {
+    /// The store looked and found no record. For stores only: the flow lets such a user
+    /// through (`nullok`, grace period) on this proof alone.
+    #[must_use]
+    pub fn proven_by_store() -> NoRecord {
+        NoRecord(())
+    }
+}
+
+/// Why no usable record was found.
+#[derive(Debug)]
+pub enum Missing {
+    Unknown,
+    /// Proven: the record's directory is there, trusted, and holds none.
+    NotEnrolled(NoRecord),
+    /// The user's home (or record directory in it) is not there, e.g. not mounted yet:
+    /// enrollment cannot be told, so the login is refused. Its text is for syslog.
+    Unproven(StoreFailure),
+    /// A problem only the admin can fix; its text is for syslog.
+    Unusable(StoreFailure),
+}
+
+impl Missing {
+    /// A failed passwd lookup: an unknown (or impossible) name is an unknown user; any
+    /// other failure only the admin can fix.
+    #[must_use]
+    pub fn from_lookup(e: &AccountError) -> Missing {
+        match e {
+            AccountError::Unknown | AccountError::InvalidName => Missing::Unknown,
+            other @ AccountError::Lookup(_) => Missing::Unusable(StoreFailure::new(other.clone())),
+        }
+    }
+}
+
+/// What [`LoginStore::open`] found.
+pub enum Found {
+    Enrolled(Opened),
+    Missing(Missing),
+}
+
+/// A user's record, and their state as it was before the prompt.
+pub struct Opened {
+    pub record: Record,
+    pub state: LoginState,
+    pub session: Box<dyn Session>,
+}
+
+/// One login's store across the prompt (a state file kept open, unlocked; or nothing,
+/// for the database, which holds no connection while a user types).
+pub trait Session {
+    /// Holds the store for a verdict on `user`'s answer at `now`, charged to `channel`.
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn begin(
+        self: Box<Self>,
+        config: &Config,
+        user: &str,
+        now: u64,
+        channel: Channel,
+    ) -> Result<Begun, StoreFailure>;
+}
+
+/// What [`Session::begin`] found.
+pub enum Begun {
+    /// Locked out until this Unix time: do not check the answer.
+    LockedOut(u64),
+    Open(Box<dyn Pending>),
+}
+
+/// A verdict about to be made: the store is held (file locked) or the attempt charged.
+pub trait Pending {
+    /// The state the answer is judged against (used steps, burnt codes).
+    fn state(&self) -> LoginState;
+    /// Durably records `decision`. `file_after` is the new state the flow computed for it
+    /// (the database computes its own, from the row, in the same statements). Success is
+    /// returned only after the write or the accepting UPDATE is durable.
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn apply(
+        self: Box<Self>,
+        user: &str,
+        now: u64,
+        decision: Decision,
+        file_after: LoginState,
+        channel: Channel,
+    ) -> Result<Settled, StoreFailure>;
+}
+
+/// Why an answer failed, as the log line says it (`reason=...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    ReplayedCode,
+    InvalidCode,
+    RecoveryCodeAlreadyUsed,
+    InvalidRecoveryCode,
+    MalformedCode,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Failure::ReplayedCode => "replayed code",
+            Failure::InvalidCode => "invalid code",
+            Failure::RecoveryCodeAlreadyUsed => "recovery code already used",
+            Failure::InvalidRecoveryCode => "invalid recovery code",
+            Failure::MalformedCode => "malformed code",
+        })
+    }
+}
+
+/// The store's part of a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A TOTP code of the step from Unix time `starts` to `ends` (exclusive), which
+    /// starts at or after the state's `used_until`.
+    Step { starts: u64, ends: u64 },
+    /// Recovery code `index` of the record's set (epoch `epoch`, `count` codes).
+    Recovery { epoch: u64, count: usize, index: usize },
+    /// A failure.
+    Fail(Failure),
+}
+
+/// What was durably recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// `None`: accepted. Else the reason of the failure.
+    pub failure: Option<Failure>,
+    /// The state after a failure: counts and lock-out, for the log.
+    pub after: LoginState,
+    /// The lock-out before this attempt (a new lock-out is logged once).
+    pub locked_until_before: u64,
+}
+
+/// The one durable write an unknown or unenrolled user's login costs ([`crate::decoy`]).
+pub trait DecoyWrite {
+    /// # Errors
+    /// The durable write failed.
+    fn write(self: Box<Self>) -> Result<(), StoreFailure>;
+}
+
+/// Where `enroll_at_login` puts a new record, checked to be a root-owned store.
+pub trait Enrollment {
+    /// The record's place, for the log line.
+    fn place(&self) -> String;
+    /// Whether a record is there (by now).
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn exists(&self) -> Result<bool, StoreFailure>;
+    /// Takes the user's state lock, held until the returned guard is dropped.
+    ///
+    /// # Errors
+    /// The state is unusable.
+    fn lock(&self, user: &str) -> Result<Box<dyn EnrollmentLock>, StoreFailure>;
+    /// Writes the record.
+    ///
+    /// # Errors
+    /// The write failed (the message names the place).
+    fn write(&self, record: &Record) -> Result<(), StoreFailure>;
+}
+
+/// A user's state, locked for an enrollment at login.
+pub trait EnrollmentLock {
+    /// Durably writes the state the enrollment leaves (its step used up).
+    ///
+    /// # Errors
+    /// The write failed.
+    fn save(&mut self, state: LoginState) -> Result<(), StoreFailure>;
+}
+
+/// What a login needs from a store: implemented by the file store and the database.
+pub trait LoginStore {
+    /// Checks the store's own settings in `config`, right after it is loaded: an
+    /// unusable value refuses every login, as a bad config does.
+    ///
+    /// # Errors
+    /// The message names the key and the problem.
+    fn check_config(&self, _config: &Config) -> Result<(), StoreFailure> {
+        Ok(())
+    }
+    /// Finds `user`'s record and opens their state.
+    ///
+    /// # Errors
+    /// The state or the database is unusable.
+    fn open(&self, config: &Config, user: &str) -> Result<Found, StoreFailure>;
+    /// The write an unknown or unenrolled user's login spends.
+    ///
+    /// # Errors
+    /// The state directory is unusable (an enrolled user's login would fail too).
+    fn decoy(&self, config: &Config) -> Result<Box<dyn DecoyWrite>, StoreFailure>;
+    /// Where `enroll_at_login` writes `account`'s record.
+    ///
+    /// # Errors
+    /// The store takes no enrollment at login (records in homes, the database), or is
+    /// unusable.
+    fn enrollment(&self, config: &Config, account: Account) -> Result<Box<dyn Enrollment>, StoreFailure>;
+}
+
+/// The stores a module was built with: the file store always, the database in
+/// `pam_totp_db.so` only.
+#[derive(Clone, Copy)]
+pub struct Stores<'a> {
+    pub file: &'a dyn LoginStore,
+    pub postgres: Option<&'a dyn LoginStore>,
+}
+
+impl<'a> Stores<'a> {
+    /// The store `store` names, if this module has it.
+    #[must_use]
+    pub fn get(&self, store: Store) -> Option<&'a dyn LoginStore> {
+        match store {
+            Store::File => Some(self.file),
+            Store::Postgres => self.postgres,
+        }
+    }
+}
+
+/// A user's stored record as `totp-enroll` finds it.
+pub enum Stored {
+    Found(StoredRecord),
+    /// None: the store looked.
+    Missing(NoRecord),
+    /// Where the record would be is not there (a home not mounted): whether there is
+    /// one cannot be told.
+    Unproven(StoreFailure),
+    /// There, but unreadable or invalid; the failure says why (never the content).
+    Unusable(StoreFailure),
+}
+
+/// Why the command could not use a store: the admin's settings (the command exits 2),
+/// or the store refused or failed (exit 1). The failure's text is the message shown.
+#[derive(Debug)]
+pub enum AdminFailure {
+    Settings(StoreFailure),
+    Refused(StoreFailure),
+}
+
+impl fmt::Display for AdminFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminFailure::Settings(e) | AdminFailure::Refused(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Error for AdminFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            AdminFailure::Settings(e) | AdminFailure::Refused(e) => Some(e),
+        }
+    }
+}
+
+impl From<StoreFailure> for AdminFailure {
+    fn from(e: StoreFailure) -> AdminFailure {
+        AdminFailure::Refused(e)
+    }
+}
+
+/// What [`AdminPlace::unlock`] cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unlocked {
+    /// Failures counted before (both channels).
+    pub failures: u32,
+    /// The state was corrupt and was started afresh.
+    pub started_afresh: bool,
+}
+
+/// One user's record and login state, as `totp-enroll` reads and changes them.
+pub trait AdminPlace {
+    /// Where the record is, for messages, audit lines and `status`'s `record`.
+    fn describe(&self) -> String;
+    /// A record file only root may write (a system store): its path, for the refusal a
+    /// user gets.
+    fn root_only(&self) -> Option<std::path::PathBuf>;
+    /// Whether a record exists (even an unusable one).
+    ///
+    /// # Errors
+    /// The store could not be asked.
+    fn exists(&mut self) -> Result<bool, StoreFailure>;
+    /// The record as stored.
+    ///
+    /// # Errors
+    /// The store could not be asked (a missing or unusable record is a [`Stored`]).
+    fn read_stored(&mut self) -> Result<Stored, StoreFailure>;
+    /// Writes the record's text, replacing any; the login state stays.
+    ///
+    /// # Errors
+    /// The write failed; nothing was changed.
+    fn write(&mut self, text: &str) -> Result<(), StoreFailure>;
+    /// Writes the record's text only if there is none; `false` (nothing written) if
+    /// there is.
+    ///
+    /// # Errors
+    /// The store failed.
+    fn write_new(&mut self, text: &str) -> Result<bool, StoreFailure>;
+    /// Removes the record and clears failures, lock-outs and burns (replay protection
+    /// stays where the store keeps state apart); `false` if there was no record.
+    ///
+    /// # Errors
+    /// The store failed.
+    fn remove(&mut self) -> Result<bool, StoreFailure>;
+    /// The login state as the module last left it; `None` if never logged in.
+    ///
+    /// # Errors
+    /// The store failed.
+    fn peek_state(&mut self) -> Result<Option<LoginState>, StoreFailure>;
+    /// Clears failures and lock-outs (the console's too), keeping replay protection.
+    ///
+    /// # Errors
+    /// The store failed.
+    fn unlock(&mut self) -> Result<Unlocked, StoreFailure>;
+    /// Carries replay protection (`used_until`; where the store keeps them, burnt
+    /// recovery codes too) into the login state, never moving it back.
+    ///
+    /// # Errors
+    /// The store failed.
+    fn carry_state(&mut self, state: &LoginState) -> Result<(), StoreFailure>;
+}
+
+/// What `totp-enroll` needs from a store: implemented by the file store and the
+/// database.
+pub trait AdminStore {
+    /// `account`'s record and state.
+    ///
+    /// # Errors
+    /// `secret_path` does not expand for the account ([`AdminFailure::Settings`]).
+    fn place<'a>(
+        &'a mut self,
+        config: &Config,
+        account: &Account,
+    ) -> Result<Box<dyn AdminPlace + 'a>, AdminFailure>;
+    /// The accounts that may have a record, for `list` (a name the host does not know
+    /// comes as a name-only account).
+    ///
+    /// # Errors
+    /// The store could not be asked.
+    fn accounts(&mut self, config: &Config) -> Result<Vec<Account>, AdminFailure>;
+}

@@ -1,0 +1,110 @@
+//! Turning the second factor on for a host whose users already log in.
+//!
+//! Three policies, all decided before (or instead of) asking for a code:
+//! - `exempt_users` / `exempt_groups`: service accounts that never need a code; every
+//!   use is logged, so an exemption is never silent;
+//! - `enforce_after = "YYYY-MM-DD"`: until that day (00:00 UTC) a user without a record
+//!   logs in without a code but is told, at every login, from when a code is needed and
+//!   how to enroll; from that day on, such users are refused (unless `nullok`);
+//! - `enroll_at_login`: checked as configuration by `pam_totp_config` (it needs a
+//!   root-owned store); the flow itself is in [`crate::login_enroll`].
+
+use std::ffi::CString;
+
+use nix::unistd::{self, Group};
+
+use pam_totp_config::{Config, clock};
+use pam_totp_os::account::Account;
+
+/// Whether `now` falls in the grace period (before `enforce_after`).
+#[must_use]
+pub fn in_grace_period(config: &Config, now: u64) -> bool {
+    clock::parse_date(&config.enforce_after).is_some_and(|start| now < start)
+}
+
+/// What an unenrolled user is told at each login during the grace period.
+#[must_use]
+pub fn grace_message(config: &Config) -> String {
+    format!(
+        "Two-factor authentication: from {} a verification code from an authenticator app \
+         will be required to log in to this host. Set it up now: run `totp-enroll` and \
+         scan the QR code with Microsoft Authenticator (or a similar app).",
+        config.enforce_after
+    )
+}
+
+/// Why an account needs no code, for the log line: `exempt_users` or the matching group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exemption {
+    User,
+    Group(String),
+}
+
+impl std::fmt::Display for Exemption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exemption::User => f.write_str("exempt_users"),
+            Exemption::Group(group) => write!(f, "exempt_groups: member of {group}"),
+        }
+    }
+}
+
+/// Whether `user` is exempt. Only known users can be; a group that does not exist, or a
+/// group database that cannot be read, exempts no one (the code is then asked for:
+/// failing closed).
+#[must_use]
+pub fn exemption(config: &Config, user: &str) -> Option<Exemption> {
+    if config.exempt_users.is_empty() && config.exempt_groups.is_empty() {
+        return None;
+    }
+    let account = Account::lookup(user).ok()?;
+    if config.exempt_users.contains(&account.name) {
+        return Some(Exemption::User);
+    }
+    if config.exempt_groups.is_empty() {
+        return None;
+    }
+    let name = CString::new(account.name.as_bytes()).ok()?;
+    let member_of = unistd::getgrouplist(&name, account.gid).ok()?;
+    config.exempt_groups.iter().find_map(|group| {
+        let gid = Group::from_name(group).ok().flatten()?.gid;
+        member_of.contains(&gid).then(|| Exemption::Group(group.clone()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_lasts_until_the_date() {
+        let config = Config {
+            enforce_after: "2027-01-15".to_owned(),
+            ..Config::default()
+        };
+        assert!(in_grace_period(&config, 1_799_971_199));
+        assert!(!in_grace_period(&config, 1_799_971_200));
+        assert!(!in_grace_period(&Config::default(), 0));
+        assert!(grace_message(&config).contains("2027-01-15"));
+        assert!(grace_message(&config).contains("totp-enroll"));
+    }
+
+    #[test]
+    fn root_is_exempt_by_name_and_by_group() {
+        let by_name = Config {
+            exempt_users: vec!["root".to_owned()],
+            ..Config::default()
+        };
+        assert_eq!(exemption(&by_name, "root"), Some(Exemption::User));
+        let by_group = Config {
+            exempt_groups: vec!["no-such-group-pamtotp".to_owned(), "root".to_owned()],
+            ..Config::default()
+        };
+        assert_eq!(
+            exemption(&by_group, "root"),
+            Some(Exemption::Group("root".to_owned()))
+        );
+        assert_eq!(exemption(&by_group, "no-such-user-pamtotp"), None);
+        assert_eq!(exemption(&Config::default(), "root"), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! `pam_totp_store_file`: records and login state in files on this host (`store =
+//! "file"`), and the host key that opens sealed secrets.
+//!
+//! - [`record_store`]: reading records safely as root, atomic writes for the command;
+//!   "not enrolled" only as a proof ([`NoRecord`](record_store::NoRecord));
+//! - [`template`]: `secret_path` expansion for one account;
+//! - [`state`]: the state file (A/B slots, flock): one durable write per login;
+//! - [`seal`]: secrets sealed to the host key (`crypto_box` sealed box), key file checks;
+//! - [`file_store`]: the login's [`LoginStore`](pam_totp_core::ports::LoginStore) over them;
+//! - [`admin`]: `totp-enroll`'s [`AdminStore`](pam_totp_core::ports::AdminStore) over them.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod file_store;
+pub mod record_store;
+pub mod seal;
+pub mod state;
+pub mod template;
+
+pub use file_store::FileStore;

@@ -1,0 +1,203 @@
+//! `pam_totp_store_pg`, `store = "postgres"`: records and login state shared by many
+//! hosts in PostgreSQL.
+//!
+//! - [`pg_store`]: the login's [`LoginStore`](pam_totp_core::ports::LoginStore);
+//! - [`conninfo`]: the `postgres = "..."` string, split into what we handle (TLS,
+//!   credentials) and what tokio-postgres handles;
+//! - [`client`]: a synchronous connection with a hard deadline on every call;
+//! - [`migrate`]: the versioned schema (`migrations/*.sql`), applied idempotently;
+//! - [`login`]: what a host may do, through the schema's SECURITY DEFINER functions,
+//!   one named user at a time: read, charge an attempt, accept a step, burn a code;
+//! - [`admin`]: what the admin role (the schema owner) does directly on the tables:
+//!   write, remove, unlock, list (used by `totp-enroll`);
+//! - [`check_settings`]: the `postgres` string as the config holds it.
+//!
+//! Replay protection and lock-outs hold across hosts because every change is one
+//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql` and
+//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters).
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod client;
+pub mod conninfo;
+pub mod login;
+pub mod migrate;
+pub mod pg_store;
+mod tls;
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+pub use client::Client;
+pub use conninfo::ConnInfo;
+pub use migrate::migrate;
+pub use pg_store::{PgAdmin, PgStore};
+
+use pam_totp_config::{Config, Store};
+use pam_totp_store_file::seal::SealError;
+
+/// Why the database could not be used. Never holds a password or a record.
+#[derive(Debug)]
+pub enum DbError {
+    /// `store = "postgres"` without a usable `postgres` string.
+    Settings(conninfo::ConnInfoError),
+    /// A passfile, key or certificate file is unsafe or unreadable.
+    Credential(SealError),
+    /// The TLS configuration could not be built.
+    Tls(String),
+    /// A host name did not resolve.
+    Resolve(String),
+    /// The async runtime could not be made (out of memory, no epoll).
+    Runtime(io::Error),
+    /// Connecting, TLS or authentication failed.
+    Connect(tokio_postgres::Error),
+    /// No answer within the timeout.
+    Timeout { action: &'static str },
+    /// A statement failed.
+    Query {
+        action: &'static str,
+        source: tokio_postgres::Error,
+    },
+    /// The connection was closed already.
+    Closed,
+    /// The database's schema is newer than this build's migrations.
+    NewerSchema { found: i32, supported: i32 },
+    /// A statement that always returns a row returned none (not migrated?).
+    NoResultRow { action: &'static str },
+    /// A recovery-code index outside the record's set.
+    RecoveryIndex,
+    /// A host role name that is not a plain lower-case identifier.
+    BadHostRole,
+    /// The user's record was removed by an admin during the login.
+    RecordRemoved,
+    /// The config does not say `store = "postgres"`.
+    NotPostgres,
+    /// A user name that cannot be a user's.
+    BadUser,
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Settings(e) => e.fmt(f),
+            DbError::Credential(e) => e.fmt(f),
+            DbError::Tls(why) => write!(f, "database TLS: {why}"),
+            DbError::Resolve(why) => write!(f, "cannot resolve database host {why}"),
+            DbError::Runtime(e) => write!(f, "cannot start the database client: {e}"),
+            DbError::Connect(e) => write!(f, "cannot connect: {}", describe(e)),
+            DbError::Timeout { action } => write!(f, "no answer in time ({action})"),
+            DbError::Query { action, source } => write!(f, "cannot {action}: {}", describe(source)),
+            DbError::Closed => f.write_str("connection closed"),
+            DbError::NewerSchema { found, supported } => write!(
+                f,
+                "database schema: the database is at version {found}, newer than this build's \
+                 {supported}; upgrade pam_totp"
+            ),
+            DbError::NoResultRow { action } => write!(f, "database schema: {action}: no result row"),
+            DbError::RecoveryIndex => f.write_str("database schema: recovery code index out of range"),
+            DbError::BadHostRole => f.write_str(HOST_ROLE_RULE),
+            DbError::RecordRemoved => f.write_str("database schema: the record was removed during the login"),
+            DbError::NotPostgres => f.write_str("database schema: store is not \"postgres\""),
+            DbError::BadUser => f.write_str("user name is not acceptable"),
+        }
+    }
+}
+
+/// What a host role name must be (`db grant-host`).
+pub const HOST_ROLE_RULE: &str = "host role names must be lower-case letters, digits and _";
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DbError::Settings(e) => Some(e),
+            DbError::Credential(e) => Some(e),
+            DbError::Runtime(e) => Some(e),
+            DbError::Connect(e) | DbError::Query { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// tokio-postgres's Display hides the cause of I/O errors ("error connecting to server").
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+impl DbError {
+    /// Whether the server refused for lack of privilege (SQLSTATE 42501).
+    #[must_use]
+    pub fn is_permission_denied(&self) -> bool {
+        let (DbError::Query { source, .. } | DbError::Connect(source)) = self else {
+            return false;
+        };
+        source.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    }
+}
+
+/// The per-call deadline from `postgres_timeout_ms`.
+#[must_use]
+pub fn timeout(config: &Config) -> Duration {
+    Duration::from_millis(config.postgres_timeout_ms)
+}
+
+/// Connects as `config` says (`store = "postgres"`, `postgres`, `postgres_timeout_ms`).
+///
+/// # Errors
+/// The store is not postgres, the string is unusable, or connecting failed.
+pub fn connect(config: &Config) -> Result<Client, DbError> {
+    if config.store != Store::Postgres {
+        return Err(DbError::NotPostgres);
+    }
+    let info: ConnInfo = config.postgres.parse().map_err(DbError::Settings)?;
+    client::connect(&info, timeout(config))
+}
+
+/// Checks the `postgres` string of a config with `store = "postgres"` (the config crate
+/// reads it as text; its syntax is this crate's).
+///
+/// # Errors
+/// The string is unusable (missing, `password=`, plaintext to another host, ...).
+pub fn check_settings(config: &Config) -> Result<(), conninfo::ConnInfoError> {
+    config.postgres.parse::<ConnInfo>().map(drop)
+}
+
+/// Unix times and steps are u64 in Rust, bigint in the database; none comes near 2^63,
+/// and anything that would is clamped rather than wrapped.
+pub(crate) fn to_db(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_db(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// `recovery_epoch` and `recovery_used` are bit patterns, stored as the same 64 bits.
+pub(crate) fn bits_to_db(value: u64) -> i64 {
+    i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+pub(crate) fn bits_from_db(value: i64) -> u64 {
+    u64::from_ne_bytes(value.to_ne_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_patterns_round_trip_through_bigint() {
+        for value in [0, 1, u64::MAX, 1 << 63, 0xdead_beef_0000_0001] {
+            assert_eq!(bits_from_db(bits_to_db(value)), value);
+        }
+        assert_eq!(to_db(u64::MAX), i64::MAX);
+        assert_eq!(from_db(-5), 0);
+    }
+}

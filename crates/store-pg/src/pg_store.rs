@@ -1,0 +1,336 @@
+//! The database as a login's [`LoginStore`]. One login's store across the prompt holds
+//! nothing: the connection that read the state is closed before the prompt and a new one
+//! made for the verdict, so that logins waiting at a prompt (any number of
+//! unauthenticated clients) hold no database connection, and a connection dropped by a
+//! firewall while a user typed cannot stall the verdict.
+
+use std::fmt;
+
+use pam_totp_config::Config;
+use pam_totp_core::login_state::{Channel, LoginState};
+use pam_totp_core::ports::{
+    AdminFailure, AdminPlace, AdminStore, Begun, Decision, DecoyWrite, Enrollment, Found, LoginStore,
+    Missing, NoRecord, Opened, Pending, Session, Settled, StoreFailure, Stored, Unlocked,
+};
+use pam_totp_core::record::{Record, StoredRecord};
+use pam_totp_os::account::Account;
+use pam_totp_store_file::seal;
+
+use crate::admin;
+use crate::login::{self, Charge};
+use crate::{Client, DbError};
+
+/// `store = "postgres"`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgStore;
+
+/// Why the database store failed a login (the log line says "database unavailable").
+#[derive(Debug)]
+pub struct Unavailable(DbError);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "database unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn unavailable(e: DbError) -> StoreFailure {
+    StoreFailure::new(Unavailable(e))
+}
+
+/// The database store takes no enrollment at login (the config refuses the setting).
+#[derive(Debug)]
+struct NoEnrollmentAtLogin;
+
+impl fmt::Display for NoEnrollmentAtLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("enroll_at_login is not available with store = \"postgres\"")
+    }
+}
+
+impl std::error::Error for NoEnrollmentAtLogin {}
+
+/// With the database there is no state file to mirror: the decoy writes nothing.
+struct NoDecoyWrite;
+
+impl DecoyWrite for NoDecoyWrite {
+    fn write(self: Box<Self>) -> Result<(), StoreFailure> {
+        Ok(())
+    }
+}
+
+/// The `postgres` key's value is unusable.
+#[derive(Debug)]
+struct BadSettings(crate::conninfo::ConnInfoError);
+
+impl fmt::Display for BadSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad value for `postgres`: {}", self.0)
+    }
+}
+
+impl std::error::Error for BadSettings {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl LoginStore for PgStore {
+    fn check_config(&self, config: &Config) -> Result<(), StoreFailure> {
+        crate::check_settings(config).map_err(|e| StoreFailure::new(BadSettings(e)))
+    }
+
+    fn open(&self, config: &Config, user: &str) -> Result<Found, StoreFailure> {
+        let account = match Account::lookup(user) {
+            Ok(account) => account,
+            Err(e) => return Ok(Found::Missing(Missing::from_lookup(&e))),
+        };
+        let mut client = crate::connect(config).map_err(unavailable)?;
+        let Some(found) = login::read(&mut client, &account.name).map_err(unavailable)? else {
+            return Ok(Found::Missing(Missing::NotEnrolled(NoRecord::proven_by_store())));
+        };
+        // The same text, parsed and (if sealed) opened exactly as a record file's.
+        let record = match Record::parse_stored(&found.record) {
+            Ok(StoredRecord::Plain(record)) => record,
+            Ok(StoredRecord::Sealed(sealed)) => {
+                match seal::open_record(config.host_keys(), &account.name, &sealed) {
+                    Ok(record) => record,
+                    Err(e) => return Ok(Found::Missing(unusable(e))),
+                }
+            }
+            Err(e) => return Ok(Found::Missing(unusable(e))),
+        };
+        drop(client);
+        Ok(Found::Enrolled(Opened {
+            record,
+            state: found.state,
+            session: Box::new(PgSession),
+        }))
+    }
+
+    fn decoy(&self, _config: &Config) -> Result<Box<dyn DecoyWrite>, StoreFailure> {
+        Ok(Box::new(NoDecoyWrite))
+    }
+
+    fn enrollment(&self, _config: &Config, _account: Account) -> Result<Box<dyn Enrollment>, StoreFailure> {
+        Err(StoreFailure::new(NoEnrollmentAtLogin))
+    }
+}
+
+/// A database record that cannot be used, for syslog.
+fn unusable(e: impl std::error::Error + Send + Sync + 'static) -> Missing {
+    Missing::Unusable(StoreFailure::described(
+        format!("cannot use the database record: {e}"),
+        e,
+    ))
+}
+
+/// Nothing held across the prompt.
+struct PgSession;
+
+impl Session for PgSession {
+    fn begin(
+        self: Box<Self>,
+        config: &Config,
+        user: &str,
+        now: u64,
+        channel: Channel,
+    ) -> Result<Begun, StoreFailure> {
+        let mut client = crate::connect(config).map_err(unavailable)?;
+        match login::charge(&mut client, config, user, now, channel) {
+            Ok(Some(Charge::Charged(charged))) => Ok(Begun::Open(Box::new(PgPending {
+                client: Box::new(client),
+                charged,
+            }))),
+            Ok(Some(Charge::LockedOut(state))) => Ok(Begun::LockedOut(state.counters(channel).1)),
+            // Removed by an admin since the prompt.
+            Ok(None) => Err(unavailable(DbError::RecordRemoved)),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+/// The attempt charged; the connection kept for the verdict.
+struct PgPending {
+    // Boxed: a client (runtime and connection) is large, and moved a few times.
+    client: Box<Client>,
+    charged: LoginState,
+}
+
+impl Pending for PgPending {
+    fn state(&self) -> LoginState {
+        self.charged
+    }
+
+    fn apply(
+        self: Box<Self>,
+        user: &str,
+        now: u64,
+        decision: Decision,
+        _file_after: LoginState,
+        channel: Channel,
+    ) -> Result<Settled, StoreFailure> {
+        let PgPending { mut client, charged } = *self;
+        let accepted = match decision {
+            Decision::Step { starts, ends } => {
+                login::accept_step(&mut client, user, starts, ends, now, channel)
+                    .map_err(unavailable)?
+                    .then_some(())
+                    .ok_or(pam_totp_core::ports::Failure::ReplayedCode)
+            }
+            Decision::Recovery { epoch, count, index } => {
+                login::burn_recovery(&mut client, user, epoch, count, index, now, channel)
+                    .map_err(unavailable)?
+                    .then_some(())
+                    .ok_or(pam_totp_core::ports::Failure::RecoveryCodeAlreadyUsed)
+            }
+            Decision::Fail(reason) => Err(reason),
+        };
+        // The charge already counted the failure and any lock-out it starts; a charged
+        // user was not locked out on this channel before.
+        Ok(Settled {
+            failure: accepted.err(),
+            after: charged,
+            locked_until_before: 0,
+        })
+    }
+}
+
+/// A database error as `totp-enroll` reports it: `database: ...`, with a hint when the
+/// role lacks a privilege.
+#[derive(Debug)]
+pub struct AdminDbFailure(pub DbError);
+
+impl fmt::Display for AdminDbFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hint = if self.0.is_permission_denied() {
+            " (the command needs the admin role, the schema's owner: see --database)"
+        } else {
+            ""
+        };
+        write!(f, "database: {}{hint}", self.0)
+    }
+}
+
+impl std::error::Error for AdminDbFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn admin_failed(e: DbError) -> StoreFailure {
+    StoreFailure::new(AdminDbFailure(e))
+}
+
+/// The database as `totp-enroll`'s [`AdminStore`], over one connection as the admin
+/// role (the schema's owner) for the whole run.
+pub struct PgAdmin {
+    client: Box<Client>,
+}
+
+impl PgAdmin {
+    #[must_use]
+    pub fn new(client: Client) -> PgAdmin {
+        PgAdmin {
+            client: Box::new(client),
+        }
+    }
+}
+
+impl AdminStore for PgAdmin {
+    fn place<'a>(
+        &'a mut self,
+        _config: &Config,
+        account: &Account,
+    ) -> Result<Box<dyn AdminPlace + 'a>, AdminFailure> {
+        Ok(Box::new(PgPlace {
+            client: self.client.as_mut(),
+            user: account.name.clone(),
+        }))
+    }
+
+    /// Every enrolled user, whether or not this host knows the account.
+    fn accounts(&mut self, _config: &Config) -> Result<Vec<Account>, AdminFailure> {
+        let names = admin::list_users(&mut self.client).map_err(admin_failed)?;
+        Ok(names
+            .iter()
+            .filter_map(|name| Account::name_only(name).ok())
+            .collect())
+    }
+}
+
+/// One user's row.
+struct PgPlace<'a> {
+    client: &'a mut Client,
+    user: String,
+}
+
+impl AdminPlace for PgPlace<'_> {
+    fn describe(&self) -> String {
+        format!("postgres:{}", self.user)
+    }
+
+    fn root_only(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    fn exists(&mut self) -> Result<bool, StoreFailure> {
+        Ok(admin::read_record(self.client, &self.user)
+            .map_err(admin_failed)?
+            .is_some())
+    }
+
+    fn read_stored(&mut self) -> Result<Stored, StoreFailure> {
+        Ok(
+            match admin::read_record(self.client, &self.user).map_err(admin_failed)? {
+                Some(text) => match Record::parse_stored(&text) {
+                    Ok(stored) => Stored::Found(stored),
+                    Err(e) => Stored::Unusable(StoreFailure::new(e)),
+                },
+                None => Stored::Missing(NoRecord::proven_by_store()),
+            },
+        )
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), StoreFailure> {
+        admin::put_record(self.client, &self.user, text).map_err(|e| {
+            StoreFailure::described(
+                format!("cannot write postgres:{}: {e}; nothing was changed", self.user),
+                e,
+            )
+        })
+    }
+
+    /// The check and the write are one statement.
+    fn write_new(&mut self, text: &str) -> Result<bool, StoreFailure> {
+        admin::insert_record_if_absent(self.client, &self.user, text).map_err(admin_failed)
+    }
+
+    /// The state row goes with the record (the schema's ON DELETE CASCADE).
+    fn remove(&mut self) -> Result<bool, StoreFailure> {
+        admin::remove(self.client, &self.user).map_err(admin_failed)
+    }
+
+    fn peek_state(&mut self) -> Result<Option<LoginState>, StoreFailure> {
+        admin::read_state(self.client, &self.user).map_err(admin_failed)
+    }
+
+    fn unlock(&mut self) -> Result<Unlocked, StoreFailure> {
+        let before = admin::read_state(self.client, &self.user).map_err(admin_failed)?;
+        admin::unlock(self.client, &self.user).map_err(admin_failed)?;
+        Ok(Unlocked {
+            failures: before.map_or(0, |state| state.failures.saturating_add(state.console_failures)),
+            started_afresh: false,
+        })
+    }
+
+    fn carry_state(&mut self, state: &LoginState) -> Result<(), StoreFailure> {
+        admin::carry_state(self.client, &self.user, state).map_err(admin_failed)
+    }
+}
