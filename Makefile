@@ -105,10 +105,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The packages are built before the tests that install and inspect them (tests/packages.rs);
+# The packages are built before the tests that install and inspect them (tests/shipped/packages.rs);
 # target/panic-test: the module with its test-only panic switch (tests/panic.rs), built
 # apart so that no other build ever holds it; target/slim: the slim module
-# (tests/slim_module.rs).
+# (tests/postgres/slim_module.rs).
 test: lint
 	$(CARGO) build --workspace
 	$(CARGO) build -p pam_totp --lib --features panic-test --target-dir target/panic-test

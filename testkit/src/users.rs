@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use nix::unistd::{Gid, Uid, User, chown};
+use nix::unistd::{Gid, Group, Uid, User, chown};
 
 /// Written by `testkit/run-hermetic` into the private `/etc` (its overlay holds it; the
 /// host's `/etc` never does).
@@ -52,6 +52,43 @@ pub fn ensure_user(name: &str) -> User {
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).expect("chmod home");
     chown(&home, Some(Uid::from_raw(id)), Some(Gid::from_raw(id))).expect("chown home");
     User::from_name(name).ok().flatten().expect("the user just added")
+}
+
+/// Group `group`, made if needed, with `user` added to its members.
+pub fn add_to_group(user: &str, group: &str) -> Group {
+    assert_hermetic();
+    let _turn = ADDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if Group::from_name(group).ok().flatten().is_none() {
+        let id = next_free_id();
+        append("/etc/group", &format!("{group}:x:{id}:\n"));
+        append("/etc/gshadow", &format!("{group}:!::\n"));
+    }
+    for file in ["/etc/group", "/etc/gshadow"] {
+        let text = std::fs::read_to_string(file).expect("group database");
+        let lines: Vec<String> = text
+            .lines()
+            .map(
+                |line| match line.strip_prefix(group).and_then(|rest| rest.strip_prefix(':')) {
+                    Some(_)
+                        if line
+                            .rsplit(':')
+                            .next()
+                            .is_some_and(|members| members.split(',').any(|member| member == user)) =>
+                    {
+                        line.to_owned()
+                    }
+                    Some(_) if line.ends_with(':') => format!("{line}{user}"),
+                    Some(_) => format!("{line},{user}"),
+                    None => line.to_owned(),
+                },
+            )
+            .collect();
+        std::fs::write(file, lines.join("\n") + "\n").expect("write the group database");
+    }
+    Group::from_name(group)
+        .ok()
+        .flatten()
+        .expect("the group just made")
 }
 
 /// Sets `name`'s password (with `chpasswd`, into the private `/etc/shadow`).

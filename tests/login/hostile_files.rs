@@ -277,21 +277,7 @@ const TEST_GROUP: &str = "pamtotp-grp";
 fn the_users_supplementary_groups_count_when_reading_the_record() {
     let fixture = Fixture::new("", "");
     let user = test_user();
-    if nix::unistd::Group::from_name(TEST_GROUP).ok().flatten().is_none() {
-        let status = std::process::Command::new("groupadd").arg(TEST_GROUP).status();
-        assert!(
-            status.is_ok_and(|s| s.success() || s.code() == Some(9)),
-            "groupadd"
-        );
-    }
-    let status = std::process::Command::new("usermod")
-        .args(["--append", "--groups", TEST_GROUP, testkit::TEST_USER])
-        .status();
-    assert!(status.is_ok_and(|s| s.success()), "usermod");
-    let group = nix::unistd::Group::from_name(TEST_GROUP)
-        .ok()
-        .flatten()
-        .expect("test group");
+    let group = testkit::users::add_to_group(testkit::TEST_USER, TEST_GROUP);
 
     // A directory only root and members of the group may enter.
     let shared = tempfile::tempdir().expect("tempdir");

@@ -2,7 +2,6 @@
 //! period (`enforce_after`), exempt service accounts, and enrollment at first login.
 
 use std::os::unix::fs::MetadataExt;
-use std::process::Command;
 
 use pam_client::{AUTH_ERR, PERM_DENIED, SUCCESS, SYSTEM_ERR, Shown};
 use testkit::product::{Conversation, ConversationError, Logger, Outcome, Priority, authenticate};
@@ -108,12 +107,7 @@ fn an_exempt_user_needs_no_code_enrolled_or_not() {
 fn a_member_of_an_exempt_group_needs_no_code() {
     let group = "pamtotp-svc";
     testkit::ensure_test_user();
-    let _ = Command::new("groupadd").args(["--system", group]).status();
-    let added = Command::new("gpasswd")
-        .args(["--add", TEST_USER, group])
-        .output()
-        .expect("gpasswd");
-    assert!(added.status.success(), "{added:?}");
+    let _ = testkit::users::add_to_group(TEST_USER, group);
 
     // A supplementary group, named in a list with a group that does not exist.
     let fixture = Fixture::new(

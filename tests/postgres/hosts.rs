@@ -1,6 +1,6 @@
 //! Many hosts, one enrollment: two "hosts" are two separate processes (this test binary
 //! run again as `host_process`), each with its own PAM service, config, database role
-//! and network namespace (`tests/support/netns.rs`: a veth link to the server, TLS with
+//! and network namespace (`testkit/src/netns.rs`: a veth link to the server, TLS with
 //! `verify-full` over it), sharing one PostgreSQL database.
 
 use std::path::Path;
