@@ -518,3 +518,36 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expect_transcript_is_split_into_prompts_output_and_exit() {
+        let session = Session::parse(
+            "PAMTOTP-PROMPT:(pamtotp-ssh@127.0.0.1) Password: \r\n\
+             PAMTOTP-PROMPT:Verification code: \r\n\
+             logged in\r\n\
+             \r\n\
+             typed: \r\n\
+             PAMTOTP-EXIT:0\r\n",
+        );
+        assert_eq!(session.prompts, ["Password: ", "Verification code: "]);
+        assert_eq!(session.output, "logged in\n");
+        assert_eq!(session.exit, Some(0));
+        assert!(!session.hung_up && !session.timed_out);
+        assert!(session.logged_in_and_printed("logged in"));
+    }
+
+    #[test]
+    fn a_refusal_a_hang_up_and_a_timeout_are_told_apart() {
+        let refused = Session::parse("Permission denied (keyboard-interactive).\nPAMTOTP-EXIT:255\n");
+        assert!(refused.refused());
+        let hung_up = Session::parse("PAMTOTP-PROMPT:Code: \nPAMTOTP-HANGUP\n");
+        assert!(hung_up.hung_up && hung_up.exit.is_none() && !hung_up.refused());
+        let timed_out = Session::parse("PAMTOTP-TIMEOUT\n");
+        assert!(timed_out.timed_out);
+        assert_eq!(Session::parse("PAMTOTP-EXIT:x\n").exit, None);
+    }
+}

@@ -65,30 +65,27 @@ pub fn add_to_group(user: &str, group: &str) -> Group {
     }
     for file in ["/etc/group", "/etc/gshadow"] {
         let text = std::fs::read_to_string(file).expect("group database");
-        let lines: Vec<String> = text
-            .lines()
-            .map(
-                |line| match line.strip_prefix(group).and_then(|rest| rest.strip_prefix(':')) {
-                    Some(_)
-                        if line
-                            .rsplit(':')
-                            .next()
-                            .is_some_and(|members| members.split(',').any(|member| member == user)) =>
-                    {
-                        line.to_owned()
-                    }
-                    Some(_) if line.ends_with(':') => format!("{line}{user}"),
-                    Some(_) => format!("{line},{user}"),
-                    None => line.to_owned(),
-                },
-            )
-            .collect();
+        let lines: Vec<String> = text.lines().map(|line| with_member(line, group, user)).collect();
         std::fs::write(file, lines.join("\n") + "\n").expect("write the group database");
     }
     Group::from_name(group)
         .ok()
         .flatten()
         .expect("the group just made")
+}
+
+/// A line of `/etc/group` or `/etc/gshadow` (members last), with `user` among the
+/// members if it is `group`'s line; any other line as it was.
+fn with_member(line: &str, group: &str, user: &str) -> String {
+    let is_group = line.strip_prefix(group).is_some_and(|rest| rest.starts_with(':'));
+    let members = line.rsplit(':').next().unwrap_or_default();
+    if !is_group || members.split(',').any(|member| member == user) {
+        line.to_owned()
+    } else if members.is_empty() {
+        format!("{line}{user}")
+    } else {
+        format!("{line},{user}")
+    }
 }
 
 /// Sets `name`'s password (with `chpasswd`, into the private `/etc/shadow`).
@@ -129,4 +126,65 @@ fn append(file: &str, line: &str) {
         .open(file)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .unwrap_or_else(|e| panic!("{file}: {e}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file system type mounted at `at` in this process's mount namespace.
+    fn mounted_type(at: &str) -> Option<String> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        info.lines().rev().find_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            (before.split(' ').nth(4)? == at).then(|| after.split(' ').next().unwrap_or_default().to_owned())
+        })
+    }
+
+    #[test]
+    fn the_runner_gives_the_test_binary_a_user_database_and_home_of_its_own() {
+        assert_hermetic();
+        assert_eq!(mounted_type("/etc").as_deref(), Some("overlay"));
+        assert_eq!(mounted_type("/home").as_deref(), Some("tmpfs"));
+        let names: Vec<String> = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.split(':').next().map(str::to_owned))
+            .filter(|name| !name.starts_with("pamtotp-"))
+            .collect();
+        assert_eq!(
+            names,
+            ["root", "daemon", "bin", "sys", "sshd", "postgres", "nobody"]
+        );
+        let nsswitch = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+        for line in nsswitch
+            .lines()
+            .filter(|l| l.starts_with("passwd:") || l.starts_with("group:"))
+        {
+            assert!(line.ends_with(": files"), "{line}");
+        }
+        let user = ensure_user("pamtotp-unit");
+        assert!(user.uid.as_raw() >= 1000);
+        assert_eq!(ensure_user("pamtotp-unit").uid, user.uid, "added once");
+        assert!(Path::new("/home/pamtotp-unit").is_dir());
+        let group = add_to_group("pamtotp-unit", "pamtotp-unit-grp");
+        assert_eq!(group.mem, ["pamtotp-unit"]);
+    }
+
+    #[test]
+    fn a_member_is_added_once_to_its_groups_line_only() {
+        assert_eq!(with_member("grp:x:1002:", "grp", "alice"), "grp:x:1002:alice");
+        assert_eq!(with_member("grp:!::bob", "grp", "alice"), "grp:!::bob,alice");
+        assert_eq!(
+            with_member("grp:x:1002:bob,alice", "grp", "alice"),
+            "grp:x:1002:bob,alice"
+        );
+        assert_eq!(with_member("grp2:x:1003:", "grp", "alice"), "grp2:x:1003:");
+        assert_eq!(with_member("gr:x:1004:", "grp", "alice"), "gr:x:1004:");
+        // "alice" is not "alice2".
+        assert_eq!(
+            with_member("grp:x:1:alice2", "grp", "alice"),
+            "grp:x:1:alice2,alice"
+        );
+    }
 }
