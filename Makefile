@@ -1,6 +1,7 @@
 # Entry points for people; cargo does the work.
 #   make demo     a real SSH login with a code, on a throwaway sshd (root; touches no config)
-#   make test     the whole test suite (as root: tests create a test user and load PAM)
+#   make test     the whole test suite (as root: tests load PAM; their users exist only in
+#                 a private user database, testkit/run-hermetic)
 #   make build    release build of pam_totp.so, pam_totp_db.so and totp-enroll
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
@@ -108,7 +109,9 @@ lint:
 # The packages are built before the tests that install and inspect them (tests/shipped/packages.rs);
 # target/panic-test: the module with its test-only panic switch (tests/panic.rs), built
 # apart so that no other build ever holds it; target/slim: the slim module
-# (tests/postgres/slim_module.rs).
+# (tests/postgres/slim_module.rs). cargo runs every test binary through testkit/run-hermetic
+# (.cargo/config.toml): a private mount namespace with a user database and /home of its
+# own, so the suite neither reads nor changes the host's users.
 test: lint
 	$(CARGO) build --workspace
 	$(CARGO) build -p pam_totp --lib --features panic-test --target-dir target/panic-test
@@ -123,6 +126,8 @@ fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p pam_totp --lib properties
 
 # Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
+# Unlike the tests, it adds its users (ptbench*) to the host's user database, and removes
+# them at the end; `make demo` does the same with pamtotp-demo.
 # It times the slim module (the installed pam_totp.so; pam-bench's default --module).
 bench:
 	$(CARGO) build --release -p pam_totp -p pam-bench
