@@ -357,6 +357,34 @@ pub fn test_user() -> nix::unistd::User {
     users::ensure_user(TEST_USER)
 }
 
+/// A finished command's exit code and output, for a failure message.
+#[must_use]
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The recovery codes an enrollment printed (`  1. xxxx-xxxx-xxxx`).
+#[must_use]
+pub fn recovery_codes(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| {
+            let (number, code) = line.trim().split_once(". ")?;
+            let shaped = number.parse::<u32>().is_ok()
+                && code.len() == 14
+                && code
+                    .split('-')
+                    .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_alphanumeric()));
+            shaped.then(|| code.to_owned())
+        })
+        .collect()
+}
+
 /// Unix time now.
 #[must_use]
 pub fn now() -> u64 {
@@ -586,4 +614,16 @@ pub fn reenroll_keeps_replay_protection_without_locking_out(
         pam_client::AUTH_ERR,
         "{to:?}: a replay: {replayed:?}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_read_from_the_numbered_lines_only() {
+        let printed = b"Recovery codes (each works once):\n  1. ab12-cd34-ef56\n  2. GH78-JK90-MN12\n\
+                        3. not-a-code\n 10. ab12-cd34-ef5\nx. ab12-cd34-ef56\n";
+        assert_eq!(recovery_codes(printed), ["ab12-cd34-ef56", "GH78-JK90-MN12"]);
+    }
 }

@@ -101,6 +101,23 @@ impl Namespace {
         .expect("remount read-only");
     }
 
+    /// The syslog lines holding every one of `needles`; fails the test, showing all the
+    /// lines, if none does.
+    #[must_use]
+    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
+        let lines = self.syslog();
+        let found: Vec<String> = lines
+            .iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .cloned()
+            .collect();
+        assert!(
+            !found.is_empty(),
+            "no syslog line holds {needles:?}; lines: {lines:#?}"
+        );
+        found
+    }
+
     /// Every syslog message received so far, without the `<PRI>date tag[pid]: `
     /// header (a pid could contain any six digits).
     #[must_use]

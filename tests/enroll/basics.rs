@@ -14,35 +14,12 @@ use std::time::{Duration, Instant};
 use nix::pty::Winsize;
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use testkit::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step, wrong_code};
+use testkit::{
+    Fixture, SECRET, TEST_USER, enroll_bin, oathtool, recovery_codes, settle_in_step, show, wrong_code,
+};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-/// The recovery codes an enrollment printed (`  1. xxxx-xxxx-xxxx`).
-fn recovery_codes(stdout: &[u8]) -> Vec<String> {
-    text(stdout)
-        .lines()
-        .filter_map(|line| {
-            let (number, code) = line.trim().split_once(". ")?;
-            let shaped = number.parse::<u32>().is_ok()
-                && code.len() == 14
-                && code
-                    .split('-')
-                    .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_alphanumeric()));
-            shaped.then(|| code.to_owned())
-        })
-        .collect()
 }
 
 /// The `URI: ...` line an enrollment printed.

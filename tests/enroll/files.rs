@@ -6,16 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use testkit::{Fixture, SECRET, TEST_USER, test_user};
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use testkit::{Fixture, SECRET, TEST_USER, show, test_user};
 
 /// A world-writable directory with the sticky bit, like `/tmp`.
 fn shared_dir(fixture: &Fixture) -> PathBuf {

@@ -13,14 +13,10 @@ use testkit::product::Channel;
 use testkit::product::Config;
 use testkit::product::Record;
 use testkit::product::{admin, db, login};
-use testkit::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step};
+use testkit::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step, show};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr))
 }
 
 fn assert_ok(out: &Output) {

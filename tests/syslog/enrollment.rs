@@ -6,31 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use testkit::namespace::{Namespace, in_private_namespace};
-use testkit::{Fixture, SECRET, TEST_USER};
-
-/// The lines mentioning `needle`, or a failure showing all lines.
-fn lines_with(ns: &Namespace, needle: &str) -> Vec<String> {
-    let lines = ns.syslog();
-    let found: Vec<String> = lines.iter().filter(|l| l.contains(needle)).cloned().collect();
-    assert!(
-        !found.is_empty(),
-        "no syslog line contains {needle:?}; lines: {lines:#?}"
-    );
-    found
-}
-
-/// The recovery codes an enrollment printed (`  1. xxxx-xxxx-xxxx`).
-fn recovery_codes(stdout: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter_map(|line| {
-            let (number, code) = line.trim().split_once(". ")?;
-            (number.parse::<u32>().is_ok() && code.len() == 14 && code.matches('-').count() == 2)
-                .then(|| code.to_owned())
-        })
-        .collect()
-}
+use testkit::namespace::in_private_namespace;
+use testkit::{Fixture, SECRET, TEST_USER, recovery_codes};
 
 fn succeed(fixture: &Fixture, args: &[&str]) -> Vec<u8> {
     let out = fixture.enroll(args);
@@ -53,7 +30,7 @@ fn a_used_recovery_code_is_logged_with_the_count_left_and_never_the_code() {
         assert_eq!(codes.len(), 10);
 
         assert_eq!(fixture.login(&codes[2]).status, SUCCESS);
-        let used = lines_with(ns, "recovery code used");
+        let used = ns.lines_with(&["recovery code used"]);
         assert_eq!(
             used,
             [format!(
@@ -61,7 +38,7 @@ fn a_used_recovery_code_is_logged_with_the_count_left_and_never_the_code() {
             )]
         );
         assert_eq!(fixture.login(&codes[2]).status, AUTH_ERR);
-        let reused = lines_with(ns, "reason=recovery code already used");
+        let reused = ns.lines_with(&["reason=recovery code already used"]);
         assert!(reused[0].contains("authentication failure"), "{reused:?}");
 
         for line in ns.syslog() {
@@ -95,7 +72,7 @@ fn every_admin_action_is_logged_with_who_did_it() {
             format!("user={TEST_USER} new recovery codes issued by root"),
             format!("user={TEST_USER} enrollment removed by root"),
         ] {
-            let lines = lines_with(ns, &needle);
+            let lines = ns.lines_with(&[&needle]);
             assert!(lines.iter().all(|l| !l.contains(SECRET)), "{lines:?}");
         }
     });
@@ -125,7 +102,7 @@ fn a_normal_users_refused_attempt_to_act_for_another_user_is_logged() {
                 .output()
                 .expect("runuser");
             assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-            let lines = lines_with(ns, &format!("user=root {action} refused for {TEST_USER} (uid "));
+            let lines = ns.lines_with(&[&format!("user=root {action} refused for {TEST_USER} (uid ")]);
             assert!(
                 lines[0].contains("only root can act for another user"),
                 "{lines:?}"

@@ -15,17 +15,6 @@ use testkit::{Fixture, SECRET, TEST_USER, oathtool, settle_in_step, test_user, w
 
 const OTHER_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
-/// The lines mentioning `needle`, or a failure showing all lines.
-fn lines_with(ns: &Namespace, needle: &str) -> Vec<String> {
-    let lines = ns.syslog();
-    let found: Vec<String> = lines.iter().filter(|l| l.contains(needle)).cloned().collect();
-    assert!(
-        !found.is_empty(),
-        "no syslog line contains {needle:?}; lines: {lines:#?}"
-    );
-    found
-}
-
 /// Every form a secret could leak in: base32 (either case), hex (either case), raw.
 fn secret_forms(base32: &str) -> Vec<String> {
     let key = SecretKey::from_base32(base32).expect("secret");
@@ -140,7 +129,7 @@ fn a_lockout_is_logged_and_the_user_told_to_wait() {
         for _ in 0..5 {
             assert_eq!(fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
         }
-        let started = lines_with(ns, "too many failed attempts");
+        let started = ns.lines_with(&["too many failed attempts"]);
         assert!(started[0].contains(&format!("user={TEST_USER}")), "{started:?}");
         assert!(started[0].contains("locked for 30 s"), "{started:?}");
         assert!(started[0].starts_with("pam_totp(totp:auth): "), "{started:?}");
@@ -150,7 +139,7 @@ fn a_lockout_is_logged_and_the_user_told_to_wait() {
             refused.messages(),
             ["Too many failed attempts; try again in 1 minute."]
         );
-        let logged = lines_with(ns, "reason=locked out");
+        let logged = ns.lines_with(&["reason=locked out"]);
         assert!(logged[0].contains("authentication refused"), "{logged:?}");
     });
 }
@@ -177,7 +166,7 @@ fn each_hostile_record_or_state_is_named_in_syslog() {
         let refuse = |what: &str, needle: &str| {
             let transcript = fixture.login("123456");
             assert_eq!(transcript.status, SYSTEM_ERR, "{what}: {transcript:?}");
-            let lines = lines_with(ns, needle);
+            let lines = ns.lines_with(&[needle]);
             assert!(
                 lines.iter().any(|l| l.contains(&format!("user={TEST_USER}"))),
                 "{what}: {lines:?}"
@@ -253,7 +242,7 @@ fn a_full_disk_fails_closed_with_a_clear_line_and_keeps_the_record() {
         let right = oathtool(SECRET, 0);
         let transcript = fixture.login(&right);
         assert_eq!(transcript.status, SYSTEM_ERR, "{transcript:?}");
-        let lines = lines_with(ns, "No space left on device");
+        let lines = ns.lines_with(&["No space left on device"]);
         assert!(lines[0].contains("cannot write the state file"), "{lines:?}");
 
         // A new enrollment on a full disk fails and leaves the old record.
@@ -297,7 +286,7 @@ fn a_read_only_file_system_fails_closed_and_keeps_the_record() {
         ns.remount_read_only(&store);
         let transcript = fixture.login(&oathtool(SECRET, 0));
         assert_eq!(transcript.status, SYSTEM_ERR, "{transcript:?}");
-        let lines = lines_with(ns, "Read-only file system");
+        let lines = ns.lines_with(&["Read-only file system"]);
         assert!(lines[0].contains("state file"), "{lines:?}");
 
         let out = fixture.enroll(&[
@@ -322,7 +311,7 @@ fn a_user_name_cannot_forge_syslog_lines() {
         let fixture = Fixture::new("", "");
         let forged = "mallory\npam_totp(sshd:auth): authentication success; user=root";
         assert_eq!(fixture.login_as(forged, &[b"123456"]).status, AUTH_ERR);
-        let lines = lines_with(ns, "mallory");
+        let lines = ns.lines_with(&["mallory"]);
         assert!(lines[0].contains("user=mallory?pam_totp"), "{lines:?}");
         assert!(
             !ns.syslog()

@@ -8,26 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR};
-use testkit::namespace::{Namespace, in_private_namespace};
+use testkit::namespace::in_private_namespace;
 use testkit::product::UNAVAILABLE_MESSAGE;
 use testkit::{Fixture, SECRET, TEST_USER, test_user, wrong_code};
 
 const FUTURE: &str = "2099-01-15";
-
-/// The syslog lines holding every one of `needles`, or a failure showing all lines.
-fn lines_with(ns: &Namespace, needles: &[&str]) -> Vec<String> {
-    let lines = ns.syslog();
-    let found: Vec<String> = lines
-        .iter()
-        .filter(|l| needles.iter().all(|n| l.contains(n)))
-        .cloned()
-        .collect();
-    assert!(
-        !found.is_empty(),
-        "no syslog line holds {needles:?}; lines: {lines:#?}"
-    );
-    found
-}
 
 #[test]
 fn an_enrolled_user_whose_home_is_not_mounted_is_refused_with_nullok_or_a_grace_period() {
@@ -61,9 +46,9 @@ fn an_enrolled_user_whose_home_is_not_mounted_is_refused_with_nullok_or_a_grace_
             assert!(transcript.messages().is_empty(), "{transcript:?}");
         }
         let missing = format!("home directory {} is missing", home.display());
-        let lines = lines_with(ns, &[&missing, "nullok", TEST_USER]);
+        let lines = ns.lines_with(&[&missing, "nullok", TEST_USER]);
         assert!(lines[0].contains("mount the home"), "the way out: {lines:#?}");
-        lines_with(ns, &["authentication failure", "reason=record directory missing"]);
+        ns.lines_with(&["authentication failure", "reason=record directory missing"]);
     });
 }
 
@@ -104,7 +89,7 @@ fn a_missing_system_store_directory_refuses_every_way_in_for_the_unenrolled() {
             }
         }
         let missing = format!("record directory {} is missing", records.display());
-        let lines = lines_with(ns, &[&missing, "nullok", "create it"]);
+        let lines = ns.lines_with(&[&missing, "nullok", "create it"]);
         assert!(lines.iter().any(|l| l.contains(TEST_USER)), "{lines:#?}");
 
         // Back in place: the enrolled user needs the code again, the others pass nullok.
