@@ -103,7 +103,8 @@ impl Namespace {
 
     /// The syslog lines holding every one of `needles`; fails the test, showing all the
     /// lines, if none does.
-    #[must_use]
+    // Also an assertion, so a caller may want only that.
+    #[allow(clippy::must_use_candidate)]
     pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
         let lines = self.syslog();
         let found: Vec<String> = lines
