@@ -74,6 +74,35 @@ pub fn add_to_group(user: &str, group: &str) -> Group {
         .expect("the group just made")
 }
 
+/// Makes the accounts `dpkg` finds named in its `statoverride` file (system accounts
+/// of the host that are not in the private base, e.g. `messagebus`): dpkg stops at a
+/// name it cannot resolve. They get unused ids from 999 down; dpkg applies them only to
+/// the files of the packages that own them, which no test installs.
+pub fn ensure_dpkg_accounts() {
+    assert_hermetic();
+    let overrides = std::fs::read_to_string("/var/lib/dpkg/statoverride").unwrap_or_default();
+    let _turn = ADDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for line in overrides.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(user), Some(group)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if Group::from_name(group).ok().flatten().is_none() {
+            let id = free_system_id();
+            append("/etc/group", &format!("{group}:x:{id}:\n"));
+            append("/etc/gshadow", &format!("{group}:!::\n"));
+        }
+        if User::from_name(user).ok().flatten().is_none() {
+            let id = free_system_id();
+            append(
+                "/etc/passwd",
+                &format!("{user}:x:{id}:65534::/nonexistent:/usr/sbin/nologin\n"),
+            );
+            append("/etc/shadow", &format!("{user}:!:20000:0:99999:7:::\n"));
+        }
+    }
+}
+
 /// A line of `/etc/group` or `/etc/gshadow` (members last), with `user` among the
 /// members if it is `group`'s line; any other line as it was.
 fn with_member(line: &str, group: &str, user: &str) -> String {
@@ -107,7 +136,22 @@ pub fn set_password(name: &str, password: &str) {
 
 /// The lowest id from 1000 up that is neither a user's nor a group's.
 fn next_free_id() -> u32 {
-    let taken: Vec<u32> = ["/etc/passwd", "/etc/group"]
+    let taken = taken_ids();
+    (1000..60_000).find(|id| !taken.contains(id)).expect("a free id")
+}
+
+/// The highest system id (999 down) that is neither a user's nor a group's.
+fn free_system_id() -> u32 {
+    let taken = taken_ids();
+    (100..1000)
+        .rev()
+        .find(|id| !taken.contains(id))
+        .expect("a free system id")
+}
+
+/// Every id a user or a group has.
+fn taken_ids() -> Vec<u32> {
+    ["/etc/passwd", "/etc/group"]
         .iter()
         .flat_map(|file| {
             std::fs::read_to_string(file)
@@ -116,8 +160,7 @@ fn next_free_id() -> u32 {
                 .filter_map(|line| line.split(':').nth(2)?.parse().ok())
                 .collect::<Vec<u32>>()
         })
-        .collect();
-    (1000..60_000).find(|id| !taken.contains(id)).expect("a free id")
+        .collect()
 }
 
 fn append(file: &str, line: &str) {
@@ -154,7 +197,10 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["root", "daemon", "bin", "sys", "sshd", "postgres", "nobody"]
+            [
+                "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
+                "proxy", "www-data", "backup", "list", "irc", "_apt", "sshd", "postgres", "nobody"
+            ]
         );
         let nsswitch = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
         for line in nsswitch

@@ -232,6 +232,7 @@ fn the_deb_changes_no_login_setting_and_marks_the_config_a_conffile() {
 #[test]
 fn the_deb_installs_a_module_that_authenticates_through_pamtester_and_removes_cleanly() {
     ensure_test_user();
+    testkit::users::ensure_dpkg_accounts();
     let deb = deb();
     let config_dir = tempfile::tempdir().unwrap();
     // A config left by something else would make dpkg ask about the conffile.
