@@ -1,6 +1,7 @@
 # Entry points for people; cargo does the work.
 #   make demo     a real SSH login with a code, on a throwaway sshd (root; touches no config)
-#   make test     the whole test suite (as root: tests create a test user and load PAM)
+#   make test     the whole test suite (as root: tests load PAM; their users exist only in
+#                 a private user database, testkit/run-hermetic)
 #   make build    release build of pam_totp.so, pam_totp_db.so and totp-enroll
 #   make install  (as root, after `make`) module, command, man pages, config, pam.d examples
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
@@ -120,9 +121,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The packages are built before the tests that install and inspect them (tests/packages.rs);
+# The packages are built before the tests that install and inspect them (tests/shipped/packages.rs);
 # target/panic-test: the module with its test-only panic switch (tests/panic.rs), built
-# apart so that no other build ever holds it.
+# apart so that no other build ever holds it. cargo runs every test binary through
+# testkit/run-hermetic (.cargo/config.toml): a private mount namespace with a user database
+# and /home of its own, so the suite neither reads nor changes the host's users.
 test: lint
 	$(CARGO) build --workspace
 	$(CARGO) build -p pam_totp --features panic-test --target-dir target/panic-test
@@ -149,6 +152,8 @@ fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p pam_totp_config -p pam_totp_core -p pam_totp_store_file --lib properties
 
 # Several minutes; prints the report and keeps it in target/bench.md. Not part of `test`.
+# Unlike the tests, it adds its users (ptbench*) to the host's user database, and removes
+# them at the end; `make demo` does the same with pamtotp-demo.
 # It times pam_totp.so (the file-store module; pam-bench's default --module).
 bench:
 	$(CARGO) build --release -p pam_totp -p pam-bench

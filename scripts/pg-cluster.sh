@@ -1,6 +1,6 @@
 #!/bin/sh
 # A throwaway PostgreSQL 15 cluster for `make bench-postgres`, made the way
-# tests/support/postgres.rs makes one: initdb as the postgres user (initdb refuses
+# testkit/src/postgres.rs makes one: initdb as the postgres user (initdb refuses
 # root) in DIR, listening on 127.0.0.1:PORT (scram-sha-256) and on a unix socket in DIR
 # (trusted, for the setup). Database totp owned by the admin role totp_admin; a host
 # login role totp_host whose password is in the root-only file DIR.pass.

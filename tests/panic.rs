@@ -2,21 +2,22 @@
 //! process: shown through real libpam with a test-only build of the module whose
 //! `test_panic` argument panics (feature `panic-test`, built by `make test` into
 //! `target/panic-test`; no other build holds it).
+//!
+//! A test binary of its own: should the guard ever fail, the abort takes down only
+//! this binary, and the failure is plainly this one.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-mod support;
-
 use std::path::PathBuf;
 
 use pam_client::{ABORT, SUCCESS, SYSTEM_ERR};
-use support::{Fixture, SECRET, build_dir, oathtool, settle_in_step};
+use testkit::{Fixture, ModuleBuild, SECRET, module, oathtool, settle_in_step};
 
 const PANIC_MESSAGE: &[u8] = b"panic forced by the test_panic argument";
 
 fn panic_build() -> PathBuf {
-    support::module_variant("panic-test", "--features panic-test")
+    module(ModuleBuild::PanicTest)
 }
 
 #[test]
@@ -37,8 +38,8 @@ fn a_panic_in_the_module_is_a_failed_login_and_the_host_lives_on() {
 
 #[test]
 fn the_normal_build_has_no_panic_switch() {
-    let module = build_dir().join("libpam_totp.so");
-    let bytes = std::fs::read(&module).expect("libpam_totp.so: run `cargo build --workspace`");
+    let module = module(ModuleBuild::Workspace);
+    let bytes = std::fs::read(&module).expect("read the module");
     assert!(
         !bytes.windows(PANIC_MESSAGE.len()).any(|w| w == PANIC_MESSAGE),
         "{} holds the test-only panic",

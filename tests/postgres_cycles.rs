@@ -3,19 +3,20 @@
 //! connection and TLS state: 10 000 load/login/unload cycles in one process (and 2 000
 //! through `pam_totp.so`, which loads and unloads `pam_totp_db.so` each time) must leave
 //! no thread, no file descriptor and no memory behind, and never crash.
+//!
+//! A test binary of its own: the counts are the whole process's, so no other test may
+//! run beside these.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
-
-mod support;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use support::postgres::{Cluster, PgHost, enroll, state};
-use support::{SECRET, TEST_USER, oathtool, settle_in_step};
+use testkit::postgres::{Cluster, PgHost, enroll, state};
+use testkit::{ModuleBuild, SECRET, TEST_USER, oathtool, settle_in_step};
 
 fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).unwrap().count()
@@ -77,20 +78,10 @@ fn rss_kib() -> u64 {
 }
 
 /// The release build when it is at least as new as the debug one (`make test` builds
-/// both; the release build is what sshd loads, and keeps this test well under a
-/// minute), else the debug build (several times slower to load and run).
+/// both; the release build keeps this test well under a minute), else the debug build
+/// (several times slower to load and run).
 fn module() -> PathBuf {
-    let debug = support::db_module();
-    let release = support::build_dir()
-        .parent()
-        .expect("target")
-        .join("release")
-        .join("libpam_totp_db.so");
-    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(&release), modified(&debug)) {
-        (Some(r), Some(d)) if r >= d => release,
-        _ => debug,
-    }
+    testkit::module(ModuleBuild::Freshest)
 }
 
 #[test]
@@ -107,7 +98,7 @@ fn ten_thousand_load_login_unload_cycles_leak_no_thread_fd_or_memory() {
 #[test]
 fn handed_over_logins_load_and_unload_both_modules_and_leak_nothing() {
     cycles_leave_nothing(2_000, |host| {
-        let slim = support::file_module();
+        let slim = testkit::module(ModuleBuild::FileStore);
         std::fs::copy(&slim, host.fixture.path("pam_totp.so")).unwrap();
         std::fs::copy(module(), host.fixture.path("pam_totp_db.so")).unwrap();
     });
@@ -136,7 +127,7 @@ fn cycles_leave_nothing(cycles: usize, install: impl Fn(&PgHost)) {
     // Then locked out: each cycle loads the module, connects, reads the state, refuses,
     // disconnects and unloads, with no prompt to wait for.
     assert_eq!(host.fixture.login("000000").status, AUTH_ERR);
-    assert!(state(&cluster, TEST_USER).locked_until > support::now());
+    assert!(state(&cluster, TEST_USER).locked_until > testkit::now());
     for _ in 0..200 {
         assert_eq!(host.fixture.login("000000").status, AUTH_ERR);
     }

@@ -32,3 +32,30 @@ impl fmt::Display for Algorithm {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Serialize, PartialEq)]
+    struct Holder {
+        algorithm: Algorithm,
+    }
+
+    #[test]
+    fn the_three_names_round_trip_and_match_display() {
+        for algorithm in [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512] {
+            let text = toml::to_string(&Holder { algorithm }).unwrap();
+            assert_eq!(text.trim(), format!("algorithm = \"{algorithm}\""));
+            assert_eq!(toml::from_str::<Holder>(&text).unwrap(), Holder { algorithm });
+        }
+    }
+
+    #[test]
+    fn other_spellings_and_algorithms_are_refused() {
+        for name in ["sha1", "Sha256", "SHA-1", "MD5", "SHA384", "", " SHA1"] {
+            let text = format!("algorithm = \"{name}\"");
+            assert!(toml::from_str::<Holder>(&text).is_err(), "{name:?}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Logins through real libpam with `store = "postgres"`, against a real server: the
+//! same prompts, messages and outcomes as the file store, and a record that no longer
+//! needs a file on the host.
+
+use std::time::{Duration, Instant};
+
+use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR};
+use testkit::postgres::{Cluster, PgHost, enroll, state};
+use testkit::{SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
+
+#[test]
+fn a_right_code_logs_in_once_and_its_replay_is_refused() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let host = PgHost::new(&cluster, "host_a", "");
+    settle_in_step(3);
+    let code = oathtool(SECRET, 0);
+    let first = host.fixture.login(&code);
+    assert_eq!(first.status, SUCCESS, "{first:?}\n{}", cluster.log());
+    assert_eq!(first.prompts(), ["Verification code: "]);
+    let again = host.fixture.login(&code);
+    assert_eq!(again.status, AUTH_ERR, "{again:?}");
+    let saved = state(&cluster, TEST_USER);
+    assert_eq!(saved.used_until, (testkit::now() / 30 + 1) * 30);
+    assert_eq!(saved.failures, 1, "the replay counts as a failure");
+    let on_host = std::fs::read_dir(host.fixture.state_dir())
+        .expect("state directory")
+        .count();
+    assert_eq!(on_host, 0, "no state file on the host");
+}
+
+#[test]
+fn wrong_codes_lock_out_and_a_locked_out_user_is_not_prompted() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let host = PgHost::new(&cluster, "host_a", "max_failures = 2\n");
+    settle_in_step(3);
+    for _ in 0..2 {
+        assert_eq!(host.fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
+    }
+    let refused = host.fixture.login(&oathtool(SECRET, 0));
+    assert_eq!(refused.status, AUTH_ERR);
+    assert!(refused.prompts().is_empty(), "{refused:?}");
+    assert!(
+        refused
+            .messages()
+            .iter()
+            .any(|m| m.starts_with("Too many failed attempts")),
+        "{refused:?}"
+    );
+    assert_eq!(state(&cluster, TEST_USER).failures, 2);
+}
+
+#[test]
+fn a_user_without_a_database_record_is_prompted_and_refused() {
+    let cluster = Cluster::start();
+    let host = PgHost::new(&cluster, "host_a", "");
+    let refused = host.fixture.login(&oathtool(SECRET, 0));
+    assert_eq!(refused.status, AUTH_ERR);
+    assert_eq!(refused.prompts(), ["Verification code: "]);
+    let ignored = PgHost::new(&cluster, "host_b", "nullok = true\n");
+    let transcript = ignored.fixture.login("");
+    // PAM_IGNORE from the only module leaves the stack without a verdict: libpam denies.
+    assert_eq!(transcript.status, pam_client::PERM_DENIED);
+    assert!(
+        transcript.prompts().is_empty(),
+        "nullok does not prompt: {transcript:?}"
+    );
+}
+
+#[test]
+fn a_wrong_database_password_fails_closed_with_the_unavailable_message() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let host = PgHost::new(&cluster, "host_a", "");
+    std::fs::write(host.fixture.path("pgpass"), "not-the-password\n").unwrap();
+    let started = Instant::now();
+    let refused = host.fixture.login(&oathtool(SECRET, 0));
+    assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
+    assert!(refused.prompts().is_empty());
+    assert!(
+        refused
+            .messages()
+            .iter()
+            .any(|m| m.contains("cannot be checked right now")),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn an_unsafe_passfile_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    let host = PgHost::new(&cluster, "host_a", "");
+    std::fs::set_permissions(
+        host.fixture.path("pgpass"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SYSTEM_ERR);
+}
+
+#[test]
+fn a_recovery_code_logs_in_once_whichever_host_it_is_typed_on() {
+    use testkit::product::Algorithm;
+    use testkit::product::Record;
+    use testkit::product::SecretKey;
+    let cluster = Cluster::start();
+    let record = Record::new(
+        SecretKey::from_base32(SECRET).unwrap(),
+        Algorithm::Sha1,
+        6,
+        30,
+        testkit::product::now_rfc3339(),
+    );
+    let (record, codes) = testkit::product::new_set(record).unwrap();
+    testkit::product::admin::put_record(&mut cluster.admin(), TEST_USER, &record.to_toml()).unwrap();
+    let a = PgHost::new(&cluster, "host_a", "");
+    let b = PgHost::new(&cluster, "host_b", "");
+    assert_eq!(a.fixture.login(&codes[2].display()).status, SUCCESS);
+    assert_eq!(
+        b.fixture.login(&codes[2].display()).status,
+        AUTH_ERR,
+        "burnt on A"
+    );
+    assert_eq!(b.fixture.login(&codes[3].display()).status, SUCCESS);
+    let saved = state(&cluster, TEST_USER);
+    assert_eq!(
+        (saved.recovery_epoch, saved.recovery_used),
+        (record.recovery_epoch, 0b1100)
+    );
+}
+
+#[test]
+fn a_sealed_record_in_the_database_opens_only_with_the_host_key() {
+    let cluster = Cluster::start();
+    // Sealed the usual way (totp-enroll keygen + enrollment into a file), then stored.
+    let maker = testkit::Fixture::new("", "");
+    let (key, public) = (maker.path("host.key"), maker.path("host.pub"));
+    maker.write_config(&format!(
+        "seal = true\nhost_key = \"{}\"\nhost_public_key = \"{}\"\n",
+        key.display(),
+        public.display()
+    ));
+    assert!(maker.enroll(&["keygen"]).status.success());
+    maker.provision(SECRET);
+    let text = std::fs::read_to_string(maker.record_path()).unwrap();
+    assert!(text.contains("sealed_secret") && !text.contains(SECRET), "{text}");
+    testkit::product::admin::put_record(&mut cluster.admin(), TEST_USER, &text).unwrap();
+
+    let host = PgHost::new(&cluster, "host_a", &format!("host_key = \"{}\"\n", key.display()));
+    settle_in_step(3);
+    assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
+    let keyless = PgHost::new(&cluster, "host_b", "host_key = \"/nonexistent/pam_totp.key\"\n");
+    let refused = keyless.fixture.login(&oathtool(SECRET, 1));
+    assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
+}
+
+#[test]
+fn an_unusable_database_record_fails_closed_without_a_prompt() {
+    let cluster = Cluster::start();
+    testkit::product::admin::put_record(&mut cluster.admin(), TEST_USER, "version = 99\nsecret = \"x\"\n")
+        .unwrap();
+    let host = PgHost::new(&cluster, "host_a", "");
+    let refused = host.fixture.login(&oathtool(SECRET, 0));
+    assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
+    assert!(refused.prompts().is_empty(), "{refused:?}");
+}

@@ -1,0 +1,11 @@
+//! Real SSH logins end to end: OpenSSH's `sshd` in namespaces of its own
+//! (`testkit::sshd`) with the shipped `pam.d/` snippets, enrollment at first login over
+//! ssh, and `make demo` as a newcomer runs it.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod basics;
+mod demo;
+mod enrollment;
+mod snippets;
