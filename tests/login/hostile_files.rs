@@ -200,8 +200,6 @@ fn hostile_state_files_are_refused_and_their_targets_untouched() {
     let fixture = Fixture::new("", "");
     fixture.provision(SECRET);
     let dir = fixture.state_dir();
-    fs::create_dir(&dir).expect("mkdir");
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
     let file = dir.join(format!("{}.state", testkit::TEST_USER));
 
     let shadow = snapshot(Path::new("/etc/shadow"));

@@ -318,6 +318,10 @@ mod tests {
             state_dir: tmp.path().join("state"),
             ..Config::default()
         };
+        // The packages make the state directory; the module never does.
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&config.state_dir)
+            .unwrap();
         let recovery = pam_totp_core::recovery::RecoveryCode::from_random(3, &[1; 11])
             .unwrap()
             .display();
