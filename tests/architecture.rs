@@ -1,6 +1,7 @@
 //! The shape of the workspace, checked: the crate graph drawn in ARCHITECTURE.md is the
-//! one `cargo metadata` reports, `pam_totp.so`'s crate links no database client, and no
-//! crate's files import each other in a cycle.
+//! one `cargo metadata` reports, `pam_totp.so`'s crate links no database client, no
+//! crate's files import each other in a cycle, and the login's core asks the operating
+//! system nothing but through its ports.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -241,4 +242,56 @@ fn the_cycle_finder_finds_a_cycle() {
         .map(|(from, to)| (from.to_owned(), BTreeSet::from([to.to_owned()])))
         .collect();
     assert_eq!(find_cycle(&graph).map(|c| c.len()), Some(3));
+}
+
+/// Calls that ask the operating system about users, groups, files, the network or
+/// processes: the login's core reaches these only through its ports.
+const OS_CALLS: &[&str] = &[
+    "Account::lookup",
+    "Account::by_uid",
+    "getgrouplist",
+    "Group::from_",
+    "User::from_",
+    "std::fs",
+    "std::net",
+    "std::process",
+    "File::",
+    "trusted_file",
+    "privs::",
+];
+
+/// The [`OS_CALLS`] that `code`'s non-test part makes, outside comments.
+fn os_calls(code: &str) -> Vec<&'static str> {
+    let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+    let code: String = code
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    OS_CALLS
+        .iter()
+        .copied()
+        .filter(|call| code.contains(call))
+        .collect()
+}
+
+#[test]
+fn the_login_core_looks_up_no_user_group_or_file_itself() {
+    let mut known = BTreeMap::new();
+    modules(&repo().join("crates/core/src"), "", &mut known);
+    assert!(
+        known.contains_key("rollout"),
+        "the search sees the crate: {known:?}"
+    );
+    for path in known.values() {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(os_calls(&text), Vec::<&str>::new(), "{}", path.display());
+    }
+}
+
+#[test]
+fn the_os_call_finder_finds_a_lookup_outside_tests_and_comments() {
+    let code =
+        "// Account::lookup in a comment\nlet a = Account::lookup(user)?;\n#[cfg(test)]\nstd::fs::read(p);";
+    assert_eq!(os_calls(code), ["Account::lookup"]);
 }

@@ -5,7 +5,8 @@ use std::os::unix::fs::MetadataExt;
 
 use pam_client::{AUTH_ERR, PERM_DENIED, SUCCESS, SYSTEM_ERR, Shown};
 use testkit::product::{
-    Conversation, ConversationError, FileStore, Logger, Login, Outcome, Priority, Stores, authenticate,
+    Conversation, ConversationError, FileStore, Logger, Login, Outcome, Priority, Stores, SystemAccounts,
+    authenticate,
 };
 use testkit::{Fixture, SECRET, TEST_USER, oathtool, phone_user, settle_in_step, shown_key, wrong_code};
 use zeroize::Zeroizing;
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 const FILE_STORE: Stores<'static> = Stores {
     file: &FileStore,
     postgres: None,
+    accounts: &SystemAccounts,
 };
 
 const FUTURE: &str = "2099-01-15";

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use pam_client::{SUCCESS, SYSTEM_ERR};
 use testkit::product::HostKey;
 use testkit::product::{
-    Conversation, ConversationError, FileStore, Logger, Login, Outcome, Priority, Stores,
+    Conversation, ConversationError, FileStore, Logger, Login, Outcome, Priority, Stores, SystemAccounts,
     UNAVAILABLE_MESSAGE, authenticate,
 };
 use testkit::{Fixture, SECRET, TEST_USER, enroll_bin, now, oathtool, settle_in_step};
@@ -95,6 +95,7 @@ fn login_logged(fixture: &Fixture, code: &str) -> (Outcome, Vec<String>, Vec<Str
         Stores {
             file: &FileStore,
             postgres: None,
+            accounts: &SystemAccounts,
         },
         &mut conv,
         &lines,

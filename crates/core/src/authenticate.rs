@@ -20,8 +20,8 @@ use crate::answer::{self, Answer};
 use crate::lockout;
 use crate::login_state::{Channel, LoginState};
 use crate::ports::{
-    Begun, Conversation, Decision, Failure, Found, Logger, Login, LoginStore, Missing, NoRecord, Outcome,
-    Priority, Session, Stores, UNAVAILABLE_MESSAGE,
+    Accounts, Begun, Conversation, Decision, Failure, Found, Logger, Login, LoginStore, Missing, NoRecord,
+    Outcome, Priority, Session, Stores, UNAVAILABLE_MESSAGE,
 };
 use crate::record::Record;
 use crate::recovery::{self, RecoveryVerdict};
@@ -57,7 +57,7 @@ pub fn authenticate(
         conv.show_error(UNAVAILABLE_MESSAGE);
         return Outcome::SystemError;
     }
-    if let Some(why) = rollout::exemption(&config, login.user) {
+    if let Some(why) = rollout::exemption(&config, stores.accounts, login.user) {
         log.log(
             Priority::Notice,
             &format!("second factor not required ({why}); {}", login.who()),
@@ -71,7 +71,7 @@ pub fn authenticate(
             return refuse_after_prompt(login, &config, store, conv, log, "unknown user");
         }
         Ok(Found::Missing(Missing::NotEnrolled(proof))) => {
-            return not_enrolled(login, &config, store, conv, log, &proof);
+            return not_enrolled(login, &config, store, stores.accounts, conv, log, &proof);
         }
         Ok(Found::Missing(Missing::Unproven(message))) => {
             log.log(Priority::Err, &format!("{message}; {}", login.who()));
@@ -238,13 +238,14 @@ fn not_enrolled(
     login: &Login<'_>,
     config: &Config,
     store: &dyn LoginStore,
+    accounts: &dyn Accounts,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
     _proof: &NoRecord,
 ) -> Outcome {
     let grace = rollout::in_grace_period(config, login.now);
     if config.enroll_at_login
-        && let Some(outcome) = login_enroll::run(login, config, store, grace, conv, log)
+        && let Some(outcome) = login_enroll::run(login, config, store, accounts, grace, conv, log)
     {
         return outcome;
     }

@@ -1,8 +1,10 @@
 //! `pam_totp_core`: one login from module arguments to a verdict, over ports, and the
-//! rules it applies. No file, database or PAM code is here: the login reaches the world
-//! only through the traits of [`ports`] (and account lookups, through `pam_totp_os`).
+//! rules it applies. No file, database, passwd, group or PAM code is here: the login
+//! reaches the world only through the traits of [`ports`] (`pam_totp_os` gives only the
+//! `Account` data they exchange).
 //!
-//! - [`ports`]: `Conversation`, `Logger`, `LoginStore`, `AdminStore` and what they exchange;
+//! - [`ports`]: `Conversation`, `Logger`, `Accounts`, `LoginStore`, `AdminStore` and what
+//!   they exchange;
 //! - [`authenticate`]: one login, start to verdict; [`forward_pass`], [`login_enroll`],
 //!   [`decoy`] (unknown users cost what enrolled ones do), [`rollout`] (grace period,
 //!   exemptions), [`lockout`] (the lock-out rule and its table of cases);

@@ -17,11 +17,10 @@
 //! terminal; the key and the URI are there for every other case.
 
 use pam_totp_config::{Config, clock};
-use pam_totp_os::account::Account;
 
 use crate::login_state::LoginState;
 use crate::ports::{
-    Conversation, Enrollment, Logger, Login, LoginStore, Outcome, Priority, UNAVAILABLE_MESSAGE,
+    Accounts, Conversation, Enrollment, Logger, Login, LoginStore, Outcome, Priority, UNAVAILABLE_MESSAGE,
 };
 use crate::record::Record;
 use crate::secret::SecretKey;
@@ -38,6 +37,7 @@ pub fn run(
     login: &Login<'_>,
     config: &Config,
     store: &dyn LoginStore,
+    accounts: &dyn Accounts,
     grace: bool,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
@@ -50,7 +50,7 @@ pub fn run(
         conv.show_error(UNAVAILABLE_MESSAGE);
         Some(Outcome::SystemError)
     };
-    let account = match Account::lookup(login.user) {
+    let account = match accounts.user(login.user) {
         Ok(account) => account,
         Err(e) => return fail(conv, &e.to_string()),
     };

@@ -1,7 +1,9 @@
 //! The ports of a login: what the flow ([`crate::authenticate`]) needs from the world,
 //! as traits the other crates implement. `pam_totp_pam` implements [`Conversation`] and
 //! [`Logger`] over libpam; `pam_totp_store_file` and `pam_totp_store_pg` implement
-//! [`LoginStore`] (what a login needs) and [`AdminStore`] (what `totp-enroll` needs).
+//! [`LoginStore`] (what a login needs) and [`AdminStore`] (what `totp-enroll` needs);
+//! `pam_totp_store_file` implements [`Accounts`] over the host's passwd and group
+//! databases. The [`Account`] values they exchange are `pam_totp_os`'s plain data.
 //!
 //! How each store makes the verdict safe against concurrent logins:
 //! - files: the user's state file is locked (`flock`) from re-reading it to the durable
@@ -16,6 +18,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use nix::unistd::Gid;
 use pam_totp_config::{Config, Store};
 use pam_totp_os::account::{Account, AccountError};
 
@@ -70,6 +73,26 @@ pub enum Priority {
 /// Where the module's lines for the admin go (`pam_syslog` in production).
 pub trait Logger {
     fn log(&self, priority: Priority, message: &str);
+}
+
+/// The host's users and groups, as the flow asks about them (rollout's exemptions,
+/// `enroll_at_login`'s account).
+pub trait Accounts {
+    /// Looks a user up by name.
+    ///
+    /// # Errors
+    /// An unacceptable name, an unknown user, or a failed lookup.
+    fn user(&self, name: &str) -> Result<Account, AccountError>;
+    /// The groups `account` is a member of, its primary group included.
+    ///
+    /// # Errors
+    /// The group database could not be asked.
+    fn groups_of(&self, account: &Account) -> Result<Vec<Gid>, AccountError>;
+    /// The id of the group named `name`; `None` if there is no such group.
+    ///
+    /// # Errors
+    /// The group database could not be asked.
+    fn group_id(&self, name: &str) -> Result<Option<Gid>, AccountError>;
 }
 
 /// The PAM-visible result of one login.
@@ -423,11 +446,12 @@ pub trait LoginStore {
 }
 
 /// The stores a module was built with: the file store always, the database in
-/// `pam_totp_db.so` only.
+/// `pam_totp_db.so` only; and the accounts they serve.
 #[derive(Clone, Copy)]
 pub struct Stores<'a> {
     pub file: &'a dyn LoginStore,
     pub postgres: Option<&'a dyn LoginStore>,
+    pub accounts: &'a dyn Accounts,
 }
 
 impl<'a> Stores<'a> {
@@ -562,4 +586,57 @@ pub trait AdminStore {
     /// # Errors
     /// The store could not be asked.
     fn accounts(&mut self, config: &Config) -> Result<Vec<Account>, AdminFailure>;
+}
+
+/// An [`Accounts`] from a script, for unit tests: users with their groups, and groups
+/// by name; nothing from the host.
+#[cfg(test)]
+pub(crate) mod scripted {
+    use std::path::PathBuf;
+
+    use nix::unistd::{Gid, Uid};
+    use pam_totp_os::account::{Account, AccountError};
+
+    use super::Accounts;
+
+    /// `users`: name, uid, and the gids of its groups (the first is its primary group);
+    /// `groups`: name and gid.
+    pub(crate) struct ScriptedAccounts {
+        pub users: Vec<(&'static str, u32, Vec<u32>)>,
+        pub groups: Vec<(&'static str, u32)>,
+    }
+
+    impl Accounts for ScriptedAccounts {
+        fn user(&self, name: &str) -> Result<Account, AccountError> {
+            pam_totp_os::account::check_user_name(name)?;
+            let (name, uid, gids) = self
+                .users
+                .iter()
+                .find(|(user, _, _)| *user == name)
+                .ok_or(AccountError::Unknown)?;
+            Ok(Account {
+                name: (*name).to_owned(),
+                uid: Uid::from_raw(*uid),
+                gid: Gid::from_raw(gids.first().copied().unwrap_or(u32::MAX)),
+                home: PathBuf::from(format!("/home/{name}")),
+            })
+        }
+
+        fn groups_of(&self, account: &Account) -> Result<Vec<Gid>, AccountError> {
+            let (_, _, gids) = self
+                .users
+                .iter()
+                .find(|(user, _, _)| *user == account.name)
+                .ok_or(AccountError::Unknown)?;
+            Ok(gids.iter().map(|gid| Gid::from_raw(*gid)).collect())
+        }
+
+        fn group_id(&self, name: &str) -> Result<Option<Gid>, AccountError> {
+            Ok(self
+                .groups
+                .iter()
+                .find(|(group, _)| *group == name)
+                .map(|(_, gid)| Gid::from_raw(*gid)))
+        }
+    }
 }

@@ -9,12 +9,9 @@
 //! - `enroll_at_login`: checked as configuration by `pam_totp_config` (it needs a
 //!   root-owned store); the flow itself is in [`crate::login_enroll`].
 
-use std::ffi::CString;
-
-use nix::unistd::{self, Group};
-
 use pam_totp_config::{Config, clock};
-use pam_totp_os::account::Account;
+
+use crate::ports::Accounts;
 
 /// Whether `now` falls in the grace period (before `enforce_after`).
 #[must_use]
@@ -53,27 +50,28 @@ impl std::fmt::Display for Exemption {
 /// group database that cannot be read, exempts no one (the code is then asked for:
 /// failing closed).
 #[must_use]
-pub fn exemption(config: &Config, user: &str) -> Option<Exemption> {
+pub fn exemption(config: &Config, accounts: &dyn Accounts, user: &str) -> Option<Exemption> {
     if config.exempt_users.is_empty() && config.exempt_groups.is_empty() {
         return None;
     }
-    let account = Account::lookup(user).ok()?;
+    let account = accounts.user(user).ok()?;
     if config.exempt_users.contains(&account.name) {
         return Some(Exemption::User);
     }
     if config.exempt_groups.is_empty() {
         return None;
     }
-    let name = CString::new(account.name.as_bytes()).ok()?;
-    let member_of = unistd::getgrouplist(&name, account.gid).ok()?;
+    let member_of = accounts.groups_of(&account).ok()?;
     config.exempt_groups.iter().find_map(|group| {
-        let gid = Group::from_name(group).ok().flatten()?.gid;
+        let gid = accounts.group_id(group).ok().flatten()?;
         member_of.contains(&gid).then(|| Exemption::Group(group.clone()))
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use pam_totp_os::account::{Account, AccountError};
+
     use super::*;
 
     #[test]
@@ -89,22 +87,68 @@ mod tests {
         assert!(grace_message(&config).contains("totp-enroll"));
     }
 
+    use crate::ports::scripted::ScriptedAccounts;
+
+    /// backup (uid 34) is in its own group and in `operators`; alice is in hers only.
+    fn host() -> ScriptedAccounts {
+        ScriptedAccounts {
+            users: vec![("backup", 34, vec![34, 500]), ("alice", 1000, vec![1000])],
+            groups: vec![("backup", 34), ("operators", 500), ("alice", 1000)],
+        }
+    }
+
     #[test]
-    fn root_is_exempt_by_name_and_by_group() {
+    fn an_account_is_exempt_by_name_and_by_group() {
+        let host = host();
         let by_name = Config {
-            exempt_users: vec!["root".to_owned()],
+            exempt_users: vec!["backup".to_owned()],
             ..Config::default()
         };
-        assert_eq!(exemption(&by_name, "root"), Some(Exemption::User));
+        assert_eq!(exemption(&by_name, &host, "backup"), Some(Exemption::User));
+        assert_eq!(exemption(&by_name, &host, "alice"), None);
         let by_group = Config {
-            exempt_groups: vec!["no-such-group-pamtotp".to_owned(), "root".to_owned()],
+            exempt_groups: vec!["no-such-group".to_owned(), "operators".to_owned()],
             ..Config::default()
         };
         assert_eq!(
-            exemption(&by_group, "root"),
-            Some(Exemption::Group("root".to_owned()))
+            exemption(&by_group, &host, "backup"),
+            Some(Exemption::Group("operators".to_owned()))
         );
-        assert_eq!(exemption(&by_group, "no-such-user-pamtotp"), None);
-        assert_eq!(exemption(&Config::default(), "root"), None);
+        assert_eq!(exemption(&by_group, &host, "alice"), None);
+        assert_eq!(exemption(&by_group, &host, "no-such-user"), None);
+        assert_eq!(exemption(&Config::default(), &host, "backup"), None);
+    }
+
+    #[test]
+    fn a_primary_group_exempts_too() {
+        let by_group = Config {
+            exempt_groups: vec!["alice".to_owned()],
+            ..Config::default()
+        };
+        assert_eq!(
+            exemption(&by_group, &host(), "alice"),
+            Some(Exemption::Group("alice".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_group_database_that_cannot_be_read_exempts_no_one() {
+        struct Broken(ScriptedAccounts);
+        impl Accounts for Broken {
+            fn user(&self, name: &str) -> Result<Account, AccountError> {
+                self.0.user(name)
+            }
+            fn groups_of(&self, _: &Account) -> Result<Vec<nix::unistd::Gid>, AccountError> {
+                Err(AccountError::Lookup(nix::Error::EIO))
+            }
+            fn group_id(&self, name: &str) -> Result<Option<nix::unistd::Gid>, AccountError> {
+                self.0.group_id(name)
+            }
+        }
+        let by_group = Config {
+            exempt_groups: vec!["operators".to_owned()],
+            ..Config::default()
+        };
+        assert_eq!(exemption(&by_group, &Broken(host()), "backup"), None);
     }
 }

@@ -5,9 +5,10 @@
 #![forbid(unsafe_code)]
 
 use pam_totp_core::ports::Stores;
-use pam_totp_store_file::FileStore;
+use pam_totp_store_file::{FileStore, SystemAccounts};
 
 pam_totp_pam::pam_module!(Stores {
     file: &FileStore,
     postgres: None,
+    accounts: &SystemAccounts,
 });

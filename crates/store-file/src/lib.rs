@@ -7,10 +7,13 @@
 //! - [`state`]: the state file (A/B slots, flock): one durable write per login;
 //! - [`seal`]: secrets sealed to the host key (`crypto_box` sealed box), key file checks;
 //! - [`file_store`]: the login's [`LoginStore`](pam_totp_core::ports::LoginStore) over them;
-//! - [`admin`]: `totp-enroll`'s [`AdminStore`](pam_totp_core::ports::AdminStore) over them.
+//! - [`admin`]: `totp-enroll`'s [`AdminStore`](pam_totp_core::ports::AdminStore) over them;
+//! - [`accounts`]: the login's [`Accounts`](pam_totp_core::ports::Accounts) over passwd
+//!   and group (both modules' and the tests').
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod admin;
 pub mod file_store;
 pub mod record_store;
@@ -18,4 +21,5 @@ pub mod seal;
 pub mod state;
 pub mod template;
 
+pub use accounts::SystemAccounts;
 pub use file_store::FileStore;
