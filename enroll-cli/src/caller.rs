@@ -16,14 +16,17 @@ pub struct Target {
 /// Resolves `--user` against the real uid: root may name anyone; others only themselves.
 pub fn resolve(user: Option<&str>) -> CliResult<Target> {
     let uid: Uid = getuid();
-    let caller = Account::by_uid(uid)
-        .map_err(|e| CliError::Refused(format!("cannot identify you (uid {uid}): {e}")))?;
+    let caller =
+        Account::by_uid(uid).map_err(|e| CliError::failed(format!("cannot identify you (uid {uid})"), e))?;
     let account = match user {
         None => caller.clone(),
-        Some(name) => Account::lookup(name).map_err(|e| CliError::Usage(format!("--user {name}: {e}")))?,
+        Some(name) => Account::lookup(name).map_err(|e| CliError::BadOption {
+            option: format!("--user {name}"),
+            cause: e.into(),
+        })?,
     };
     if account.uid != caller.uid && !uid.is_root() {
-        return Err(CliError::Refused(format!(
+        return Err(CliError::NotAllowed(format!(
             "only root can act for another user (you are {}, not {}); leave out --user to act \
              for yourself, or ask your administrator",
             caller.name, account.name

@@ -12,7 +12,7 @@ use crate::{audit, proof};
 
 /// `record` with a new set of codes, and the codes to show once.
 pub fn new_set(record: Record) -> CliResult<(Record, Vec<RecoveryCode>)> {
-    recovery::new_set(record).map_err(|e| CliError::Refused(format!("cannot make recovery codes: {e}")))
+    recovery::new_set(record).map_err(|e| CliError::failed("cannot make recovery codes", e))
 }
 
 /// Prints the codes, grouped for reading aloud, with what to do with them.

@@ -42,17 +42,15 @@ pub fn connect(config: &Config, database: Option<&str>) -> CliResult<Client> {
     }
     let info: ConnInfo = text
         .parse()
-        .map_err(|e| CliError::Usage(format!("{source}: {e}")))?;
+        .map_err(|e: db::conninfo::ConnInfoError| CliError::BadOption {
+            option: source.to_owned(),
+            cause: e.into(),
+        })?;
     db::client::connect(&info, db::timeout(config)).map_err(failed)
 }
 
 /// A database error as the command reports it (exit 1: the database refused or failed).
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(failed)`
 pub fn failed(e: DbError) -> CliError {
-    let hint = if e.is_permission_denied() {
-        " (the command needs the admin role, the schema's owner: see --database)"
-    } else {
-        ""
-    };
-    CliError::Refused(format!("database: {e}{hint}"))
+    CliError::Database(e)
 }

@@ -31,7 +31,7 @@ const MIN_SECRET_BITS: usize = 128;
 
 pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &EnrollArgs) -> CliResult<()> {
     if args.no_confirm && !target.caller_is_root {
-        return Err(CliError::Refused(
+        return Err(CliError::NotAllowed(
             "--no-confirm is for root only; leave it out and type the code your app shows".to_owned(),
         ));
     }
@@ -55,10 +55,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     // With `seal = true` the secret is sealed to the host's public key (world-readable,
     // so an ordinary user can enroll); checked before any secret is made or shown.
     let sealing = if config.seal {
-        Some(
-            PublicHostKey::read(&config.host_public_key)
-                .map_err(|e| CliError::Usage(format!("seal = true, but {e}")))?,
-        )
+        Some(PublicHostKey::read(&config.host_public_key).map_err(CliError::SealSetting)?)
     } else {
         None
     };
@@ -92,7 +89,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
         Some(public) => Some(
             public
                 .seal(&mut OsRng, &target.account.name, &record.secret)
-                .map_err(|e| CliError::Refused(format!("{e}; nothing was changed")))?,
+                .map_err(|e| CliError::NothingChanged(e.into()))?,
         ),
         None => None,
     };
@@ -136,13 +133,16 @@ fn already_enrolled(target: &Target, place: &str) -> CliError {
 }
 
 fn new_secret() -> CliResult<SecretKey> {
-    SecretKey::generate().map_err(|e| CliError::Refused(format!("no randomness from the OS: {e}")))
+    SecretKey::generate().map_err(|e| CliError::failed("no randomness from the OS", e))
 }
 
 /// `--secret`: shorter than RFC 4226's 128 bits is accepted with a warning, as old
 /// google-authenticator secrets (80 bits) still have to move over.
 fn given_secret(text: &str) -> CliResult<SecretKey> {
-    let secret = SecretKey::from_base32(text).map_err(|e| CliError::Usage(format!("--secret: {e}")))?;
+    let secret = SecretKey::from_base32(text).map_err(|e| CliError::BadOption {
+        option: "--secret".to_owned(),
+        cause: e.into(),
+    })?;
     if secret.bits() < MIN_SECRET_BITS {
         eprintln!(
             "totp-enroll: warning: secret has {} bits, fewer than the {MIN_SECRET_BITS} RFC 4226 \
@@ -237,8 +237,8 @@ fn terminal_qr(uri: &str) -> Result<Vec<String>, String> {
 fn confirm(config: &Config, record: &Record) -> CliResult<u64> {
     for attempt in 1..=CONFIRM_ATTEMPTS {
         let reply = terminal::ask("Enter the code your app shows now: ")
-            .map_err(|e| CliError::Refused(format!("cannot read the code: {e}")))?
-            .ok_or_else(|| CliError::Refused("no code entered; nothing was changed".to_owned()))?;
+            .map_err(|e| CliError::failed("cannot read the code", e))?
+            .ok_or_else(|| CliError::WrongCode("no code entered; nothing was changed".to_owned()))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -252,7 +252,7 @@ fn confirm(config: &Config, record: &Record) -> CliResult<u64> {
             eprintln!("That code does not match. Check the phone's clock and try the current code.");
         }
     }
-    Err(CliError::Refused(
+    Err(CliError::WrongCode(
         "the code did not match; nothing was changed".to_owned(),
     ))
 }

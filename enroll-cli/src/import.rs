@@ -107,12 +107,12 @@ pub fn run(
                 "google-authenticator",
             )? {
                 Done::Imported => Ok(()),
-                Done::Skipped(why) => Err(CliError::Refused(why)),
+                Done::Skipped(why) => Err(CliError::refused(why)),
             }
         }
         Source::GoogleAuthenticatorAllUsers => {
             if !target.caller_is_root {
-                return Err(CliError::Refused("--all-users is for root only".to_owned()));
+                return Err(CliError::not_allowed("--all-users is for root only"));
             }
             let mut results = Vec::new();
             for account in all_accounts()? {
@@ -155,7 +155,7 @@ pub fn run(
                     }
                 };
                 let result = Account::lookup(&name)
-                    .map_err(|e| CliError::Refused(format!("line {line_no}: {e}")))
+                    .map_err(|e| CliError::failed(format!("line {line_no}"), e))
                     .and_then(|account| {
                         save(
                             config,
@@ -341,12 +341,11 @@ fn save(
     }
     // With `seal = true` the imported secret is sealed like a new enrollment's.
     let sealed = if config.seal {
-        let public = PublicHostKey::read(&config.host_public_key)
-            .map_err(|e| CliError::Usage(format!("seal = true, but {e}")))?;
+        let public = PublicHostKey::read(&config.host_public_key).map_err(CliError::SealSetting)?;
         Some(
             public
                 .seal(&mut OsRng, &target.account.name, &imported.record.secret)
-                .map_err(|e| CliError::Refused(format!("{e}; nothing was changed")))?,
+                .map_err(|e| CliError::NothingChanged(e.into()))?,
         )
     } else {
         None
@@ -389,7 +388,7 @@ fn all_accounts() -> CliResult<Vec<Account>> {
     let out = Command::new("getent")
         .arg("passwd")
         .output()
-        .map_err(|e| CliError::Refused(format!("cannot run getent passwd: {e}")))?;
+        .map_err(|e| CliError::failed("cannot run getent passwd", e))?;
     if !out.status.success() {
         return Err(CliError::Refused("getent passwd failed".to_owned()));
     }
@@ -416,7 +415,7 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
     let text = read_private(Some(account), path)?;
     let file = parse_google_authenticator(&text)
         .map_err(|e| CliError::Refused(format!("{}: {e}", path.display())))?;
-    let refused = |e: RecoveryError| CliError::Refused(format!("cannot keep the scratch codes: {e}"));
+    let refused = |e: RecoveryError| CliError::failed("cannot keep the scratch codes", e);
     let mut hashes = Vec::with_capacity(file.scratch.len());
     for code in &file.scratch {
         hashes.push(

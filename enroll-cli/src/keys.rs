@@ -24,7 +24,7 @@ use crate::error::{CliError, CliResult};
 /// only with `force`, and then the old private key is kept under a retired name.
 pub fn keygen(config: &Config, target: &Target, force: bool) -> CliResult<()> {
     if !target.caller_is_root {
-        return Err(CliError::Refused("keygen is for root only".to_owned()));
+        return Err(CliError::not_allowed("keygen is for root only"));
     }
     let private_path = &config.host_key;
     let public_path = &config.host_public_key;
@@ -97,11 +97,10 @@ struct Tally {
 /// Re-seals every sealed record of the configured store to the current host key.
 pub fn reseal(config: &Config, target: &Target, include_plain: bool) -> CliResult<()> {
     if !target.caller_is_root {
-        return Err(CliError::Refused("reseal is for root only".to_owned()));
+        return Err(CliError::not_allowed("reseal is for root only"));
     }
-    let host = HostKey::read(&config.host_key).map_err(|e| CliError::Refused(e.to_string()))?;
-    let public =
-        PublicHostKey::read(&config.host_public_key).map_err(|e| CliError::Refused(e.to_string()))?;
+    let host = HostKey::read(&config.host_key).map_err(|e| CliError::Unusable(e.into()))?;
+    let public = PublicHostKey::read(&config.host_public_key).map_err(|e| CliError::Unusable(e.into()))?;
     if public.id() != host.id() {
         return Err(CliError::Refused(format!(
             "host_public_key {} is key {}, but host_key {} is key {}: enrollments would be \
@@ -272,7 +271,7 @@ fn directory_users(dir: &Path, prefix: &str, suffix: &str) -> CliResult<Vec<Stri
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
-            return Err(CliError::Refused(format!("cannot list {}: {e}", dir.display())));
+            return Err(CliError::failed(format!("cannot list {}", dir.display()), e));
         }
     };
     Ok(entries
@@ -290,8 +289,9 @@ fn directory_users(dir: &Path, prefix: &str, suffix: &str) -> CliResult<Vec<Stri
 fn passwd_users() -> CliResult<Vec<String>> {
     let text = match Command::new("getent").arg("passwd").output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
-        _ => fs::read_to_string("/etc/passwd")
-            .map_err(|e| CliError::Refused(format!("cannot list the accounts: {e}")))?,
+        _ => {
+            fs::read_to_string("/etc/passwd").map_err(|e| CliError::failed("cannot list the accounts", e))?
+        }
     };
     Ok(text
         .lines()
@@ -303,16 +303,15 @@ fn passwd_users() -> CliResult<Vec<String>> {
 
 /// Writes a key file atomically: a new temporary file with `mode`, synced, renamed.
 fn write_key_file(path: &Path, bytes: &[u8], mode: u32) -> CliResult<()> {
-    let fail = |action: &str, e: std::io::Error| {
-        CliError::Refused(format!("cannot {action} {}: {e}", path.display()))
-    };
+    let fail =
+        |action: &str, e: std::io::Error| CliError::failed(format!("cannot {action} {}", path.display()), e);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .ok_or_else(|| CliError::Usage(format!("{}: not a file path", path.display())))?;
+        .ok_or_else(|| CliError::usage(format!("{}: not a file path", path.display())))?;
     let name = path
         .file_name()
-        .ok_or_else(|| CliError::Usage(format!("{}: not a file path", path.display())))?;
+        .ok_or_else(|| CliError::usage(format!("{}: not a file path", path.display())))?;
     let dir_handle = fs::File::open(dir).map_err(|e| fail("open the directory of", e))?;
     trusted_file::replace(&dir_handle, Path::new(name), mode, bytes).map_err(|e| {
         let action = match e.step {

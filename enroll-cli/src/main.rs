@@ -41,8 +41,8 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let CliError::Refused(reason) = &e {
-                audit::refusal(cli.action(), cli.user.as_deref(), reason);
+            if e.exit_code() == 1 {
+                audit::refusal(cli.action(), cli.user.as_deref(), &e.to_string());
             }
             eprintln!("totp-enroll: {e}");
             ExitCode::from(e.exit_code())
@@ -58,8 +58,7 @@ fn run(cli: &Cli) -> CliResult<()> {
                 .to_owned(),
         ));
     }
-    let config = Config::load(&cli.config, &[])
-        .map_err(|e| CliError::Usage(format!("{e}; fix the config file, or name another with --config")))?;
+    let config = Config::load(&cli.config, &[]).map_err(CliError::Config)?;
     let target = caller::resolve(cli.user.as_deref())?;
     let database = cli.database.as_deref();
     match &cli.command {

@@ -38,7 +38,7 @@ pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> C
 /// carries the real recovery-code hashes and a stand-in secret that is never used.
 pub fn ask_recovery_only(config: &Config, user: &str, record: &Record) -> CliResult<u64> {
     if record.recovery.is_empty() {
-        return Err(CliError::Refused(format!(
+        return Err(CliError::WrongCode(format!(
             "{user}'s secret is sealed to the host key and there are no recovery codes, so \
              nothing can be checked here; ask your administrator (as root: totp-enroll --user \
              {user} --force)"
@@ -59,8 +59,8 @@ fn ask_with(
 ) -> CliResult<u64> {
     for attempt in 1..=ATTEMPTS {
         let reply = terminal::ask(prompt)
-            .map_err(|e| CliError::Refused(format!("cannot read the code: {e}")))?
-            .ok_or_else(|| CliError::Refused("no code entered; nothing was changed".to_owned()))?;
+            .map_err(|e| CliError::failed("cannot read the code", e))?
+            .ok_or_else(|| CliError::WrongCode("no code entered; nothing was changed".to_owned()))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -94,7 +94,7 @@ fn ask_with(
     audit::record(&format!(
         "user={user} proof of the current enrollment failed {ATTEMPTS} times; nothing was changed"
     ));
-    Err(CliError::Refused(
+    Err(CliError::WrongCode(
         "the code did not match your current enrollment; nothing was changed. \
          If your phone and recovery codes are both lost, ask your administrator \
          (as root: totp-enroll remove --user NAME)."

@@ -12,7 +12,7 @@ use crate::store::Backend;
 /// login state (see [`crate::store::Place::remove`] for what each store keeps).
 pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult<()> {
     if !target.caller_is_root {
-        return Err(CliError::Refused(
+        return Err(CliError::NotAllowed(
             "remove is for root only; to replace your own enrollment, run totp-enroll --force".to_owned(),
         ));
     }

@@ -206,7 +206,7 @@ fn print_human(status: &Status) {
 }
 
 fn to_json<T: Serialize>(value: &T) -> CliResult<String> {
-    serde_json::to_string_pretty(value).map_err(|e| CliError::Refused(format!("cannot write JSON: {e}")))
+    serde_json::to_string_pretty(value).map_err(|e| CliError::failed("cannot write JSON", e))
 }
 
 /// `totp-enroll status [--user NAME] [--json]`: exit 1 if the user is not enrolled or
@@ -243,7 +243,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, json: bool) 
 /// `totp-enroll list [--json]`: every enrolled user (root only).
 pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool) -> CliResult<()> {
     if !target.caller_is_root {
-        return Err(CliError::Refused(
+        return Err(CliError::NotAllowed(
             "list is for root only; see your own enrollment with `totp-enroll status`".to_owned(),
         ));
     }

@@ -6,7 +6,7 @@
 
 use pam_totp_config::Config;
 use pam_totp_core::login_state::LoginState;
-use pam_totp_core::ports::{AdminFailure, AdminPlace, AdminStore, StoreFailure, Stored};
+use pam_totp_core::ports::{AdminFailure, AdminPlace, AdminStore, Stored};
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_core::secret::SecretKey;
 use pam_totp_os::account::Account;
@@ -72,14 +72,7 @@ impl Backend {
 }
 
 fn admin_error(e: AdminFailure) -> CliError {
-    match e {
-        AdminFailure::Settings(e) => CliError::Usage(e.to_string()),
-        AdminFailure::Refused(e) => refused(&e),
-    }
-}
-
-fn refused(e: &StoreFailure) -> CliError {
-    CliError::Refused(e.to_string())
+    e.into()
 }
 
 /// One user's record and login state.
@@ -94,13 +87,13 @@ impl Place<'_> {
 
     /// Whether a record exists (even an unusable one).
     pub fn exists(&mut self) -> CliResult<bool> {
-        self.0.exists().map_err(|e| refused(&e))
+        self.0.exists().map_err(CliError::Store)
     }
 
     /// The record as stored. The error: the store could not be asked (the database is
     /// down); a missing or unusable record is a [`Stored`].
     pub fn read_stored(&mut self) -> CliResult<Stored> {
-        self.0.read_stored().map_err(|e| refused(&e))
+        self.0.read_stored().map_err(CliError::Store)
     }
 
     /// Writes `record` (sealed with `sealed_secret` if given), replacing any; the login
@@ -108,7 +101,7 @@ impl Place<'_> {
     pub fn write(&mut self, record: &Record, sealed_secret: Option<&str>) -> CliResult<()> {
         self.0
             .write(&text(record, sealed_secret))
-            .map_err(|e| refused(&e))
+            .map_err(CliError::Store)
     }
 
     /// Writes `record` only if there is none; `false` (nothing written) if there is.
@@ -116,7 +109,7 @@ impl Place<'_> {
     pub fn write_new(&mut self, record: &Record, sealed_secret: Option<&str>) -> CliResult<bool> {
         self.0
             .write_new(&text(record, sealed_secret))
-            .map_err(|e| refused(&e))
+            .map_err(CliError::Store)
     }
 
     /// Removes the record, and clears failures, lock-out and recovery-code burns;
@@ -124,18 +117,18 @@ impl Place<'_> {
     /// replay protection survives re-provisioning the same secret); the database drops
     /// the state row with the record (the schema's ON DELETE CASCADE).
     pub fn remove(&mut self) -> CliResult<bool> {
-        self.0.remove().map_err(|e| refused(&e))
+        self.0.remove().map_err(CliError::Store)
     }
 
     /// The login state as the module last left it; `None` if never logged in. Root only.
     pub fn peek_state(&mut self) -> CliResult<Option<LoginState>> {
-        self.0.peek_state().map_err(|e| refused(&e))
+        self.0.peek_state().map_err(CliError::Store)
     }
 
     /// Clears failures and lock-outs (the console's too), keeping replay protection;
     /// returns the failures there were. A corrupt state file is replaced by a fresh one.
     pub fn unlock(&mut self, user: &str) -> CliResult<u32> {
-        let unlocked = self.0.unlock().map_err(|e| refused(&e))?;
+        let unlocked = self.0.unlock().map_err(CliError::Store)?;
         if unlocked.started_afresh {
             eprintln!("totp-enroll: the state file of {user} was corrupt; starting it afresh");
         }
@@ -146,7 +139,7 @@ impl Place<'_> {
     /// too) into the login state, never moving it back: an imported enrollment's, or
     /// the step of a code this command accepted. Root only.
     pub fn carry_state(&mut self, state: &LoginState) -> CliResult<()> {
-        self.0.carry_state(state).map_err(|e| refused(&e))
+        self.0.carry_state(state).map_err(CliError::Store)
     }
 }
 
@@ -161,8 +154,12 @@ fn text(record: &Record, sealed_secret: Option<&str>) -> Zeroizing<String> {
 /// Where the target's record file is; a system store is refused to a non-root caller
 /// (`import --pam-totp-files`, which reads this host's files whatever the store).
 pub fn location(config: &Config, target: &Target) -> CliResult<RecordLocation> {
-    let location = RecordLocation::for_account(config, target.account.clone())
-        .map_err(|e| CliError::Usage(format!("{e} (in {})", config.secret_path)))?;
+    let location = RecordLocation::for_account(config, target.account.clone()).map_err(|source| {
+        CliError::SecretPath {
+            secret_path: config.secret_path.clone(),
+            source,
+        }
+    })?;
     if location.kind == StoreKind::System && !target.caller_is_root {
         return Err(CliError::Refused(format!(
             "Enrollment records on this host are kept by the administrator in {}.\n\
@@ -197,7 +194,7 @@ pub fn read_existing(config: &Config, place: &mut Place<'_>, target: &Target) ->
         Stored::Found(StoredRecord::Sealed(sealed)) if target.caller_is_root => {
             let record =
                 seal::open_record(config.host_keys(), &target.account.name, &sealed).map_err(|e| {
-                    CliError::Refused(format!("cannot open the sealed record {}: {e}", place.describe()))
+                    CliError::failed(format!("cannot open the sealed record {}", place.describe()), e)
                 })?;
             Ok(Existing {
                 record,
@@ -207,9 +204,8 @@ pub fn read_existing(config: &Config, place: &mut Place<'_>, target: &Target) ->
         }
         Stored::Found(StoredRecord::Sealed(sealed)) => {
             let mut stand_in = vec![0u8; 20];
-            getrandom::fill(&mut stand_in)
-                .map_err(|e| CliError::Refused(format!("no randomness from the OS: {e}")))?;
-            let stand_in = SecretKey::from_bytes(stand_in).map_err(|e| CliError::Refused(e.to_string()))?;
+            getrandom::fill(&mut stand_in).map_err(|e| CliError::failed("no randomness from the OS", e))?;
+            let stand_in = SecretKey::from_bytes(stand_in).map_err(|e| CliError::Unusable(e.into()))?;
             Ok(Existing {
                 record: sealed.open(stand_in),
                 sealed_secret: Some(sealed.sealed_secret().to_owned()),
@@ -235,5 +231,5 @@ pub fn read_existing(config: &Config, place: &mut Place<'_>, target: &Target) ->
 /// creates the state directory either (on SELinux hosts only the package labels it
 /// right): unlock and import refuse while it is missing, naming the fix.
 pub fn peek_state(state_dir: &std::path::Path, user: &str) -> CliResult<Option<LoginState>> {
-    pam_totp_store_file::admin::peek_state(state_dir, user).map_err(|e| CliError::Refused(e.to_string()))
+    pam_totp_store_file::admin::peek_state(state_dir, user).map_err(|e| CliError::Unusable(e.into()))
 }

@@ -10,7 +10,7 @@ use crate::store::Backend;
 /// Clears the failure count and any lock-out, keeping the replay-protection step.
 pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult<()> {
     if !target.caller_is_root {
-        return Err(CliError::Refused(
+        return Err(CliError::NotAllowed(
             "unlock is for root only; ask your administrator, or wait for the lock-out to end".to_owned(),
         ));
     }

@@ -195,8 +195,19 @@ pub enum ConfigError {
     Read { path: PathBuf, source: io::Error },
     /// The file is larger than any sane config.
     TooLarge { path: PathBuf },
-    /// TOML syntax, an unknown key, or a value of the wrong type.
-    Invalid { origin: String, message: String },
+    /// The file is not TOML.
+    Syntax {
+        origin: String,
+        source: Box<toml::de::Error>,
+    },
+    /// An unknown key, or a value of the wrong type; `message` names the key.
+    Invalid {
+        origin: String,
+        message: String,
+        source: Box<toml::de::Error>,
+    },
+    /// A module argument that names no key.
+    UnknownArgument { key: String },
     /// A value of the right type that makes no sense (`digits = 12`).
     Value {
         origin: String,
@@ -216,7 +227,11 @@ impl fmt::Display for ConfigError {
                 "config {} is larger than {MAX_CONFIG_BYTES} bytes",
                 path.display()
             ),
-            ConfigError::Invalid { origin, message } => write!(f, "{origin}: {message}"),
+            ConfigError::Syntax { origin, source } => write!(f, "{origin}: {}", source.message()),
+            ConfigError::Invalid { origin, message, .. } => write!(f, "{origin}: {message}"),
+            ConfigError::UnknownArgument { key } => {
+                write!(f, "module arguments: unknown argument `{key}`")
+            }
             ConfigError::Value { origin, key, message } => {
                 write!(f, "{origin}: bad value for `{key}`: {message}")
             }
@@ -228,7 +243,10 @@ impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConfigError::Read { source, .. } => Some(source),
-            _ => None,
+            ConfigError::Syntax { source, .. } | ConfigError::Invalid { source, .. } => Some(source.as_ref()),
+            ConfigError::TooLarge { .. }
+            | ConfigError::UnknownArgument { .. }
+            | ConfigError::Value { .. } => None,
         }
     }
 }
@@ -241,9 +259,9 @@ impl Config {
     /// Any unreadable file, syntax error, unknown key or bad value.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
         let mut table = match read_capped(path) {
-            Ok(text) => toml::from_str::<Table>(&text).map_err(|e| ConfigError::Invalid {
+            Ok(text) => toml::from_str::<Table>(&text).map_err(|source| ConfigError::Syntax {
                 origin: path.display().to_string(),
-                message: e.message().to_owned(),
+                source: Box::new(source),
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Table::new(),
             Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
@@ -273,9 +291,10 @@ impl Config {
             config
         } else {
             let merged = toml::to_string(&table).unwrap_or_default();
-            toml::from_str(&merged).map_err(|e| ConfigError::Invalid {
+            toml::from_str(&merged).map_err(|source| ConfigError::Invalid {
                 origin: origin.clone(),
-                message: describe_value_error(&merged, &e),
+                message: describe_value_error(&merged, &source),
+                source: Box::new(source),
             })?
         };
         config.validate(&origin)?;
@@ -458,10 +477,7 @@ fn parse_override(arg: &str) -> Result<(String, Value), ConfigError> {
     };
     let defaults = Table::try_from(Config::default()).unwrap_or_default();
     let Some(default) = defaults.get(key) else {
-        return Err(ConfigError::Invalid {
-            origin: "module arguments".to_owned(),
-            message: format!("unknown argument `{key}`"),
-        });
+        return Err(ConfigError::UnknownArgument { key: key.to_owned() });
     };
     let Some(raw) = raw else {
         return Ok((key.to_owned(), Value::Boolean(true)));

@@ -38,7 +38,14 @@ impl fmt::Display for AccountError {
     }
 }
 
-impl std::error::Error for AccountError {}
+impl std::error::Error for AccountError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AccountError::Lookup(e) => Some(e),
+            AccountError::InvalidName | AccountError::Unknown => None,
+        }
+    }
+}
 
 /// Checks that a user name is safe to use as a file name and in templates.
 ///

@@ -104,11 +104,13 @@ impl fmt::Display for KeyKind {
 pub enum SealError {
     /// The key file does not exist.
     Missing { kind: KeyKind, path: PathBuf },
-    /// The key file is a symlink, not regular, wrongly owned or too open.
+    /// The key file is a symlink, not regular, wrongly owned or too open; or
+    /// (`in_directory`) the directory it is in is wrongly owned or too open.
     Unsafe {
         kind: KeyKind,
         path: PathBuf,
-        problem: String,
+        refused: Refused,
+        in_directory: bool,
     },
     /// The key file's content is not a key of this format.
     Malformed { kind: KeyKind, path: PathBuf },
@@ -141,8 +143,39 @@ impl fmt::Display for SealError {
                  (totp-enroll keygen, or copy it from the other hosts)",
                 path.display()
             ),
-            SealError::Unsafe { kind, path, problem } => {
-                write!(f, "{kind} {} {problem}; refused", path.display())
+            SealError::Unsafe {
+                kind,
+                path,
+                refused,
+                in_directory,
+            } => {
+                write!(f, "{kind} {} ", path.display())?;
+                let parent = path.parent().unwrap_or(path).display();
+                let mode = match refused {
+                    Refused::Mode { mode } => mode & 0o7777,
+                    _ => 0,
+                };
+                match (refused, kind) {
+                    _ if *in_directory => write!(
+                        f,
+                        "is in {parent}, which must be owned by root and not group/world writable; refused"
+                    ),
+                    (Refused::NotDirectory, _) => {
+                        write!(f, "is in {parent}, which is not a directory; refused")
+                    }
+                    (Refused::Owner { found }, _) => {
+                        write!(f, "is owned by uid {found}, not root (chown root:root); refused")
+                    }
+                    (Refused::Mode { .. }, KeyKind::Private | KeyKind::DbSecret) => write!(
+                        f,
+                        "has mode {mode:04o}: a private key must be readable by root only (chmod 600); refused"
+                    ),
+                    (Refused::Mode { .. }, KeyKind::Public | KeyKind::DbCertificate) => write!(
+                        f,
+                        "has mode {mode:04o}: it must not be group/world writable (chmod 644); refused"
+                    ),
+                    (other, _) => write!(f, "{other}; refused"),
+                }
             }
             SealError::Malformed {
                 kind: kind @ (KeyKind::DbSecret | KeyKind::DbCertificate),
@@ -183,8 +216,15 @@ impl std::error::Error for SealError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SealError::Io { source, .. } => Some(source),
+            SealError::Unsafe { refused, .. } => Some(refused),
             SealError::Record(e) => Some(e),
-            _ => None,
+            SealError::Missing { .. }
+            | SealError::Malformed { .. }
+            | SealError::NoMatchingKey { .. }
+            | SealError::MalformedSealed
+            | SealError::DoesNotOpen { .. }
+            | SealError::OtherUser
+            | SealError::Seal => None,
         }
     }
 }
@@ -439,36 +479,22 @@ pub fn read_key_file(kind: KeyKind, path: &Path) -> Result<Zeroizing<String>, Se
         max_bytes: None,
         ..rules
     };
-    let unsafe_file = |problem: String| SealError::Unsafe {
+    let unsafe_file = |refused: Refused, in_directory: bool| SealError::Unsafe {
         kind,
         path: path.to_owned(),
-        problem,
+        refused,
+        in_directory,
     };
     let refused = |refused: Refused| match refused {
         Refused::Missing => SealError::Missing {
             kind,
             path: path.to_owned(),
         },
-        Refused::Symlink => unsafe_file("is a symbolic link".to_owned()),
-        Refused::NotRegular => unsafe_file("is not a regular file".to_owned()),
-        Refused::NotDirectory => unsafe_file(format!(
-            "is in {}, which is not a directory",
-            path.parent().unwrap_or(path).display()
-        )),
-        Refused::Owner { found } => {
-            unsafe_file(format!("is owned by uid {found}, not root (chown root:root)"))
-        }
-        Refused::Mode { mode } => {
-            let mode = mode & 0o7777;
-            unsafe_file(match kind {
-                KeyKind::Private | KeyKind::DbSecret => {
-                    format!("has mode {mode:04o}: a private key must be readable by root only (chmod 600)")
-                }
-                KeyKind::Public | KeyKind::DbCertificate => {
-                    format!("has mode {mode:04o}: it must not be group/world writable (chmod 644)")
-                }
-            })
-        }
+        unsafe_file_refusal @ (Refused::Symlink
+        | Refused::NotRegular
+        | Refused::NotDirectory
+        | Refused::Owner { .. }
+        | Refused::Mode { .. }) => unsafe_file(unsafe_file_refusal, false),
         Refused::TooLarge { .. } | Refused::Links { .. } => SealError::Malformed {
             kind,
             path: path.to_owned(),
@@ -486,10 +512,9 @@ pub fn read_key_file(kind: KeyKind, path: &Path) -> Result<Zeroizing<String>, Se
         });
     };
     let dir = trusted_file::open_dir(dir_path, Some(&directory)).map_err(|e| match e {
-        Refused::Owner { .. } | Refused::Mode { .. } => unsafe_file(format!(
-            "is in {}, which must be owned by root and not group/world writable",
-            dir_path.display()
-        )),
+        unsafe_directory @ (Refused::Owner { .. } | Refused::Mode { .. }) => {
+            unsafe_file(unsafe_directory, true)
+        }
         other => refused(other),
     })?;
     let (file, len) = trusted_file::open_in(&dir, Path::new(name), &rules).map_err(refused)?;

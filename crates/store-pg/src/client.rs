@@ -127,9 +127,12 @@ fn resolve_here(pg: &mut tokio_postgres::Config) -> Result<(), DbError> {
             let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             (name.as_str(), port)
                 .to_socket_addrs()
-                .map_err(|e| DbError::Resolve(format!("{name}: {e}")))?
+                .map_err(|source| DbError::Resolve {
+                    host: name.clone(),
+                    source,
+                })?
                 .next()
-                .ok_or_else(|| DbError::Resolve(format!("{name}: no address")))?
+                .ok_or_else(|| DbError::NoAddress { host: name.clone() })?
                 .ip()
         };
         pg.hostaddr(address);

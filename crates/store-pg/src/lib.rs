@@ -34,6 +34,7 @@ pub use client::Client;
 pub use conninfo::ConnInfo;
 pub use migrate::migrate;
 pub use pg_store::{PgAdmin, PgStore};
+pub use tls::TlsError;
 
 use pam_totp_config::{Config, Store};
 use pam_totp_store_file::seal::SealError;
@@ -46,9 +47,11 @@ pub enum DbError {
     /// A passfile, key or certificate file is unsafe or unreadable.
     Credential(SealError),
     /// The TLS configuration could not be built.
-    Tls(String),
+    Tls(tls::TlsError),
     /// A host name did not resolve.
-    Resolve(String),
+    Resolve { host: String, source: io::Error },
+    /// A host name resolved to no address.
+    NoAddress { host: String },
     /// The async runtime could not be made (out of memory, no epoll).
     Runtime(io::Error),
     /// Connecting, TLS or authentication failed.
@@ -83,8 +86,9 @@ impl fmt::Display for DbError {
         match self {
             DbError::Settings(e) => e.fmt(f),
             DbError::Credential(e) => e.fmt(f),
-            DbError::Tls(why) => write!(f, "database TLS: {why}"),
-            DbError::Resolve(why) => write!(f, "cannot resolve database host {why}"),
+            DbError::Tls(e) => write!(f, "database TLS: {e}"),
+            DbError::Resolve { host, source } => write!(f, "cannot resolve database host {host}: {source}"),
+            DbError::NoAddress { host } => write!(f, "cannot resolve database host {host}: no address"),
             DbError::Runtime(e) => write!(f, "cannot start the database client: {e}"),
             DbError::Connect(e) => write!(f, "cannot connect: {}", describe(e)),
             DbError::Timeout { action } => write!(f, "no answer in time ({action})"),
@@ -113,9 +117,19 @@ impl std::error::Error for DbError {
         match self {
             DbError::Settings(e) => Some(e),
             DbError::Credential(e) => Some(e),
-            DbError::Runtime(e) => Some(e),
+            DbError::Tls(e) => Some(e),
+            DbError::Runtime(e) | DbError::Resolve { source: e, .. } => Some(e),
             DbError::Connect(e) | DbError::Query { source: e, .. } => Some(e),
-            _ => None,
+            DbError::Timeout { .. }
+            | DbError::NoAddress { .. }
+            | DbError::Closed
+            | DbError::NewerSchema { .. }
+            | DbError::NoResultRow { .. }
+            | DbError::RecoveryIndex
+            | DbError::BadHostRole
+            | DbError::RecordRemoved
+            | DbError::NotPostgres
+            | DbError::BadUser => None,
         }
     }
 }
