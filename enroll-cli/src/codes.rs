@@ -39,7 +39,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult
     let proved_until = if target.caller_is_root {
         0
     } else {
-        proof::ask(config, &target.account.name, &existing.record, false)?
+        proof::ask(&config.codes(), &target.account.name, &existing.record, false)?
     };
     // The same secret: the code that proved it must not log in again.
     let (record, codes) = new_set(existing.record.with_confirmed_until(proved_until))?;

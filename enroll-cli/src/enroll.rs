@@ -9,8 +9,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crypto_box::aead::OsRng;
-use pam_totp_config::Config;
 use pam_totp_config::algorithm::Algorithm;
+use pam_totp_config::{CodeParameters, Config};
 use pam_totp_core::record::Record;
 use pam_totp_core::secret::SecretKey;
 use pam_totp_core::verify::{self, TypedCode, Verdict};
@@ -35,7 +35,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
             "--no-confirm is for root only; leave it out and type the code your app shows".to_owned(),
         ));
     }
-    let (issuer, account) = uri::labels(config, &target.account.name);
+    let (issuer, account) = uri::labels(&config.codes(), &target.account.name);
     let mut place = backend.place(config, target)?;
     let exists = place.exists()?;
     if exists && !args.force {
@@ -46,9 +46,9 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     if exists && !target.caller_is_root {
         let current = store::read_existing(config, &mut place, target)?;
         used_until = if current.secret_known {
-            proof::ask(config, &target.account.name, &current.record, true)?
+            proof::ask(&config.codes(), &target.account.name, &current.record, true)?
         } else {
-            proof::ask_recovery_only(config, &target.account.name, &current.record)?
+            proof::ask_recovery_only(&config.codes(), &target.account.name, &current.record)?
         };
     }
 
@@ -80,7 +80,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
     write_images(&uri, args)?;
     if !args.no_confirm {
         show(&record, &uri, args.no_qr);
-        used_until = used_until.max(confirm(config, &record)?);
+        used_until = used_until.max(confirm(&config.codes(), &record)?);
     }
     // The record carries it (the module refuses those steps); root also burns it in the
     // login state, as a login would.
@@ -234,7 +234,7 @@ fn terminal_qr(uri: &str) -> Result<Vec<String>, String> {
 }
 
 /// Asks for a code of the new `record`; returns when its step ends.
-fn confirm(config: &Config, record: &Record) -> CliResult<u64> {
+fn confirm(codes: &CodeParameters<'_>, record: &Record) -> CliResult<u64> {
     for attempt in 1..=CONFIRM_ATTEMPTS {
         let reply = terminal::ask("Enter the code your app shows now: ")
             .map_err(|e| CliError::failed("cannot read the code", e))?
@@ -243,7 +243,7 @@ fn confirm(config: &Config, record: &Record) -> CliResult<u64> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let verdict = TypedCode::parse(&reply, record.digits).map_or(Verdict::Invalid, |code| {
-            verify::check(record, &code, now, config.window, 0)
+            verify::check(record, &code, now, codes.window, 0)
         });
         if let Verdict::Accepted { step } = verdict {
             return Ok(verify::step_end(step, record.period));

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crypto_box::aead::OsRng;
-use pam_totp_config::Config;
+use pam_totp_config::{Config, FileSettings};
 use pam_totp_core::record::StoredRecord;
 use pam_totp_os::account::Account;
 use pam_totp_os::trusted_file::{self, ReplaceStep};
@@ -227,7 +227,8 @@ fn reseal_one(
 /// Every place a record of this store may be: the files of a system store's directory,
 /// or each passwd account's home.
 fn locations(config: &Config) -> CliResult<Vec<RecordLocation>> {
-    let names = match (template_kind(config), system_directory(config)) {
+    let files = config.files();
+    let names = match (files.store_kind(), system_directory(files)) {
         (StoreKind::System, Some((dir, prefix, suffix))) => directory_users(&dir, &prefix, &suffix)?,
         _ => passwd_users()?,
     };
@@ -237,7 +238,7 @@ fn locations(config: &Config) -> CliResult<Vec<RecordLocation>> {
         let Ok(account) = Account::lookup(&name) else {
             continue;
         };
-        let Ok(location) = RecordLocation::for_account(config, account) else {
+        let Ok(location) = RecordLocation::for_account(files, account) else {
             continue;
         };
         if seen.insert(location.path.clone()) {
@@ -247,13 +248,9 @@ fn locations(config: &Config) -> CliResult<Vec<RecordLocation>> {
     Ok(found)
 }
 
-fn template_kind(config: &Config) -> StoreKind {
-    pam_totp_store_file::template::store_kind(&config.secret_path)
-}
-
 /// For `/dir/PREFIX${USER}SUFFIX`: the directory, prefix and suffix.
-fn system_directory(config: &Config) -> Option<(PathBuf, String, String)> {
-    let path = Path::new(&config.secret_path);
+fn system_directory(files: FileSettings<'_>) -> Option<(PathBuf, String, String)> {
+    let path = Path::new(files.secret_path);
     let dir = path.parent()?;
     let name = path.file_name()?.to_str()?;
     if dir.to_string_lossy().contains("${") {

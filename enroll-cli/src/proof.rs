@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pam_totp_config::Config;
+use pam_totp_config::CodeParameters;
 use pam_totp_core::answer::Answer;
 use pam_totp_core::record::Record;
 use pam_totp_core::recovery::{self, RecoveryVerdict};
@@ -24,19 +24,19 @@ const PAUSE_AFTER_WRONG: Duration = Duration::from_secs(1);
 
 /// Asks for a current code (or, with `recovery_ok`, a recovery code) of `record`;
 /// returns when the step of the code typed ends (0 for a recovery code).
-pub fn ask(config: &Config, user: &str, record: &Record, recovery_ok: bool) -> CliResult<u64> {
+pub fn ask(codes: &CodeParameters<'_>, user: &str, record: &Record, recovery_ok: bool) -> CliResult<u64> {
     let prompt = if recovery_ok && !record.recovery.is_empty() {
         "To change your enrollment, enter a current code from your app (or a recovery code): "
     } else {
         "To change your enrollment, enter a current code from your app: "
     };
-    ask_with(config, user, record, prompt, true, recovery_ok)
+    ask_with(codes, user, record, prompt, true, recovery_ok)
 }
 
 /// Asks for a recovery code only: for a record whose secret is sealed to the host key,
 /// which the user cannot open (so no code from the app can be checked here). `record`
 /// carries the real recovery-code hashes and a stand-in secret that is never used.
-pub fn ask_recovery_only(config: &Config, user: &str, record: &Record) -> CliResult<u64> {
+pub fn ask_recovery_only(codes: &CodeParameters<'_>, user: &str, record: &Record) -> CliResult<u64> {
     if record.recovery.is_empty() {
         return Err(CliError::WrongCode(format!(
             "{user}'s secret is sealed to the host key and there are no recovery codes, so \
@@ -46,11 +46,11 @@ pub fn ask_recovery_only(config: &Config, user: &str, record: &Record) -> CliRes
     }
     println!("The secret is sealed to the host key, so only a recovery code can be checked here.");
     let prompt = "To change your enrollment, enter a recovery code: ";
-    ask_with(config, user, record, prompt, false, true)
+    ask_with(codes, user, record, prompt, false, true)
 }
 
 fn ask_with(
-    config: &Config,
+    codes: &CodeParameters<'_>,
     user: &str,
     record: &Record,
     prompt: &str,
@@ -66,7 +66,7 @@ fn ask_with(
             .map_or(0, |d| d.as_secs());
         let right = match Answer::parse(&reply, record) {
             Answer::Code(code) if code_ok => {
-                match verify::check(record, &code, now, config.window, record.confirmed_until) {
+                match verify::check(record, &code, now, codes.window, record.confirmed_until) {
                     Verdict::Accepted { step } => Some(verify::step_end(step, record.period)),
                     Verdict::Replayed | Verdict::Invalid => None,
                 }

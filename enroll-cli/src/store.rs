@@ -154,7 +154,7 @@ fn text(record: &Record, sealed_secret: Option<&str>) -> Zeroizing<String> {
 /// Where the target's record file is; a system store is refused to a non-root caller
 /// (`import --pam-totp-files`, which reads this host's files whatever the store).
 pub fn location(config: &Config, target: &Target) -> CliResult<RecordLocation> {
-    let location = RecordLocation::for_account(config, target.account.clone()).map_err(|source| {
+    let location = RecordLocation::for_account(config.files(), target.account.clone()).map_err(|source| {
         CliError::SecretPath {
             secret_path: config.secret_path.clone(),
             source,

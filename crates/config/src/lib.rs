@@ -173,6 +173,59 @@ impl Default for Config {
     }
 }
 
+/// The code section: how new enrollments make codes (`algorithm`, `digits`, `period`),
+/// how far either side of now a code is accepted (`window`), and the issuer the app shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeParameters<'a> {
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub period: u64,
+    pub window: u8,
+    /// Empty: the host name.
+    pub issuer: &'a str,
+}
+
+/// The prompt section: `prompt`, `forward_pass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptSettings<'a> {
+    pub prompt: &'a str,
+    pub forward_pass: bool,
+}
+
+/// The rollout section: who may log in without a code, and enrollment at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolloutPolicy<'a> {
+    pub nullok: bool,
+    /// `YYYY-MM-DD`, or empty: no grace period.
+    pub enforce_after: &'a str,
+    pub exempt_users: &'a [String],
+    pub exempt_groups: &'a [String],
+    pub enroll_at_login: bool,
+}
+
+/// The file-store section: `secret_path`, `state_dir`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSettings<'a> {
+    pub secret_path: &'a str,
+    pub state_dir: &'a Path,
+}
+
+impl FileSettings<'_> {
+    /// Whether `secret_path` is in the users' homes or a system store.
+    #[must_use]
+    pub fn store_kind(&self) -> StoreKind {
+        store_kind(self.secret_path)
+    }
+}
+
+/// The database section: `store`, `postgres`, `postgres_timeout_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseSettings<'a> {
+    pub store: Store,
+    pub postgres: &'a str,
+    pub timeout_ms: u64,
+}
+
 /// The host-key section, for opening sealed records: `host_key`, `retired_keys`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostKeys<'a> {
@@ -320,6 +373,58 @@ impl Config {
             }
         }
         Config::load(&path, &overrides)
+    }
+
+    /// The code parameters (`pam_totp_core::verify`, new records, the Key URI).
+    #[must_use]
+    pub fn codes(&self) -> CodeParameters<'_> {
+        CodeParameters {
+            algorithm: self.algorithm,
+            digits: self.digits,
+            period: self.period,
+            window: self.window,
+            issuer: &self.issuer,
+        }
+    }
+
+    /// The prompt keys (`pam_totp_core::forward_pass`).
+    #[must_use]
+    pub fn prompt_settings(&self) -> PromptSettings<'_> {
+        PromptSettings {
+            prompt: &self.prompt,
+            forward_pass: self.forward_pass,
+        }
+    }
+
+    /// The rollout keys (`pam_totp_core::rollout`, `login_enroll`).
+    #[must_use]
+    pub fn rollout(&self) -> RolloutPolicy<'_> {
+        RolloutPolicy {
+            nullok: self.nullok,
+            enforce_after: &self.enforce_after,
+            exempt_users: &self.exempt_users,
+            exempt_groups: &self.exempt_groups,
+            enroll_at_login: self.enroll_at_login,
+        }
+    }
+
+    /// Where the file store keeps records and login state (`pam_totp_store_file`).
+    #[must_use]
+    pub fn files(&self) -> FileSettings<'_> {
+        FileSettings {
+            secret_path: &self.secret_path,
+            state_dir: &self.state_dir,
+        }
+    }
+
+    /// The database keys (`pam_totp_store_pg`).
+    #[must_use]
+    pub fn database(&self) -> DatabaseSettings<'_> {
+        DatabaseSettings {
+            store: self.store,
+            postgres: &self.postgres,
+            timeout_ms: self.postgres_timeout_ms,
+        }
     }
 
     /// The keys that open sealed records (`pam_totp_store_file::seal`).
@@ -516,6 +621,30 @@ mod tests {
             })?;
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         Config::load(file.path(), &args)
+    }
+
+    #[test]
+    fn each_section_carries_its_keys_from_the_file_and_the_arguments() {
+        let config = load_text(
+            "digits = 8\nissuer = \"Educloud\"\nexempt_groups = [\"svc\"]\nsecret_path = \"/var/lib/totp/${USER}\"\n",
+            &["window=2", "forward_pass", "postgres_timeout_ms=500"],
+        )
+        .unwrap();
+        let codes = config.codes();
+        assert_eq!((codes.digits, codes.window, codes.issuer), (8, 2, "Educloud"));
+        assert!(config.prompt_settings().forward_pass);
+        assert_eq!(config.rollout().exempt_groups, ["svc"]);
+        assert_eq!(config.files().store_kind(), StoreKind::System);
+        assert_eq!(config.files().state_dir, Path::new("/var/lib/pam_totp"));
+        assert_eq!(config.database().timeout_ms, 500);
+        assert_eq!(config.database().store, Store::File);
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_keeps_the_parser_error_as_its_source() {
+        let err = load_text("digits = = 8", &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn authenticate(
         conv.show_error(UNAVAILABLE_MESSAGE);
         return Outcome::SystemError;
     }
-    if let Some(why) = rollout::exemption(&config, stores.accounts, login.user) {
+    if let Some(why) = rollout::exemption(&config.rollout(), stores.accounts, login.user) {
         log.log(
             Priority::Notice,
             &format!("second factor not required ({why}); {}", login.who()),
@@ -91,7 +91,7 @@ pub fn authenticate(
     }
     let (record, session) = (opened.record, opened.session);
 
-    let reply = match conv.ask_hidden(forward_pass::prompt(&config)) {
+    let reply = match conv.ask_hidden(forward_pass::prompt(config.prompt_settings())) {
         Ok(reply) => reply.unwrap_or_default(),
         Err(e) => {
             log.log(Priority::Notice, &format!("{e}; {}", login.who()));
@@ -243,14 +243,14 @@ fn not_enrolled(
     log: &dyn Logger,
     _proof: &NoRecord,
 ) -> Outcome {
-    let grace = rollout::in_grace_period(config, login.now);
+    let grace = rollout::in_grace_period(&config.rollout(), login.now);
     if config.enroll_at_login
         && let Some(outcome) = login_enroll::run(login, config, store, accounts, grace, conv, log)
     {
         return outcome;
     }
     if grace {
-        conv.show_info(&rollout::grace_message(config));
+        conv.show_info(&rollout::grace_message(&config.rollout()));
         log.log(
             Priority::Notice,
             &format!(
@@ -287,7 +287,7 @@ fn refuse_after_prompt(
         Ok(decoy) => decoy,
         Err(e) => return system_error(login, conv, log, &e),
     };
-    let Ok(reply) = conv.ask_hidden(forward_pass::prompt(config)) else {
+    let Ok(reply) = conv.ask_hidden(forward_pass::prompt(config.prompt_settings())) else {
         return Outcome::ConversationFailed;
     };
     let reply = reply.unwrap_or_default();

@@ -11,7 +11,7 @@
 
 use std::hint::black_box;
 
-use pam_totp_config::Config;
+use pam_totp_config::{CodeParameters, Config};
 
 use crate::answer::{self, Answer};
 use crate::login_state::LoginState;
@@ -36,11 +36,12 @@ pub fn spend(
     reply: &[u8],
     now: u64,
 ) -> Result<(), StoreFailure> {
-    if let Some(record) = throwaway(config) {
+    let codes = config.codes();
+    if let Some(record) = throwaway(codes) {
         let answer = Answer::parse(reply, &record);
         match &answer {
             Answer::Code(code) => {
-                black_box(verify::check(&record, code, now, config.window, 0));
+                black_box(verify::check(&record, code, now, codes.window, 0));
             }
             Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => {
                 black_box(answer::check_answer(&record, &answer, &LoginState::default()));
@@ -51,9 +52,9 @@ pub fn spend(
 }
 
 /// A record like an enrolled user's, with a key and recovery codes nobody has.
-fn throwaway(config: &Config) -> Option<Record> {
+fn throwaway(codes: CodeParameters<'_>) -> Option<Record> {
     let key = SecretKey::from_bytes(vec![0x5a; 20]).ok()?;
-    let record = Record::new(key, config.algorithm, config.digits, config.period, String::new());
+    let record = Record::new(key, codes.algorithm, codes.digits, codes.period, String::new());
     Some(record.with_recovery(0, vec![THROWAWAY_HASH.to_owned(); ISSUED_CODES]))
 }
 

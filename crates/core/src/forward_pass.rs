@@ -11,7 +11,7 @@
 use zeroize::Zeroizing;
 
 use crate::ports::{Conversation, ConversationError};
-use pam_totp_config::Config;
+use pam_totp_config::{Config, PromptSettings};
 
 /// The prompt with `forward_pass`, unless the admin set `prompt`.
 pub const PROMPT: &str = "Password & verification code: ";
@@ -19,11 +19,11 @@ pub const PROMPT: &str = "Password & verification code: ";
 /// The prompt to show: [`PROMPT`] with `forward_pass` and the default `prompt`,
 /// else the configured one.
 #[must_use]
-pub fn prompt(config: &Config) -> &str {
-    if config.forward_pass && config.prompt == Config::default().prompt {
+pub fn prompt(settings: PromptSettings<'_>) -> &str {
+    if settings.forward_pass && settings.prompt == Config::default().prompt {
         PROMPT
     } else {
-        &config.prompt
+        settings.prompt
     }
 }
 
@@ -116,17 +116,17 @@ mod tests {
     #[test]
     fn the_one_prompt_is_used_only_with_forward_pass_and_the_default_prompt() {
         let plain = Config::default();
-        assert_eq!(prompt(&plain), "Verification code: ");
+        assert_eq!(prompt(plain.prompt_settings()), "Verification code: ");
         let forward = Config {
             forward_pass: true,
             ..Config::default()
         };
-        assert_eq!(prompt(&forward), PROMPT);
+        assert_eq!(prompt(forward.prompt_settings()), PROMPT);
         let custom = Config {
             forward_pass: true,
             prompt: "Passwort und Code: ".to_owned(),
             ..Config::default()
         };
-        assert_eq!(prompt(&custom), "Passwort und Code: ");
+        assert_eq!(prompt(custom.prompt_settings()), "Passwort und Code: ");
     }
 }

@@ -16,7 +16,7 @@
 //! light modules as blocks, which reads correctly on the usual dark-background
 //! terminal; the key and the URI are there for every other case.
 
-use pam_totp_config::{Config, clock};
+use pam_totp_config::{CodeParameters, Config, clock};
 
 use crate::login_state::LoginState;
 use crate::ports::{
@@ -68,9 +68,10 @@ pub fn run(
         return fail(conv, "no randomness from the OS");
     };
     let created = clock::rfc3339(login.now);
-    let record = Record::new(secret, config.algorithm, config.digits, config.period, created);
+    let codes = config.codes();
+    let record = Record::new(secret, codes.algorithm, codes.digits, codes.period, created);
 
-    show_secret(config, login.user, &record, conv);
+    show_secret(&codes, login.user, &record, conv);
     let prompt = if grace {
         format!(
             "Code shown by your app (or press Enter to skip until {}): ",
@@ -96,7 +97,7 @@ pub fn run(
             return None;
         }
         let verdict = TypedCode::parse(&reply, record.digits).map_or(Verdict::Invalid, |code| {
-            verify::check(&record, &code, login.now, config.window, 0)
+            verify::check(&record, &code, login.now, codes.window, 0)
         });
         drop(reply);
         if let Verdict::Accepted { step: accepted } = verdict {
@@ -208,8 +209,8 @@ fn save(
 }
 
 /// The QR code, the key in groups of four, and the URI, as information lines.
-fn show_secret(config: &Config, user: &str, record: &Record, conv: &mut dyn Conversation) {
-    let (issuer, account) = uri::labels(config, user);
+fn show_secret(codes: &CodeParameters<'_>, user: &str, record: &Record, conv: &mut dyn Conversation) {
+    let (issuer, account) = uri::labels(codes, user);
     let uri = uri::key_uri(record, &issuer, &account);
     conv.show_info(
         "This host now requires a second factor. Scan this QR code with your \

@@ -9,24 +9,24 @@
 //! - `enroll_at_login`: checked as configuration by `pam_totp_config` (it needs a
 //!   root-owned store); the flow itself is in [`crate::login_enroll`].
 
-use pam_totp_config::{Config, clock};
+use pam_totp_config::{RolloutPolicy, clock};
 
 use crate::ports::Accounts;
 
 /// Whether `now` falls in the grace period (before `enforce_after`).
 #[must_use]
-pub fn in_grace_period(config: &Config, now: u64) -> bool {
-    clock::parse_date(&config.enforce_after).is_some_and(|start| now < start)
+pub fn in_grace_period(rollout: &RolloutPolicy<'_>, now: u64) -> bool {
+    clock::parse_date(rollout.enforce_after).is_some_and(|start| now < start)
 }
 
 /// What an unenrolled user is told at each login during the grace period.
 #[must_use]
-pub fn grace_message(config: &Config) -> String {
+pub fn grace_message(rollout: &RolloutPolicy<'_>) -> String {
     format!(
         "Two-factor authentication: from {} a verification code from an authenticator app \
          will be required to log in to this host. Set it up now: run `totp-enroll` and \
          scan the QR code with Microsoft Authenticator (or a similar app).",
-        config.enforce_after
+        rollout.enforce_after
     )
 }
 
@@ -50,19 +50,19 @@ impl std::fmt::Display for Exemption {
 /// group database that cannot be read, exempts no one (the code is then asked for:
 /// failing closed).
 #[must_use]
-pub fn exemption(config: &Config, accounts: &dyn Accounts, user: &str) -> Option<Exemption> {
-    if config.exempt_users.is_empty() && config.exempt_groups.is_empty() {
+pub fn exemption(rollout: &RolloutPolicy<'_>, accounts: &dyn Accounts, user: &str) -> Option<Exemption> {
+    if rollout.exempt_users.is_empty() && rollout.exempt_groups.is_empty() {
         return None;
     }
     let account = accounts.user(user).ok()?;
-    if config.exempt_users.contains(&account.name) {
+    if rollout.exempt_users.contains(&account.name) {
         return Some(Exemption::User);
     }
-    if config.exempt_groups.is_empty() {
+    if rollout.exempt_groups.is_empty() {
         return None;
     }
     let member_of = accounts.groups_of(&account).ok()?;
-    config.exempt_groups.iter().find_map(|group| {
+    rollout.exempt_groups.iter().find_map(|group| {
         let gid = accounts.group_id(group).ok().flatten()?;
         member_of.contains(&gid).then(|| Exemption::Group(group.clone()))
     })
@@ -72,6 +72,8 @@ pub fn exemption(config: &Config, accounts: &dyn Accounts, user: &str) -> Option
 mod tests {
     use pam_totp_os::account::{Account, AccountError};
 
+    use pam_totp_config::Config;
+
     use super::*;
 
     #[test]
@@ -80,11 +82,11 @@ mod tests {
             enforce_after: "2027-01-15".to_owned(),
             ..Config::default()
         };
-        assert!(in_grace_period(&config, 1_799_971_199));
-        assert!(!in_grace_period(&config, 1_799_971_200));
-        assert!(!in_grace_period(&Config::default(), 0));
-        assert!(grace_message(&config).contains("2027-01-15"));
-        assert!(grace_message(&config).contains("totp-enroll"));
+        assert!(in_grace_period(&config.rollout(), 1_799_971_199));
+        assert!(!in_grace_period(&config.rollout(), 1_799_971_200));
+        assert!(!in_grace_period(&Config::default().rollout(), 0));
+        assert!(grace_message(&config.rollout()).contains("2027-01-15"));
+        assert!(grace_message(&config.rollout()).contains("totp-enroll"));
     }
 
     use crate::ports::scripted::ScriptedAccounts;
@@ -104,19 +106,22 @@ mod tests {
             exempt_users: vec!["backup".to_owned()],
             ..Config::default()
         };
-        assert_eq!(exemption(&by_name, &host, "backup"), Some(Exemption::User));
-        assert_eq!(exemption(&by_name, &host, "alice"), None);
+        assert_eq!(
+            exemption(&by_name.rollout(), &host, "backup"),
+            Some(Exemption::User)
+        );
+        assert_eq!(exemption(&by_name.rollout(), &host, "alice"), None);
         let by_group = Config {
             exempt_groups: vec!["no-such-group".to_owned(), "operators".to_owned()],
             ..Config::default()
         };
         assert_eq!(
-            exemption(&by_group, &host, "backup"),
+            exemption(&by_group.rollout(), &host, "backup"),
             Some(Exemption::Group("operators".to_owned()))
         );
-        assert_eq!(exemption(&by_group, &host, "alice"), None);
-        assert_eq!(exemption(&by_group, &host, "no-such-user"), None);
-        assert_eq!(exemption(&Config::default(), &host, "backup"), None);
+        assert_eq!(exemption(&by_group.rollout(), &host, "alice"), None);
+        assert_eq!(exemption(&by_group.rollout(), &host, "no-such-user"), None);
+        assert_eq!(exemption(&Config::default().rollout(), &host, "backup"), None);
     }
 
     #[test]
@@ -126,7 +131,7 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(
-            exemption(&by_group, &host(), "alice"),
+            exemption(&by_group.rollout(), &host(), "alice"),
             Some(Exemption::Group("alice".to_owned()))
         );
     }
@@ -149,6 +154,6 @@ mod tests {
             exempt_groups: vec!["operators".to_owned()],
             ..Config::default()
         };
-        assert_eq!(exemption(&by_group, &Broken(host()), "backup"), None);
+        assert_eq!(exemption(&by_group.rollout(), &Broken(host()), "backup"), None);
     }
 }

@@ -4,7 +4,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
 use crate::record::Record;
-use pam_totp_config::Config;
+use pam_totp_config::CodeParameters;
 
 /// RFC 3986 unreserved characters stay as they are; everything else is escaped
 /// (spaces as `%20`, which every app decodes, unlike `+`).
@@ -43,15 +43,15 @@ pub fn key_uri(record: &Record, issuer: &str, account: &str) -> Zeroizing<String
 /// shows. The Key URI Format ends the issuer at `:`, so a host name's colons become
 /// dashes; the config's issuer cannot hold one (`Config` refuses it).
 #[must_use]
-pub fn labels(config: &Config, user: &str) -> (String, String) {
+pub fn labels(codes: &CodeParameters<'_>, user: &str) -> (String, String) {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".to_owned());
-    let issuer = if config.issuer.is_empty() {
+    let issuer = if codes.issuer.is_empty() {
         host.replace(':', "-")
     } else {
-        config.issuer.clone()
+        codes.issuer.to_owned()
     };
     (issuer, format!("{user}@{host}").replace(':', "-"))
 }
@@ -72,6 +72,7 @@ pub fn grouped(text: &str) -> Zeroizing<String> {
 mod tests {
     use super::*;
     use crate::secret::SecretKey;
+    use pam_totp_config::Config;
     use pam_totp_config::algorithm::Algorithm;
 
     #[test]
@@ -82,14 +83,14 @@ mod tests {
 
     #[test]
     fn labels_never_hold_a_colon() {
-        let (issuer, account) = labels(&Config::default(), "alice");
+        let (issuer, account) = labels(&Config::default().codes(), "alice");
         assert!(!issuer.contains(':') && !account.contains(':'));
         assert!(account.starts_with("alice@"));
         let named = Config {
             issuer: "Educloud".to_owned(),
             ..Config::default()
         };
-        assert_eq!(labels(&named, "bob").0, "Educloud");
+        assert_eq!(labels(&named.codes(), "bob").0, "Educloud");
     }
 
     fn record() -> Record {

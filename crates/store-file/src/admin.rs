@@ -48,7 +48,7 @@ impl AdminStore for FileStore {
 }
 
 fn location(config: &Config, account: &Account) -> Result<RecordLocation, AdminFailure> {
-    RecordLocation::for_account(config, account.clone()).map_err(|e| {
+    RecordLocation::for_account(config.files(), account.clone()).map_err(|e| {
         AdminFailure::Settings(StoreFailure::described(
             format!("{e} (in {})", config.secret_path),
             e,

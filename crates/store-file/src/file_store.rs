@@ -35,7 +35,7 @@ impl LoginStore for FileStore {
         // known under another spelling, and only passwd tells an unknown user from one not
         // enrolled. A missing store directory is everyone's problem, whatever the name.
         if config.store == Store::File
-            && let Some(location) = RecordLocation::in_system_store(config, user)
+            && let Some(location) = RecordLocation::in_system_store(config.files(), user)
         {
             match location.read_stored() {
                 Ok(stored) => {
@@ -54,7 +54,7 @@ impl LoginStore for FileStore {
             Ok(account) => account,
             Err(e) => return Ok(Found::Missing(Missing::from_lookup(&e))),
         };
-        let location = match RecordLocation::for_account(config, account) {
+        let location = match RecordLocation::for_account(config.files(), account) {
             Ok(location) => location,
             Err(e) => return Ok(Found::Missing(Missing::Unusable(StoreFailure::new(e)))),
         };
@@ -78,7 +78,7 @@ impl LoginStore for FileStore {
     }
 
     fn enrollment(&self, config: &Config, account: Account) -> Result<Box<dyn Enrollment>, StoreFailure> {
-        let location = RecordLocation::for_account(config, account).map_err(StoreFailure::new)?;
+        let location = RecordLocation::for_account(config.files(), account).map_err(StoreFailure::new)?;
         if location.kind != StoreKind::System {
             return Err(StoreFailure::new(RecordsInHomes));
         }

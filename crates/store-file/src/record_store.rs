@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::fcntl;
 use nix::unistd::Uid;
 
-use pam_totp_config::Config;
+use pam_totp_config::FileSettings;
 use pam_totp_core::record::{Record, RecordError, StoredRecord};
 use pam_totp_os::account::Account;
 use pam_totp_os::privs::UserRights;
@@ -130,15 +130,15 @@ impl std::error::Error for StoreError {
 }
 
 impl RecordLocation {
-    /// Where `account`'s record is under `config`.
+    /// Where `account`'s record is under `files`' `secret_path`.
     ///
     /// # Errors
     /// The template does not expand.
-    pub fn for_account(config: &Config, account: Account) -> Result<RecordLocation, StoreError> {
-        let path = template::expand(&config.secret_path, &account).map_err(StoreError::Template)?;
+    pub fn for_account(files: FileSettings<'_>, account: Account) -> Result<RecordLocation, StoreError> {
+        let path = template::expand(files.secret_path, &account).map_err(StoreError::Template)?;
         Ok(RecordLocation {
             path,
-            kind: template::store_kind(&config.secret_path),
+            kind: files.store_kind(),
             account,
         })
     }
@@ -151,12 +151,12 @@ impl RecordLocation {
     /// there is no record under the name as given, it asks passwd, which may know the user
     /// under another spelling (the name its record was written under).
     #[must_use]
-    pub fn in_system_store(config: &Config, name: &str) -> Option<RecordLocation> {
-        if template::store_kind(&config.secret_path) != StoreKind::System {
+    pub fn in_system_store(files: FileSettings<'_>, name: &str) -> Option<RecordLocation> {
+        if files.store_kind() != StoreKind::System {
             return None;
         }
         let account = Account::name_only(name).ok()?;
-        RecordLocation::for_account(config, account).ok()
+        RecordLocation::for_account(files, account).ok()
     }
 
     /// The uid a record here must belong to.
@@ -417,6 +417,7 @@ mod tests {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt, symlink};
 
     use super::*;
+    use pam_totp_config::Config;
     use pam_totp_config::algorithm::Algorithm;
     use pam_totp_core::secret::SecretKey;
     use std::io::Seek;
@@ -434,7 +435,7 @@ mod tests {
             secret_path: format!("{}/${{USER}}", dir.display()),
             ..Config::default()
         };
-        RecordLocation::in_system_store(&config, "alice").unwrap()
+        RecordLocation::in_system_store(config.files(), "alice").unwrap()
     }
 
     /// Root's records in a home store whose home is `home`.
@@ -447,7 +448,7 @@ mod tests {
             secret_path: secret_path.to_owned(),
             ..Config::default()
         };
-        RecordLocation::for_account(&config, account).unwrap()
+        RecordLocation::for_account(config.files(), account).unwrap()
     }
 
     fn plant(path: &Path, mode: u32) {
@@ -568,7 +569,7 @@ mod tests {
             secret_path: format!("{}/${{USER}}", tmp.path().display()),
             ..Config::default()
         };
-        let location = RecordLocation::for_account(&config, Account::lookup("root").unwrap()).unwrap();
+        let location = RecordLocation::for_account(config.files(), Account::lookup("root").unwrap()).unwrap();
         // Someone else's file under the temporary's name, held open to read later.
         let planted = tmp.path().join(format!(".root.tmp.{}", std::process::id()));
         std::fs::write(&planted, "theirs").unwrap();
