@@ -55,20 +55,6 @@ pub enum CliError {
     Unusable(Cause),
 }
 
-/// The typed errors behind a [`CliError`].
-#[derive(Debug)]
-pub enum Cause {
-    Io(io::Error),
-    Account(AccountError),
-    Secret(SecretError),
-    Seal(SealError),
-    State(StateError),
-    Recovery(RecoveryError),
-    ConnInfo(ConnInfoError),
-    Json(serde_json::Error),
-    Randomness(getrandom::Error),
-}
-
 impl CliError {
     /// A usage message (exit 2).
     pub fn usage(message: impl Into<String>) -> CliError {
@@ -159,31 +145,24 @@ impl Error for CliError {
     }
 }
 
-impl Cause {
-    /// The wrapped error.
-    fn error(&self) -> &(dyn Error + 'static) {
-        match self {
-            Cause::Io(e) => e,
-            Cause::Account(e) => e,
-            Cause::Secret(e) => e,
-            Cause::Seal(e) => e,
-            Cause::State(e) => e,
-            Cause::Recovery(e) => e,
-            Cause::ConnInfo(e) => e,
-            Cause::Json(e) => e,
-            Cause::Randomness(e) => e,
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.error(), f)
-    }
-}
-
+/// Defines [`Cause`], the typed errors behind a [`CliError`], with a `From` for each.
 macro_rules! causes {
     ($($variant:ident($error:ty)),* $(,)?) => {
+        /// The typed errors behind a [`CliError`].
+        #[derive(Debug)]
+        pub enum Cause {
+            $($variant($error),)*
+        }
+
+        impl Cause {
+            /// The wrapped error.
+            fn error(&self) -> &(dyn Error + 'static) {
+                match self {
+                    $(Cause::$variant(e) => e,)*
+                }
+            }
+        }
+
         $(impl From<$error> for Cause {
             fn from(e: $error) -> Cause {
                 Cause::$variant(e)
@@ -203,6 +182,12 @@ causes!(
     Json(serde_json::Error),
     Randomness(getrandom::Error),
 );
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.error(), f)
+    }
+}
 
 impl From<DbError> for CliError {
     fn from(e: DbError) -> CliError {

@@ -226,6 +226,12 @@ pub struct DatabaseSettings<'a> {
     pub timeout_ms: u64,
 }
 
+impl<'a> From<&'a Config> for DatabaseSettings<'a> {
+    fn from(config: &'a Config) -> DatabaseSettings<'a> {
+        config.database()
+    }
+}
+
 /// The host-key section, for opening sealed records: `host_key`, `retired_keys`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostKeys<'a> {

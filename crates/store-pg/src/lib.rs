@@ -36,7 +36,7 @@ pub use migrate::migrate;
 pub use pg_store::{PgAdmin, PgStore};
 pub use tls::TlsError;
 
-use pam_totp_config::{Config, Store};
+use pam_totp_config::{DatabaseSettings, Store};
 use pam_totp_store_file::seal::SealError;
 
 /// Why the database could not be used. Never holds a password or a record.
@@ -156,22 +156,25 @@ impl DbError {
     }
 }
 
-/// The per-call deadline from `postgres_timeout_ms`.
+/// The per-call deadline from `postgres_timeout_ms` (of a `&Config` or its
+/// [`DatabaseSettings`]).
 #[must_use]
-pub fn timeout(config: &Config) -> Duration {
-    Duration::from_millis(config.postgres_timeout_ms)
+pub fn timeout<'a>(settings: impl Into<DatabaseSettings<'a>>) -> Duration {
+    Duration::from_millis(settings.into().timeout_ms)
 }
 
-/// Connects as `config` says (`store = "postgres"`, `postgres`, `postgres_timeout_ms`).
+/// Connects as the database section says (`store = "postgres"`, `postgres`,
+/// `postgres_timeout_ms`).
 ///
 /// # Errors
 /// The store is not postgres, the string is unusable, or connecting failed.
-pub fn connect(config: &Config) -> Result<Client, DbError> {
-    if config.store != Store::Postgres {
+pub fn connect<'a>(settings: impl Into<DatabaseSettings<'a>>) -> Result<Client, DbError> {
+    let settings = settings.into();
+    if settings.store != Store::Postgres {
         return Err(DbError::NotPostgres);
     }
-    let info: ConnInfo = config.postgres.parse().map_err(DbError::Settings)?;
-    client::connect(&info, timeout(config))
+    let info: ConnInfo = settings.postgres.parse().map_err(DbError::Settings)?;
+    client::connect(&info, timeout(settings))
 }
 
 /// Checks the `postgres` string of a config with `store = "postgres"` (the config crate
@@ -179,8 +182,8 @@ pub fn connect(config: &Config) -> Result<Client, DbError> {
 ///
 /// # Errors
 /// The string is unusable (missing, `password=`, plaintext to another host, ...).
-pub fn check_settings(config: &Config) -> Result<(), conninfo::ConnInfoError> {
-    config.postgres.parse::<ConnInfo>().map(drop)
+pub fn check_settings<'a>(settings: impl Into<DatabaseSettings<'a>>) -> Result<(), conninfo::ConnInfoError> {
+    settings.into().postgres.parse::<ConnInfo>().map(drop)
 }
 
 /// Unix times and steps are u64 in Rust, bigint in the database; none comes near 2^63,
