@@ -3,6 +3,7 @@
 //! the record's parser and both kinds of code share one rule and import nothing back.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Argon2, Params, Version};
@@ -50,7 +51,7 @@ impl fmt::Display for RecoveryError {
 impl std::error::Error for RecoveryError {}
 
 /// The argon2id PHC string of a code with `salt`, with the parameters of new hashes.
-pub(crate) fn hash_phc(code: &[u8], salt: &[u8]) -> Result<String, RecoveryError> {
+fn hash_phc(code: &[u8], salt: &[u8]) -> Result<String, RecoveryError> {
     let salt = SaltString::encode_b64(salt).map_err(|_| RecoveryError::BadInput)?;
     let params =
         Params::new(HASH_MEMORY_KIB, HASH_PASSES, HASH_LANES, None).map_err(|_| RecoveryError::Hash)?;
@@ -60,8 +61,68 @@ pub(crate) fn hash_phc(code: &[u8], salt: &[u8]) -> Result<String, RecoveryError
         .map_err(|_| RecoveryError::Hash)
 }
 
+/// Which kind of one-time code a [`OneTimeCode`] is; `Debug` shows its name.
+pub trait CodeKind {
+    const NAME: &'static str;
+}
+
+/// A one-time code as typed and normalised, which a record keeps only as salted
+/// argon2id hashes: a recovery code ([`crate::recovery::RecoveryCode`]) or an imported
+/// scratch code ([`crate::scratch::ScratchCode`]); each kind parses its own shape, both
+/// are hashed and verified here. Wiped on drop; `Debug` hides it.
+pub struct OneTimeCode<K>(Zeroizing<String>, PhantomData<K>);
+
+impl<K> OneTimeCode<K> {
+    /// A code from its normalised text (for the kind's parser).
+    pub(crate) fn new(text: Zeroizing<String>) -> OneTimeCode<K> {
+        OneTimeCode(text, PhantomData)
+    }
+
+    /// The normalised text.
+    pub(crate) fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// The argon2id PHC string of this code with `salt` (16 random bytes are right),
+    /// with the parameters of new hashes.
+    ///
+    /// # Errors
+    /// argon2 refused the salt or failed.
+    pub fn hash(&self, salt: &[u8]) -> Result<String, RecoveryError> {
+        hash_phc(self.0.as_bytes(), salt)
+    }
+
+    /// Whether `phc` (a hash a record may hold) is this code's. An unacceptable hash
+    /// never matches.
+    #[must_use]
+    pub fn verify(&self, phc: &str) -> bool {
+        verify_phc(self.0.as_bytes(), phc)
+    }
+}
+
+impl<K: CodeKind> fmt::Debug for OneTimeCode<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}(redacted)", K::NAME)
+    }
+}
+
+// By hand: the derives would ask the same of the kind, a marker.
+impl<K> Clone for OneTimeCode<K> {
+    fn clone(&self) -> Self {
+        OneTimeCode(self.0.clone(), PhantomData)
+    }
+}
+
+impl<K> PartialEq for OneTimeCode<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<K> Eq for OneTimeCode<K> {}
+
 /// Whether `phc` is the hash of `code`. An unacceptable hash never matches.
-pub(crate) fn verify_phc(code: &[u8], phc: &str) -> bool {
+fn verify_phc(code: &[u8], phc: &str) -> bool {
     acceptable_hash(phc).is_some_and(|hash| Argon2::default().verify_password(code, &hash).is_ok())
 }
 
@@ -72,7 +133,7 @@ pub(crate) fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, RecoveryError> {
     Ok(bytes)
 }
 
-/// A fresh salt for [`RecoveryCode::hash`] (16 bytes, argon2's recommendation).
+/// A fresh salt for [`OneTimeCode::hash`] (16 bytes, argon2's recommendation).
 ///
 /// # Errors
 /// No randomness from the operating system.

@@ -15,14 +15,12 @@
 //! as cheap as ever. Which codes are burnt lives in the login state (the module never
 //! writes the record): one bit per index, valid for the record's `recovery_epoch`.
 
-use std::fmt;
-
 use zeroize::Zeroizing;
 
 pub use crate::code_hash::{
     HASH_LANES, HASH_MEMORY_KIB, HASH_PASSES, MAX_HASH_CHARS, RecoveryError, is_acceptable_hash, new_salt,
 };
-use crate::code_hash::{hash_phc, random, verify_phc};
+use crate::code_hash::{CodeKind, OneTimeCode, random};
 use crate::login_state::LoginState;
 use crate::record::Record;
 use crate::verify::MAX_REPLY_BYTES;
@@ -38,17 +36,18 @@ const _: () = assert!(ALPHABET.len() == MAX_CODES, "the index is one alphabet ch
 /// How many codes `totp-enroll` issues.
 pub const ISSUED_CODES: usize = 10;
 
-/// A recovery code, normalised to 12 alphabet characters. Wiped on drop; `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RecoveryCode(Zeroizing<String>);
+/// The recovery kind of [`OneTimeCode`].
+#[derive(Debug)]
+pub enum Recovery {}
 
-impl fmt::Debug for RecoveryCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RecoveryCode(redacted)")
-    }
+impl CodeKind for Recovery {
+    const NAME: &'static str = "RecoveryCode";
 }
 
-impl RecoveryCode {
+/// A recovery code, normalised to 12 alphabet characters. Wiped on drop; `Debug` hides it.
+pub type RecoveryCode = OneTimeCode<Recovery>;
+
+impl OneTimeCode<Recovery> {
     /// Reads a reply as a recovery code: blanks and dashes dropped, case folded, the
     /// look-alikes `o`, `i`, `l` read as digits. Anything else is not a recovery code.
     #[must_use]
@@ -70,7 +69,7 @@ impl RecoveryCode {
             }
             code.push(char::from(c));
         }
-        (code.len() == CODE_CHARS).then_some(RecoveryCode(code))
+        (code.len() == CODE_CHARS).then_some(RecoveryCode::new(code))
     }
 
     /// The code with index `index` made from `random` (at least 11 bytes; the low 5
@@ -86,13 +85,13 @@ impl RecoveryCode {
         for byte in random {
             code.push(char::from(ALPHABET[usize::from(byte & 0x1f)]));
         }
-        Ok(RecoveryCode(code))
+        Ok(RecoveryCode::new(code))
     }
 
     /// Which entry of the record's list this code claims to be.
     #[must_use]
     pub fn index(&self) -> usize {
-        self.0
+        self.text()
             .bytes()
             .next()
             .and_then(|first| ALPHABET.iter().position(|c| *c == first))
@@ -102,23 +101,9 @@ impl RecoveryCode {
     /// `xxxx-xxxx-xxxx`, for reading aloud and writing down.
     #[must_use]
     pub fn display(&self) -> Zeroizing<String> {
-        let (a, rest) = self.0.split_at(4);
+        let (a, rest) = self.text().split_at(4);
         let (b, c) = rest.split_at(4);
         Zeroizing::new(format!("{a}-{b}-{c}"))
-    }
-
-    /// The argon2id PHC string of this code with `salt` (16 random bytes are right).
-    ///
-    /// # Errors
-    /// argon2 refused the salt or failed.
-    pub fn hash(&self, salt: &[u8]) -> Result<String, RecoveryError> {
-        hash_phc(self.0.as_bytes(), salt)
-    }
-
-    /// Whether `phc` is this code's hash. An unacceptable hash never matches.
-    #[must_use]
-    pub fn verify(&self, phc: &str) -> bool {
-        verify_phc(self.0.as_bytes(), phc)
     }
 }
 

@@ -9,12 +9,10 @@
 //! 6 digits: google-authenticator makes no other). Burnt codes are the same bits of the
 //! login state as for recovery codes.
 
-use std::fmt;
-
 use zeroize::Zeroizing;
 
 pub use crate::code_hash::MAX_SCRATCH_CODES;
-use crate::code_hash::{RecoveryError, hash_phc, verify_phc};
+use crate::code_hash::{CodeKind, OneTimeCode};
 use crate::login_state::LoginState;
 use crate::record::Record;
 use crate::recovery::{self, RecoveryVerdict};
@@ -22,17 +20,19 @@ use crate::recovery::{self, RecoveryVerdict};
 /// Digits of a google-authenticator scratch code.
 pub const SCRATCH_DIGITS: usize = 8;
 
-/// An 8-digit scratch code. Wiped on drop; `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScratchCode(Zeroizing<String>);
+/// The scratch kind of [`OneTimeCode`].
+#[derive(Debug)]
+pub enum Scratch {}
 
-impl fmt::Debug for ScratchCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ScratchCode(redacted)")
-    }
+impl CodeKind for Scratch {
+    const NAME: &'static str = "ScratchCode";
 }
 
-impl ScratchCode {
+/// An 8-digit scratch code, hashed with the parameters of recovery codes. Wiped on drop;
+/// `Debug` hides it.
+pub type ScratchCode = OneTimeCode<Scratch>;
+
+impl OneTimeCode<Scratch> {
     /// Exactly eight ASCII digits, blanks around and between them ignored.
     #[must_use]
     pub fn parse(reply: &[u8]) -> Option<ScratchCode> {
@@ -47,22 +47,7 @@ impl ScratchCode {
                 _ => return None,
             }
         }
-        (code.len() == SCRATCH_DIGITS).then_some(ScratchCode(code))
-    }
-
-    /// The argon2id PHC string of this code with `salt`, with the parameters of
-    /// recovery codes.
-    ///
-    /// # Errors
-    /// argon2 refused the salt or failed.
-    pub fn hash(&self, salt: &[u8]) -> Result<String, RecoveryError> {
-        hash_phc(self.0.as_bytes(), salt)
-    }
-
-    /// Whether `phc` (a hash a record may hold) is this code's.
-    #[must_use]
-    pub fn verify(&self, phc: &str) -> bool {
-        verify_phc(self.0.as_bytes(), phc)
+        (code.len() == SCRATCH_DIGITS).then_some(ScratchCode::new(code))
     }
 }
 
