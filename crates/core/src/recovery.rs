@@ -17,10 +17,10 @@
 
 use zeroize::Zeroizing;
 
+use crate::code_hash::{CodeKind, OneTimeCode, random};
 pub use crate::code_hash::{
     HASH_LANES, HASH_MEMORY_KIB, HASH_PASSES, MAX_HASH_CHARS, RecoveryError, is_acceptable_hash, new_salt,
 };
-use crate::code_hash::{CodeKind, OneTimeCode, random};
 use crate::login_state::LoginState;
 use crate::record::Record;
 use crate::verify::MAX_REPLY_BYTES;
