@@ -7,14 +7,16 @@
 //! - [`client`]: a synchronous connection with a hard deadline on every call;
 //! - [`migrate`]: the versioned schema (`migrations/*.sql`), applied idempotently;
 //! - [`login`]: what a host may do, through the schema's SECURITY DEFINER functions,
-//!   one named user at a time: read, charge an attempt, accept a step, burn a code;
+//!   one named user at a time;
 //! - [`admin`]: what the admin role (the schema owner) does directly on the tables:
-//!   write, remove, unlock, list (used by `totp-enroll`);
+//!   write, remove, unlock, list, realms, policy (used by `totp-enroll`);
 //! - [`check_settings`]: the `postgres` string as the config holds it.
 //!
 //! Replay protection and lock-outs hold across hosts because every change is one
-//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql` and
-//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters).
+//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql`,
+//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters)
+//! and `0003_checked_in_the_database.sql` (the database checks the codes; realms, policy,
+//! secrets encrypted at rest).
 
 #![forbid(unsafe_code)]
 
@@ -76,6 +78,16 @@ pub enum DbError {
     NotPostgres,
     /// A user name that cannot be a user's.
     BadUser,
+    /// A realm name outside [`admin::REALM_RULE`].
+    BadRealm,
+    /// A record (text of schema version 1/2, or given to the admin side) that cannot be
+    /// written as an enrollment.
+    BadRecord {
+        user: String,
+        source: pam_totp_core::record::RecordError,
+    },
+    /// A sealed record of schema version 1/2 that the given host keys cannot open.
+    Sealed { user: String, source: SealError },
 }
 
 impl fmt::Display for DbError {
@@ -101,6 +113,14 @@ impl fmt::Display for DbError {
             DbError::RecordRemoved => f.write_str("database schema: the record was removed during the login"),
             DbError::NotPostgres => f.write_str("database schema: store is not \"postgres\""),
             DbError::BadUser => f.write_str("user name is not acceptable"),
+            DbError::BadRealm => f.write_str(admin::REALM_RULE),
+            DbError::BadRecord { user, source } => write!(f, "the record of {user}: {source}"),
+            DbError::Sealed { user, source } => write!(
+                f,
+                "the record of {user} is sealed to a host key and cannot be opened: {source}; \
+                 run the command on a host that holds the key (config host_key, retired_keys); \
+                 nothing was changed"
+            ),
         }
     }
 }
@@ -115,6 +135,8 @@ impl std::error::Error for DbError {
             DbError::Credential(e) => Some(e),
             DbError::Runtime(e) => Some(e),
             DbError::Connect(e) | DbError::Query { source: e, .. } => Some(e),
+            DbError::BadRecord { source, .. } => Some(source),
+            DbError::Sealed { source, .. } => Some(source),
             _ => None,
         }
     }
