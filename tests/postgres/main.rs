@@ -8,6 +8,7 @@
 mod enrollment;
 mod hosts;
 mod logins;
+mod migration;
 mod outage;
 mod schema;
 mod slim_module;
