@@ -412,6 +412,78 @@ mod tests {
         }
     }
 
+    /// A store whose every user is outside the host's realms.
+    struct OtherRealm;
+
+    struct Spent;
+
+    impl crate::ports::Decoy for Spent {
+        fn spend(self: Box<Self>, _: &Config, _: &Login<'_>, _: &[u8]) -> Result<(), crate::ports::StoreFailure> {
+            Ok(())
+        }
+    }
+
+    impl LoginStore for OtherRealm {
+        fn open(&self, _: &Config, _: &Login<'_>) -> Result<Found, crate::ports::StoreFailure> {
+            Ok(Found::Missing(Missing::NotAllowed))
+        }
+        fn decoy(&self, _: &Config, _: &Login<'_>) -> Result<Box<dyn crate::ports::Decoy>, crate::ports::StoreFailure> {
+            Ok(Box::new(Spent))
+        }
+        fn enrollment(
+            &self,
+            _: &Config,
+            _: pam_totp_os::account::Account,
+        ) -> Result<Box<dyn crate::ports::Enrollment>, crate::ports::StoreFailure> {
+            panic!("a user of another realm is never enrolled at login")
+        }
+    }
+
+    /// Answers every prompt with a code.
+    struct Typing(usize);
+
+    impl Conversation for Typing {
+        fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+            self.0 += 1;
+            Ok(Some(Zeroizing::new(b"123456".to_vec())))
+        }
+        fn show_error(&mut self, _: &str) {}
+    }
+
+    #[test]
+    fn a_user_outside_the_hosts_realms_is_refused_even_with_nullok_and_a_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pam_totp.toml");
+        std::fs::write(
+            &path,
+            "store = \"postgres\"\npostgres = \"host=/run/postgresql\"\nnullok = true\n\
+             enforce_after = \"2999-01-01\"\n",
+        )
+        .unwrap();
+        let args = [format!("config={}", path.display())];
+        let login = Login {
+            user: "alice",
+            rhost: Some("192.0.2.7"),
+            tty: None,
+            args: &args,
+            now: 1_000_000,
+        };
+        let lines = Lines::default();
+        let mut typing = Typing(0);
+        let stores = Stores {
+            file: &OtherRealm,
+            postgres: Some(&OtherRealm),
+        };
+        assert_eq!(authenticate(&login, stores, &mut typing, &lines), Outcome::Denied);
+        assert_eq!(typing.0, 1, "prompted, as anyone refused is");
+        let logged = lines.0.borrow().join("\n");
+        assert!(
+            logged.contains("authentication failure; user=alice rhost=192.0.2.7 reason=user not allowed on this host (realm)"),
+            "{logged}"
+        );
+        assert!(!logged.contains("enforce_after"), "{logged}");
+    }
+
     #[test]
     fn client_fields_are_cut_and_cleaned_for_the_log() {
         assert_eq!(client_field("alice"), "alice");
