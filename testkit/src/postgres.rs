@@ -115,9 +115,41 @@ impl Cluster {
         // Two calls: CREATE DATABASE may not share a (multi-statement) transaction.
         cluster.superuser_sql(&format!("CREATE ROLE {ADMIN} LOGIN CREATEROLE"));
         cluster.superuser_sql(&format!("CREATE DATABASE {DATABASE} OWNER {ADMIN}"));
+        cluster.install_at_rest_key();
         let mut admin = cluster.admin();
         db::migrate(&mut admin).expect("migrate");
         cluster
+    }
+
+    /// The key the database encrypts secrets under (schema version 3), as the guide
+    /// says: a random file in the data directory that only the server reads, and
+    /// `pg_read_file` granted to the admin role, in the database.
+    fn install_at_rest_key(&self) {
+        let mut random = [0u8; 32];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").expect("urandom"),
+            &mut random,
+        )
+        .expect("random");
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = self.data().join("pam_totp_secret.key");
+        std::fs::write(&path, format!("{hex}\n")).expect("write the at-rest key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let postgres = nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .expect("the postgres system user");
+        nix::unistd::chown(&path, Some(postgres.uid), Some(postgres.gid)).expect("chown");
+        self.superuser_sql_in(
+            DATABASE,
+            &format!("GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) TO {ADMIN}"),
+        );
+    }
+
+    /// The at-rest key file (for the test that a dump holds no secret).
+    #[must_use]
+    pub fn at_rest_key_path(&self) -> PathBuf {
+        self.data().join("pam_totp_secret.key")
     }
 
     fn data(&self) -> PathBuf {
@@ -199,7 +231,12 @@ impl Cluster {
 
     /// Runs SQL as the superuser over the unix socket (psql-free: through our client).
     pub fn superuser_sql(&self, sql: &str) {
-        let mut client = self.connect_local("postgres", "postgres", Duration::from_secs(10));
+        self.superuser_sql_in("postgres", sql);
+    }
+
+    /// [`Cluster::superuser_sql`] in database `dbname`.
+    pub fn superuser_sql_in(&self, dbname: &str, sql: &str) {
+        let mut client = self.connect_local("postgres", dbname, Duration::from_secs(10));
         client.batch_execute("test setup", sql).expect("superuser SQL");
     }
 
@@ -352,6 +389,15 @@ pub fn state(cluster: &Cluster, user: &str) -> crate::product::LoginState {
     db::admin::read_state(&mut cluster.admin(), user)
         .expect("read state")
         .unwrap_or_default()
+}
+
+/// Changes the database's lock-out policy and window (`totp-enroll db policy`), as the
+/// admin: with `store = "postgres"` the hosts' config keys for them are not used.
+pub fn set_policy(cluster: &Cluster, change: impl FnOnce(&mut db::admin::Policy)) {
+    let mut admin = cluster.admin();
+    let mut policy = db::admin::read_policy(&mut admin).expect("read the policy");
+    change(&mut policy);
+    db::admin::write_policy(&mut admin, &policy).expect("write the policy");
 }
 
 /// Certificates for the TLS tests, made with the `openssl` command: a CA, a server

@@ -8,12 +8,11 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::process::{Command, Output, Stdio};
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use testkit::postgres::{ADMIN, Cluster, DATABASE, PgHost};
-use testkit::product::Channel;
+use testkit::postgres::{ADMIN, Cluster, DATABASE, PgHost, set_policy};
 use testkit::product::Config;
 use testkit::product::Record;
 use testkit::product::{admin, db, login};
-use testkit::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step, show};
+use testkit::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step, show, wrong_code};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -140,8 +139,11 @@ fn grant_host_lets_a_role_call_the_login_functions_but_not_read_the_tables() {
         ..Config::default()
     };
     let mut host = db::connect(&config).expect("the host role connects");
-    assert!(login::read(&mut host, TEST_USER).unwrap().is_some());
-    for table in ["records", "login_state"] {
+    assert_eq!(
+        login::lookup(&mut host, TEST_USER, false).unwrap(),
+        login::Status::Enrolled { locked_until: 0 }
+    );
+    for table in ["enrollments", "login_state", "policy", "user_realms", "host_realms"] {
         let denied = host
             .query("dump", &format!("SELECT * FROM pam_totp.{table}"), &[])
             .unwrap_err();
@@ -207,14 +209,8 @@ fn remove_deletes_the_record_and_its_login_state() {
     let cluster = Cluster::start();
     let fixture = admin_host(&cluster);
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
-    login::charge(
-        &mut cluster.admin(),
-        &Config::default(),
-        TEST_USER,
-        testkit::now(),
-        Channel::Shared,
-    )
-    .unwrap();
+    let host = PgHost::new(&cluster, "host_a", "");
+    assert_eq!(host.fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
     assert!(
         admin::read_state(&mut cluster.admin(), TEST_USER)
             .unwrap()
@@ -239,18 +235,9 @@ fn unlock_clears_failures_and_the_lock_out() {
     let cluster = Cluster::start();
     let fixture = admin_host(&cluster);
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
-    let strict = Config {
-        max_failures: 1,
-        ..Config::default()
-    };
-    login::charge(
-        &mut cluster.admin(),
-        &strict,
-        TEST_USER,
-        testkit::now(),
-        Channel::Shared,
-    )
-    .unwrap();
+    set_policy(&cluster, |policy| policy.max_failures = 1);
+    let host = PgHost::new(&cluster, "host_a", "");
+    assert_eq!(host.fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
     assert_eq!(status_json(&fixture)["locked"], true);
 
     let out = fixture.enroll(&["unlock", "--user", TEST_USER]);
@@ -271,29 +258,12 @@ fn unlock_clears_failures_and_the_lock_out() {
 fn recovery_codes_start_a_new_set_and_the_old_sets_burns_stop_counting() {
     let cluster = Cluster::start();
     let fixture = admin_host(&cluster);
-    assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
+    let enrolled = fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]);
+    assert_ok(&enrolled);
     let old = record_of(&cluster, TEST_USER).unwrap();
-    let mut client = cluster.admin();
-    login::charge(
-        &mut client,
-        &Config::default(),
-        TEST_USER,
-        testkit::now(),
-        Channel::Shared,
-    )
-    .unwrap();
-    assert!(
-        login::burn_recovery(
-            &mut client,
-            TEST_USER,
-            old.recovery_epoch,
-            10,
-            0,
-            testkit::now(),
-            Channel::Shared
-        )
-        .unwrap()
-    );
+    let codes = testkit::recovery_codes(&enrolled.stdout);
+    let host = PgHost::new(&cluster, "host_a", "");
+    assert_eq!(host.fixture.login(&codes[0]).status, SUCCESS);
     assert_eq!(status_json(&fixture)["recovery_codes_left"], 9);
 
     let out = fixture.enroll(&["recovery-codes", "--user", TEST_USER]);

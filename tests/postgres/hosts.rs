@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pam_client::{AUTH_ERR, Login, SUCCESS};
 use testkit::netns::NetHost;
-use testkit::postgres::{Cluster, PgHost, Pki, enroll, state};
+use testkit::postgres::{Cluster, PgHost, Pki, enroll, set_policy, state};
 use testkit::{Fixture, SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
 
 const CONFDIR: &str = "PAM_TOTP_HOST_CONFDIR";
@@ -143,14 +143,6 @@ fn login_on(host: &Host, codes: &[String]) -> Vec<i32> {
     statuses(spawn_host(host, codes, 0))
 }
 
-/// Sets the database's lock-out policy (`SET` list of `pam_totp.policy`), as the admin.
-fn set_policy(cluster: &Cluster, assignments: &str) {
-    cluster
-        .admin()
-        .batch_execute("set the policy", &format!("UPDATE pam_totp.policy SET {assignments}"))
-        .unwrap();
-}
-
 /// A database with `TEST_USER` enrolled, and two hosts with their own networks, roles
 /// (`host_a`, `host_b`), the config lines `config`, and clocks: A's `SKEW` seconds
 /// ahead, B's as many behind.
@@ -195,7 +187,11 @@ fn a_code_accepted_on_host_a_is_refused_on_host_b() {
 #[test]
 fn failures_on_host_a_and_host_b_add_up_to_one_lock_out() {
     let (cluster, a, b) = two_hosts("");
-    set_policy(&cluster, "max_failures = 4, lockout_seconds = 600, lockout_max_seconds = 600");
+    set_policy(&cluster, |policy| {
+        policy.max_failures = 4;
+        policy.lockout_seconds = 600;
+        policy.lockout_max_seconds = 600;
+    });
     settle_in_step(8);
     let wrong = wrong_code(SECRET);
     assert_eq!(
@@ -224,14 +220,14 @@ fn failures_on_host_a_and_host_b_add_up_to_one_lock_out() {
 }
 
 /// 25 logins on each of two hosts, all with the one code of this step, started at
-/// once, under the database's `policy` (none: the default): (successes, refusals), and
-/// the cluster to look at afterwards.
-fn fifty_logins_with_one_code(policy: Option<&str>) -> ((usize, usize), Cluster) {
+/// once, under the database's policy allowing `max_failures` (none: the default):
+/// (successes, refusals), and the cluster to look at afterwards.
+fn fifty_logins_with_one_code(max_failures: Option<u32>) -> ((usize, usize), Cluster) {
     // A long deadline: 100 connections at once on a busy 2-core CI machine must not
     // turn a refusal into a timeout.
     let (cluster, a, b) = two_hosts("postgres_timeout_ms = 20000\n");
-    if let Some(policy) = policy {
-        set_policy(&cluster, policy);
+    if let Some(max_failures) = max_failures {
+        set_policy(&cluster, |policy| policy.max_failures = max_failures);
     }
     settle_in_step(12);
     let code = vec![oathtool(SECRET, 0); 25];
@@ -243,8 +239,7 @@ fn fifty_logins_with_one_code(policy: Option<&str>) -> ((usize, usize), Cluster)
     let successes = all.iter().filter(|s| **s == SUCCESS).count();
     let refused = all.iter().filter(|s| **s == AUTH_ERR).count();
     println!(
-        "50 concurrent logins ({}): {successes} success, {refused} refused",
-        policy.unwrap_or("the default policy")
+        "50 concurrent logins (max_failures {max_failures:?}): {successes} success, {refused} refused"
     );
     ((successes, refused), cluster)
 }
@@ -253,7 +248,7 @@ fn fifty_logins_with_one_code(policy: Option<&str>) -> ((usize, usize), Cluster)
 fn fifty_concurrent_logins_with_one_valid_code_across_two_hosts_give_exactly_one_success() {
     // Enough allowed failures that every attempt reaches the verdict: the accepting
     // UPDATE alone must let only one through.
-    let (verdicts, cluster) = fifty_logins_with_one_code(Some("max_failures = 100"));
+    let (verdicts, cluster) = fifty_logins_with_one_code(Some(100));
     assert_eq!(verdicts, (1, 49));
     let after = state(&cluster, TEST_USER);
     assert_eq!(after.used_until, (testkit::now() / 30 + 1) * 30);

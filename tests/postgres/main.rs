@@ -11,4 +11,5 @@ mod logins;
 mod outage;
 mod schema;
 mod slim_module;
+mod sql_codes;
 mod tls;

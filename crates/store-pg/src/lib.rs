@@ -10,12 +10,14 @@
 //!   one named user at a time: look up (enrolled here? locked out?) and have the
 //!   database judge an answer;
 //! - [`admin`]: what the admin role (the schema owner) does directly on the tables:
-//!   write, remove, unlock, list (used by `totp-enroll`);
+//!   write, remove, unlock, list, realms, policy (used by `totp-enroll`);
 //! - [`check_settings`]: the `postgres` string as the config holds it.
 //!
 //! Replay protection and lock-outs hold across hosts because every change is one
-//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql` and
-//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters).
+//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql`,
+//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters)
+//! and `0003_checked_in_the_database.sql` (the database checks the codes; realms, policy,
+//! secrets encrypted at rest).
 
 #![forbid(unsafe_code)]
 
@@ -75,6 +77,16 @@ pub enum DbError {
     NotPostgres,
     /// A user name that cannot be a user's.
     BadUser,
+    /// A realm name outside [`admin::REALM_RULE`].
+    BadRealm,
+    /// A record (text of schema version 1/2, or given to the admin side) that cannot be
+    /// written as an enrollment.
+    BadRecord {
+        user: String,
+        source: pam_totp_core::record::RecordError,
+    },
+    /// A sealed record of schema version 1/2 that the given host keys cannot open.
+    Sealed { user: String, source: SealError },
 }
 
 impl fmt::Display for DbError {
@@ -99,6 +111,14 @@ impl fmt::Display for DbError {
             DbError::UnknownAnswer { action } => write!(f, "database schema: {action}: unknown answer"),
             DbError::NotPostgres => f.write_str("database schema: store is not \"postgres\""),
             DbError::BadUser => f.write_str("user name is not acceptable"),
+            DbError::BadRealm => f.write_str(admin::REALM_RULE),
+            DbError::BadRecord { user, source } => write!(f, "the record of {user}: {source}"),
+            DbError::Sealed { user, source } => write!(
+                f,
+                "the record of {user} is sealed to a host key and cannot be opened: {source}; \
+                 run the command on a host that holds the key (config host_key, retired_keys); \
+                 nothing was changed"
+            ),
         }
     }
 }
@@ -113,6 +133,8 @@ impl std::error::Error for DbError {
             DbError::Credential(e) => Some(e),
             DbError::Runtime(e) => Some(e),
             DbError::Connect(e) | DbError::Query { source: e, .. } => Some(e),
+            DbError::BadRecord { source, .. } => Some(source),
+            DbError::Sealed { source, .. } => Some(source),
             _ => None,
         }
     }

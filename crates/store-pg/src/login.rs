@@ -6,8 +6,7 @@
 
 use tokio_postgres::Row;
 
-use crate::{Client, DbError, bits_from_db, from_db};
-use pam_totp_core::login_state::LoginState;
+use crate::{Client, DbError, from_db};
 use pam_totp_os::account::check_user_name;
 
 /// The longest answer a host sends; a longer one the host refuses as malformed itself.
@@ -139,28 +138,5 @@ fn verified_from_row(row: &Row, action: &'static str) -> Result<Verified, DbErro
         locked_until: time(row.try_get(2).map_err(query_error(action))?),
         locked_until_before: time(row.try_get(3).map_err(query_error(action))?),
         recovery_left: count(row.try_get(4).map_err(query_error(action))?),
-    })
-}
-
-/// The state columns, in the order [`state_from_row`] reads them (the admin's reads).
-pub(crate) const STATE_COLUMNS: &str = "used_until, failures, locked_until, console_failures, \
-     console_locked_until, last_success, recovery_epoch, recovery_used";
-
-/// Reads a state from `row`, columns `from..from + 8` ([`STATE_COLUMNS`]).
-pub(crate) fn state_from_row(row: &Row, from: usize, action: &'static str) -> Result<LoginState, DbError> {
-    let q = |source| DbError::Query { action, source };
-    let count = |at: usize| -> Result<u32, DbError> {
-        Ok(u32::try_from(row.try_get::<_, i32>(at).map_err(q)?).unwrap_or(0))
-    };
-    Ok(LoginState {
-        used_until: from_db(row.try_get(from).map_err(q)?),
-        legacy_step: 0,
-        failures: count(from + 1)?,
-        locked_until: from_db(row.try_get(from + 2).map_err(q)?),
-        console_failures: count(from + 3)?,
-        console_locked_until: from_db(row.try_get(from + 4).map_err(q)?),
-        last_success: from_db(row.try_get(from + 5).map_err(q)?),
-        recovery_epoch: bits_from_db(row.try_get(from + 6).map_err(q)?),
-        recovery_used: bits_from_db(row.try_get(from + 7).map_err(q)?),
     })
 }

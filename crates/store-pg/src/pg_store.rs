@@ -281,12 +281,14 @@ impl AdminPlace for PgPlace<'_> {
     }
 
     fn write(&mut self, text: &str) -> Result<(), StoreFailure> {
-        admin::put_record(self.client, &self.user, text).map_err(|e| {
-            StoreFailure::described(
-                format!("cannot write postgres:{}: {e}; nothing was changed", self.user),
-                e,
-            )
-        })
+        admin::put_record(self.client, &self.user, text)
+            .map(drop)
+            .map_err(|e| {
+                StoreFailure::described(
+                    format!("cannot write postgres:{}: {e}; nothing was changed", self.user),
+                    e,
+                )
+            })
     }
 
     /// The check and the write are one statement.
