@@ -527,6 +527,11 @@ pub trait AdminPlace {
     /// # Errors
     /// The store failed.
     fn write_new(&mut self, text: &str) -> Result<bool, StoreFailure>;
+    /// The plaintext recovery (or scratch) codes of the record the next `write` or
+    /// `write_new` writes, for a store that hashes them itself (the database, with its
+    /// own `crypt()`, so that it can check them). Other stores keep the record's argon2
+    /// hashes: by default the codes are not kept.
+    fn offer_codes(&mut self, _codes: &[Zeroizing<String>]) {}
     /// Removes the record and clears failures, lock-outs and burns (replay protection
     /// stays where the store keeps state apart); `false` if there was no record.
     ///

@@ -59,6 +59,12 @@ impl ScratchCode {
         hash_phc(self.0.as_bytes(), salt)
     }
 
+    /// The eight digits, for a store that hashes the codes itself (the database).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `phc` (a hash a record may hold) is this code's.
     #[must_use]
     pub fn verify(&self, phc: &str) -> bool {

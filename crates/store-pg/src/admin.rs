@@ -284,9 +284,9 @@ pub fn read_info(client: &mut Client, user: &str) -> Result<Option<EnrollmentInf
 }
 
 /// `user`'s enrollment as a [`Record`], its secret decrypted by the database (the admin
-/// role reads the at-rest key), for the commands that rewrite an enrollment. The
-/// recovery hashes are the database's (bcrypt), which a record cannot hold: the record
-/// has the set's epoch and no hashes.
+/// role reads the at-rest key), for the commands that rewrite an enrollment. Its
+/// recovery hashes are the database's (bcrypt): counted by `status`, never checked
+/// outside the database, and not written back (a new set comes as plaintext codes).
 ///
 /// # Errors
 /// The query failed or the at-rest key is missing.
@@ -296,7 +296,7 @@ pub fn read_enrollment(client: &mut Client, user: &str) -> Result<Option<Record>
     let rows = client.query(
         ACTION,
         &format!(
-            "SELECT {INFO_COLUMNS}, pam_totp.open_secret(e.secret)
+            "SELECT {INFO_COLUMNS}, pam_totp.open_secret(e.secret), e.recovery_hashes
              FROM pam_totp.enrollments e WHERE e.user_name = $1"
         ),
         &[&user],
@@ -313,6 +313,11 @@ pub fn read_enrollment(client: &mut Client, user: &str) -> Result<Option<Record>
     let mut record = Record::new(secret, info.algorithm, info.digits, info.period, info.created)
         .with_confirmed_until(info.confirmed_until);
     record.recovery_epoch = info.recovery_epoch;
+    record.recovery = row.try_get(10).map_err(|source| DbError::Query {
+        action: ACTION,
+        source,
+    })?;
+    record.scratch_codes = info.scratch_codes;
     Ok(Some(record))
 }
 
@@ -321,7 +326,11 @@ pub fn read_enrollment(client: &mut Client, user: &str) -> Result<Option<Record>
 /// # Errors
 /// As [`read_enrollment`].
 pub fn read_record(client: &mut Client, user: &str) -> Result<Option<Zeroizing<String>>, DbError> {
-    Ok(read_enrollment(client, user)?.map(|record| record.to_toml()))
+    Ok(read_enrollment(client, user)?.map(|mut record| {
+        // A record's text holds argon2 hashes only.
+        record.recovery.clear();
+        record.to_toml()
+    }))
 }
 
 /// `user`'s login state; `None` if no login has been attempted since enrollment.

@@ -14,8 +14,10 @@ use pam_totp_core::ports::{
     AdminFailure, AdminPlace, AdminStore, Decoy, Enrollment, Failure, Found, Judged, Login, LoginStore,
     Missing, NoRecord, Opened, Session, Settled, StoreFailure, Stored, Unlocked,
 };
-use pam_totp_core::record::Record;
+use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_os::account::Account;
+use pam_totp_store_file::seal;
+use zeroize::Zeroizing;
 
 use crate::admin;
 use crate::login::{self, Status, Verdict, Verified};
@@ -214,6 +216,7 @@ fn admin_failed(e: DbError) -> StoreFailure {
 /// role (the schema's owner) for the whole run.
 pub struct PgAdmin {
     client: Box<Client>,
+    realms: Option<Vec<String>>,
 }
 
 impl PgAdmin {
@@ -221,19 +224,31 @@ impl PgAdmin {
     pub fn new(client: Client) -> PgAdmin {
         PgAdmin {
             client: Box::new(client),
+            realms: None,
         }
+    }
+
+    /// Enrollments written through this store are in exactly `realms` (`--realm`);
+    /// without, a new enrollment is in `default` and a replaced one keeps its realms.
+    #[must_use]
+    pub fn with_realms(mut self, realms: Vec<String>) -> PgAdmin {
+        self.realms = (!realms.is_empty()).then_some(realms);
+        self
     }
 }
 
 impl AdminStore for PgAdmin {
     fn place<'a>(
         &'a mut self,
-        _config: &Config,
+        config: &Config,
         account: &Account,
     ) -> Result<Box<dyn AdminPlace + 'a>, AdminFailure> {
         Ok(Box::new(PgPlace {
             client: self.client.as_mut(),
             user: account.name.clone(),
+            realms: self.realms.as_deref(),
+            config: config.clone(),
+            codes: Vec::new(),
         }))
     }
 
@@ -251,6 +266,37 @@ impl AdminStore for PgAdmin {
 struct PgPlace<'a> {
     client: &'a mut Client,
     user: String,
+    realms: Option<&'a [String]>,
+    /// For a sealed record given to write (`seal = true`): opened with the host key,
+    /// as the database keeps secrets under its own at-rest key.
+    config: Config,
+    /// The plaintext codes of the next record written (`offer_codes`).
+    codes: Vec<Zeroizing<String>>,
+}
+
+impl PgPlace<'_> {
+    /// The record to write from its text, and the codes it goes with.
+    fn to_write(&mut self, text: &str) -> Result<(Record, Vec<Zeroizing<String>>), StoreFailure> {
+        let record = match Record::parse_stored(text).map_err(StoreFailure::new)? {
+            StoredRecord::Plain(record) => record,
+            StoredRecord::Sealed(sealed) => {
+                seal::open_record(self.config.host_keys(), &self.user, &sealed).map_err(StoreFailure::new)?
+            }
+        };
+        Ok((record, std::mem::take(&mut self.codes)))
+    }
+
+    fn codes<'c>(record: &Record, codes: &'c [Zeroizing<String>]) -> admin::Codes<'c> {
+        if codes.is_empty() || codes.len() != record.recovery.len() {
+            admin::Codes::None
+        } else {
+            admin::Codes::Plain {
+                epoch: record.recovery_epoch,
+                codes,
+                scratch: record.scratch_codes,
+            }
+        }
+    }
 }
 
 impl AdminPlace for PgPlace<'_> {
@@ -263,40 +309,59 @@ impl AdminPlace for PgPlace<'_> {
     }
 
     fn exists(&mut self) -> Result<bool, StoreFailure> {
-        Ok(admin::read_record(self.client, &self.user)
+        Ok(admin::read_info(self.client, &self.user)
             .map_err(admin_failed)?
             .is_some())
     }
 
+    /// The enrollment with its secret (decrypted by the database for the admin role)
+    /// and the database's own hashes of its codes (counted, never checked here).
     fn read_stored(&mut self) -> Result<Stored, StoreFailure> {
         Ok(
-            match admin::read_record(self.client, &self.user).map_err(admin_failed)? {
-                Some(text) => match Record::parse_stored(&text) {
-                    Ok(stored) => Stored::Found(stored),
-                    Err(e) => Stored::Unusable(StoreFailure::new(e)),
-                },
+            match admin::read_enrollment(self.client, &self.user).map_err(admin_failed)? {
+                Some(record) => Stored::Found(StoredRecord::Plain(record)),
                 None => Stored::Missing(NoRecord::proven_by_store()),
             },
         )
     }
 
     fn write(&mut self, text: &str) -> Result<(), StoreFailure> {
-        admin::put_record(self.client, &self.user, text)
-            .map(drop)
-            .map_err(|e| {
-                StoreFailure::described(
-                    format!("cannot write postgres:{}: {e}; nothing was changed", self.user),
-                    e,
-                )
-            })
+        let (record, codes) = self.to_write(text)?;
+        admin::write_enrollment(
+            self.client,
+            &self.user,
+            &record,
+            Self::codes(&record, &codes),
+            self.realms,
+        )
+        .map(drop)
+        .map_err(|e| {
+            StoreFailure::described(
+                format!("cannot write postgres:{}: {e}; nothing was changed", self.user),
+                e,
+            )
+        })
     }
 
     /// The check and the write are one statement.
     fn write_new(&mut self, text: &str) -> Result<bool, StoreFailure> {
-        admin::insert_record_if_absent(self.client, &self.user, text).map_err(admin_failed)
+        let (record, codes) = self.to_write(text)?;
+        admin::insert_enrollment_if_absent(
+            self.client,
+            &self.user,
+            &record,
+            Self::codes(&record, &codes),
+            self.realms,
+        )
+        .map(|written| written.is_some())
+        .map_err(admin_failed)
     }
 
-    /// The state row goes with the record (the schema's ON DELETE CASCADE).
+    fn offer_codes(&mut self, codes: &[Zeroizing<String>]) {
+        self.codes = codes.to_vec();
+    }
+
+    /// The state row goes with the enrollment (the schema's ON DELETE CASCADE).
     fn remove(&mut self) -> Result<bool, StoreFailure> {
         admin::remove(self.client, &self.user).map_err(admin_failed)
     }
