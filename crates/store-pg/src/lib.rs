@@ -7,7 +7,8 @@
 //! - [`client`]: a synchronous connection with a hard deadline on every call;
 //! - [`migrate`]: the versioned schema (`migrations/*.sql`), applied idempotently;
 //! - [`login`]: what a host may do, through the schema's SECURITY DEFINER functions,
-//!   one named user at a time;
+//!   one named user at a time: look up (enrolled here? locked out?) and have the
+//!   database judge an answer;
 //! - [`admin`]: what the admin role (the schema owner) does directly on the tables:
 //!   write, remove, unlock, list, realms, policy (used by `totp-enroll`);
 //! - [`check_settings`]: the `postgres` string as the config holds it.
@@ -68,12 +69,10 @@ pub enum DbError {
     NewerSchema { found: i32, supported: i32 },
     /// A statement that always returns a row returned none (not migrated?).
     NoResultRow { action: &'static str },
-    /// A recovery-code index outside the record's set.
-    RecoveryIndex,
     /// A host role name that is not a plain lower-case identifier.
     BadHostRole,
-    /// The user's record was removed by an admin during the login.
-    RecordRemoved,
+    /// A host function answered a value this build does not know (a newer schema?).
+    UnknownAnswer { action: &'static str },
     /// The config does not say `store = "postgres"`.
     NotPostgres,
     /// A user name that cannot be a user's.
@@ -108,9 +107,8 @@ impl fmt::Display for DbError {
                  {supported}; upgrade pam_totp"
             ),
             DbError::NoResultRow { action } => write!(f, "database schema: {action}: no result row"),
-            DbError::RecoveryIndex => f.write_str("database schema: recovery code index out of range"),
             DbError::BadHostRole => f.write_str(HOST_ROLE_RULE),
-            DbError::RecordRemoved => f.write_str("database schema: the record was removed during the login"),
+            DbError::UnknownAnswer { action } => write!(f, "database schema: {action}: unknown answer"),
             DbError::NotPostgres => f.write_str("database schema: store is not \"postgres\""),
             DbError::BadUser => f.write_str("user name is not acceptable"),
             DbError::BadRealm => f.write_str(admin::REALM_RULE),
