@@ -38,6 +38,13 @@ pub struct Cli {
     #[arg(long, value_name = "CONNINFO", global = true)]
     pub database: Option<String>,
 
+    /// With store = "postgres": the realm (a project) the enrollment written belongs
+    /// to; repeat for several. Hosts check codes only for users of the realms they are
+    /// granted (`db grant-host`). Default: a new enrollment is in `default`, a replaced
+    /// one keeps its realms.
+    #[arg(long, value_name = "REALM", global = true)]
+    pub realm: Vec<String>,
+
     #[command(flatten)]
     pub enroll: EnrollArgs,
 
@@ -238,10 +245,39 @@ pub enum DbCommand {
     /// build is refused.
     Migrate,
     /// Let an existing login role act as a host: make it a member of `pam_totp_host`
-    /// (it can then only call the login functions, one named user at a time).
+    /// (it can then only ask the database to check codes, one named user at a time)
+    /// for the users of each --realm (default: the realm `default`).
     GrantHost {
         /// The host's login role.
         #[arg(value_name = "ROLE")]
         role: String,
+    },
+    /// Take realms (each --realm) from a host's login role; with none left it is no
+    /// host any more.
+    RevokeHost {
+        /// The host's login role.
+        #[arg(value_name = "ROLE")]
+        role: String,
+    },
+    /// Show the lock-out policy and window the database decides with; with options,
+    /// change them (the rest stay).
+    Policy {
+        /// Failures that start a lock-out.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_failures: Option<u32>,
+        /// The first lock-out's length; each further failure doubles it.
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        lockout_seconds: Option<u64>,
+        /// The longest lock-out.
+        #[arg(long, value_name = "SECONDS")]
+        lockout_max_seconds: Option<u64>,
+        /// Time steps accepted either side of the database's clock (0-10).
+        #[arg(long, value_name = "STEPS", value_parser = clap::value_parser!(u8).range(0..=10))]
+        window: Option<u8>,
+        /// Accounts whose attempts at a host's local console are counted apart (so a
+        /// remote attacker cannot lock them out there); replaces the list. Give it with
+        /// no name to empty the list.
+        #[arg(long, value_name = "USER", num_args = 0..)]
+        lockout_exempt: Option<Vec<String>>,
     },
 }

@@ -44,6 +44,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult
     // The same secret: the code that proved it must not log in again.
     let (record, codes) = new_set(existing.record.with_confirmed_until(proved_until))?;
     // A new epoch: burns recorded in the login state for the old set stop counting.
+    place.offer_codes(&codes);
     place.write(&record, existing.sealed_secret.as_deref())?;
     audit::record(&format!(
         "user={} new recovery codes issued by {}",

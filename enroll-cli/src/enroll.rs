@@ -93,6 +93,7 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
         ),
         None => None,
     };
+    place.offer_codes(&recovery_codes);
     if args.force {
         place.write(&record, sealed.as_deref())?;
     } else if !place.write_new(&record, sealed.as_deref())? {

@@ -74,6 +74,9 @@ struct Imported {
     state: LoginState,
     /// What the admin should know (settings pam_totp has no per-user equivalent of).
     notes: Vec<String>,
+    /// The plaintext of the record's scratch codes, for the database (which hashes
+    /// them itself); empty when the record's codes are only known as argon2 hashes.
+    codes: Vec<Zeroizing<String>>,
 }
 
 /// What became of one user's import.
@@ -270,6 +273,7 @@ fn read_pam_totp_file(config: &Config, location: &RecordLocation) -> CliResult<I
         },
         record,
         notes: Vec::new(),
+        codes: Vec::new(),
     })
 }
 
@@ -350,6 +354,7 @@ fn save(
     } else {
         None
     };
+    place.offer_plain_codes(&imported.codes);
     if force {
         place.write(&imported.record, sealed.as_deref())?;
     } else if !place.write_new(&imported.record, sealed.as_deref())? {
@@ -378,6 +383,13 @@ fn save(
     );
     for note in &imported.notes {
         println!("{}: note: {note}", target.account.name);
+    }
+    if codes > 0 && imported.codes.is_empty() && crate::database::in_use(config) {
+        println!(
+            "{}: note: the recovery codes were hashed with argon2, which the database cannot \
+             check: they do not work there; issue a new set with totp-enroll recovery-codes --user {}",
+            target.account.name, target.account.name
+        );
     }
     Ok(Done::Imported)
 }
@@ -442,6 +454,11 @@ fn read_google_authenticator(account: &Account, path: &Path) -> CliResult<Import
             ..LoginState::default()
         },
         notes: file.notes,
+        codes: file
+            .scratch
+            .iter()
+            .map(|code| Zeroizing::new(code.as_str().to_owned()))
+            .collect(),
     })
 }
 
@@ -667,6 +684,7 @@ fn parse_oath_line(line: &str, line_no: usize) -> Result<Option<(String, Importe
                 ..LoginState::default()
             },
             notes,
+            codes: Vec::new(),
         },
     )))
 }

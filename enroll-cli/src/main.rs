@@ -62,7 +62,7 @@ fn run(cli: &Cli) -> CliResult<()> {
     let target = caller::resolve(cli.user.as_deref())?;
     let database = cli.database.as_deref();
     match &cli.command {
-        Some(Command::Db { action }) => return schema::run(&config, &target, database, action),
+        Some(Command::Db { action }) => return schema::run(&config, &target, database, &cli.realm, action),
         Some(Command::Keygen { force }) => return keys::keygen(&config, &target, *force),
         Some(Command::Reseal { include_plain }) => {
             if database::in_use(&config) {
@@ -75,7 +75,7 @@ fn run(cli: &Cli) -> CliResult<()> {
         }
         _ => {}
     }
-    let mut backend = Backend::open(&config, &target, database)?;
+    let mut backend = Backend::open(&config, &target, database, &cli.realm)?;
     let backend = &mut backend;
     match &cli.command {
         None => enroll::run(&config, backend, &target, &cli.enroll),

@@ -27,8 +27,19 @@ pub struct Backend(Box<dyn AdminStore>);
 impl Backend {
     /// The store the config names; the database through `database` (`--database`) if
     /// given.
-    pub fn open(config: &Config, target: &Target, database: Option<&str>) -> CliResult<Backend> {
+    pub fn open(
+        config: &Config,
+        target: &Target,
+        database: Option<&str>,
+        realms: &[String],
+    ) -> CliResult<Backend> {
         if !database::in_use(config) {
+            if !realms.is_empty() {
+                return Err(CliError::Usage(
+                    "--realm applies with store = \"postgres\"; this config keeps records in files"
+                        .to_owned(),
+                ));
+            }
             if database.is_some() {
                 return Err(CliError::Usage(
                     "--database applies with store = \"postgres\" (and to `db`); this config \
@@ -39,9 +50,9 @@ impl Backend {
             return Ok(Backend(Box::new(FileStore)));
         }
         database::require_root(target)?;
-        Ok(Backend(Box::new(PgAdmin::new(database::connect(
-            config, database,
-        )?))))
+        Ok(Backend(Box::new(
+            PgAdmin::new(database::connect(config, database)?).with_realms(realms.to_vec()),
+        )))
     }
 
     /// The target's place; a system file store is refused to a non-root caller.
@@ -102,6 +113,26 @@ impl Place<'_> {
         self.0
             .write(&text(record, sealed_secret))
             .map_err(CliError::Store)
+    }
+
+    /// The plaintext of the recovery codes of the record written next, for the database,
+    /// which hashes them itself (files keep the record's argon2 hashes).
+    pub fn offer_codes(&mut self, codes: &[pam_totp_core::recovery::RecoveryCode]) {
+        let plain: Vec<Zeroizing<String>> = codes
+            .iter()
+            .map(|code| Zeroizing::new(code.as_str().to_owned()))
+            .collect();
+        self.0.offer_codes(&plain);
+    }
+
+    /// The user's realms, where the store has realms (the database).
+    pub fn realms(&mut self) -> CliResult<Option<Vec<String>>> {
+        self.0.realms().map_err(CliError::Store)
+    }
+
+    /// The same for codes already in plain text (imported scratch codes).
+    pub fn offer_plain_codes(&mut self, codes: &[Zeroizing<String>]) {
+        self.0.offer_codes(codes);
     }
 
     /// Writes `record` only if there is none; `false` (nothing written) if there is.

@@ -18,14 +18,15 @@ use crate::netns::NetHost;
 
 /// The deadline the outage tests give the module (`postgres_timeout_ms`).
 pub const OUTAGE_TIMEOUT_MS: u64 = 1000;
-/// A login makes at most two connections and three statements, each with the deadline;
+/// A login makes at most two connections and two statements, each with the deadline;
 /// against a stopped or silent server the first step already fails.
 pub const OUTAGE_LIMIT: Duration = Duration::from_millis(2 * OUTAGE_TIMEOUT_MS + 1000);
 
-/// The outage tests' policy: the short deadline, and no lock-out getting in the way.
+/// The outage tests' host config: the short deadline. (No lock-out getting in the way is
+/// the database's policy: [`set_policy`].)
 #[must_use]
 pub fn outage_policy() -> String {
-    format!("postgres_timeout_ms = {OUTAGE_TIMEOUT_MS}\nmax_failures = 1000\n")
+    format!("postgres_timeout_ms = {OUTAGE_TIMEOUT_MS}\n")
 }
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -115,9 +116,45 @@ impl Cluster {
         // Two calls: CREATE DATABASE may not share a (multi-statement) transaction.
         cluster.superuser_sql(&format!("CREATE ROLE {ADMIN} LOGIN CREATEROLE"));
         cluster.superuser_sql(&format!("CREATE DATABASE {DATABASE} OWNER {ADMIN}"));
+        cluster.install_at_rest_key();
         let mut admin = cluster.admin();
         db::migrate(&mut admin).expect("migrate");
         cluster
+    }
+
+    /// The key the database encrypts secrets under (schema version 3), as the guide
+    /// says: a random file in the data directory that only the server reads, and
+    /// `pg_read_file` granted to the admin role, in the database.
+    fn install_at_rest_key(&self) {
+        let mut random = [0u8; 32];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").expect("urandom"),
+            &mut random,
+        )
+        .expect("random");
+        let hex: String = random.iter().fold(String::new(), |mut hex, b| {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        let path = self.data().join("pam_totp_secret.key");
+        std::fs::write(&path, format!("{hex}\n")).expect("write the at-rest key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let postgres = nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .expect("the postgres system user");
+        nix::unistd::chown(&path, Some(postgres.uid), Some(postgres.gid)).expect("chown");
+        self.superuser_sql_in(
+            DATABASE,
+            &format!("GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) TO {ADMIN}"),
+        );
+    }
+
+    /// The at-rest key file (for the test that a dump holds no secret).
+    #[must_use]
+    pub fn at_rest_key_path(&self) -> PathBuf {
+        self.data().join("pam_totp_secret.key")
     }
 
     fn data(&self) -> PathBuf {
@@ -199,7 +236,12 @@ impl Cluster {
 
     /// Runs SQL as the superuser over the unix socket (psql-free: through our client).
     pub fn superuser_sql(&self, sql: &str) {
-        let mut client = self.connect_local("postgres", "postgres", Duration::from_secs(10));
+        self.superuser_sql_in("postgres", sql);
+    }
+
+    /// [`Cluster::superuser_sql`] in database `dbname`.
+    pub fn superuser_sql_in(&self, dbname: &str, sql: &str) {
+        let mut client = self.connect_local("postgres", dbname, Duration::from_secs(10));
         client.batch_execute("test setup", sql).expect("superuser SQL");
     }
 
@@ -354,6 +396,15 @@ pub fn state(cluster: &Cluster, user: &str) -> crate::product::LoginState {
         .unwrap_or_default()
 }
 
+/// Changes the database's lock-out policy and window (`totp-enroll db policy`), as the
+/// admin: with `store = "postgres"` the hosts' config keys for them are not used.
+pub fn set_policy(cluster: &Cluster, change: impl FnOnce(&mut db::admin::Policy)) {
+    let mut admin = cluster.admin();
+    let mut policy = db::admin::read_policy(&mut admin).expect("read the policy");
+    change(&mut policy);
+    db::admin::write_policy(&mut admin, &policy).expect("write the policy");
+}
+
 /// Certificates for the TLS tests, made with the `openssl` command: a CA, a server
 /// certificate for the name `db.test` (not for 127.0.0.1), and a client certificate
 /// whose CN is a role name; and a second CA that signed nothing of ours.
@@ -361,12 +412,16 @@ pub struct Pki {
     pub dir: tempfile::TempDir,
 }
 
+/// Runs `openssl` an hour in the past (libfaketime), so that the certificates are
+/// already valid on a host whose clock runs behind (the two-host tests set the hosts'
+/// clocks 10 minutes apart).
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
+    let out = Command::new("faketime")
         .current_dir(dir)
+        .args(["-f", "-1h", "openssl"])
         .args(args)
         .output()
-        .expect("openssl is not installed");
+        .expect("faketime or openssl is not installed");
     check(&format!("openssl {args:?}"), &out);
 }
 

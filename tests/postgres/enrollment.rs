@@ -9,10 +9,11 @@ use std::process::{Command, Output, Stdio};
 
 use pam_client::{AUTH_ERR, SUCCESS};
 use testkit::postgres::{ADMIN, Cluster, DATABASE, PgHost};
-use testkit::product::Channel;
 use testkit::product::Config;
 use testkit::product::Record;
-use testkit::product::{admin, db, login};
+use testkit::product::{admin, db};
+
+use crate::schema::{host_client, lookup, set_policy, verify};
 use testkit::{Fixture, SECRET, TEST_USER, enroll_bin, oathtool, settle_in_step, show};
 
 fn text(bytes: &[u8]) -> String {
@@ -42,10 +43,10 @@ fn admin_host(cluster: &Cluster) -> Fixture {
     fixture
 }
 
+/// The enrollment as the admin side reads it back (the secret decrypted by the database,
+/// its recovery codes as the database's own hashes).
 fn record_of(cluster: &Cluster, user: &str) -> Option<Record> {
-    admin::read_record(&mut cluster.admin(), user)
-        .unwrap()
-        .map(|text| Record::parse(&text).expect("the file store's record format"))
+    admin::read_enrollment(&mut cluster.admin(), user).unwrap()
 }
 
 fn status_json(fixture: &Fixture) -> serde_json::Value {
@@ -66,7 +67,7 @@ fn db_init_twice_creates_the_schema_once_and_migrate_finds_nothing_pending() {
     let first = fixture.enroll(&["db", "init"]);
     assert_ok(&first);
     assert!(
-        text(&first.stdout).contains("Schema created: version 2"),
+        text(&first.stdout).contains("Schema created: version 3"),
         "{}",
         show(&first)
     );
@@ -86,7 +87,7 @@ fn db_init_twice_creates_the_schema_once_and_migrate_finds_nothing_pending() {
     );
     assert_eq!(
         db::migrate::applied_versions(&mut cluster.admin()).unwrap(),
-        vec![1, 2]
+        vec![1, 2, 3]
     );
 }
 
@@ -124,7 +125,7 @@ fn the_database_option_overrides_the_configs_connection_string() {
 }
 
 #[test]
-fn grant_host_lets_a_role_call_the_login_functions_but_not_read_the_tables() {
+fn grant_host_lets_a_role_have_codes_checked_for_its_realms_but_not_read_the_tables() {
     let cluster = Cluster::start();
     let fixture = admin_host(&cluster);
     cluster.superuser_sql("CREATE ROLE host_c LOGIN PASSWORD 'host-c-password'");
@@ -140,8 +141,8 @@ fn grant_host_lets_a_role_call_the_login_functions_but_not_read_the_tables() {
         ..Config::default()
     };
     let mut host = db::connect(&config).expect("the host role connects");
-    assert!(login::read(&mut host, TEST_USER).unwrap().is_some());
-    for table in ["records", "login_state"] {
+    assert_eq!(lookup(&mut host, TEST_USER, false).0, "enrolled");
+    for table in ["enrollments", "login_state", "policy", "host_realms"] {
         let denied = host
             .query("dump", &format!("SELECT * FROM pam_totp.{table}"), &[])
             .unwrap_err();
@@ -150,6 +151,74 @@ fn grant_host_lets_a_role_call_the_login_functions_but_not_read_the_tables() {
 
     let bad = fixture.enroll(&["db", "grant-host", "Robert'); DROP TABLE x;--"]);
     assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
+    let bad = fixture.enroll(&["db", "grant-host", "host_c", "--realm", "P1; --"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
+
+    // Realms: the user moves to p2, which host_c is not granted; then it is.
+    assert_ok(&fixture.enroll(&[
+        "--user",
+        TEST_USER,
+        "--secret",
+        SECRET,
+        "--no-confirm",
+        "--force",
+        "--realm",
+        "p2",
+    ]));
+    assert_eq!(lookup(&mut host, TEST_USER, false).0, "not_allowed");
+    assert_eq!(status_json(&fixture)["realms"], serde_json::json!(["p2"]));
+    let granted = fixture.enroll(&["db", "grant-host", "host_c", "--realm", "p2"]);
+    assert_ok(&granted);
+    assert!(
+        text(&granted.stdout).contains("default, p2"),
+        "{}",
+        show(&granted)
+    );
+    assert_eq!(lookup(&mut host, TEST_USER, false).0, "enrolled");
+    let revoked = fixture.enroll(&["db", "revoke-host", "host_c", "--realm", "p2"]);
+    assert_ok(&revoked);
+    assert_eq!(lookup(&mut host, TEST_USER, false).0, "not_allowed");
+    assert_ok(&fixture.enroll(&["db", "revoke-host", "host_c", "--realm", "default"]));
+    let err = host
+        .query("lookup", "SELECT * FROM pam_totp.host_lookup('x', false)", &[])
+        .unwrap_err();
+    assert!(err.is_permission_denied(), "no host any more: {err}");
+}
+
+#[test]
+fn db_policy_shows_and_changes_what_the_database_decides_with() {
+    let cluster = Cluster::start();
+    let fixture = admin_host(&cluster);
+    let shown = fixture.enroll(&["db", "policy"]);
+    assert_ok(&shown);
+    assert!(
+        text(&shown.stdout).contains("max_failures = 5"),
+        "{}",
+        show(&shown)
+    );
+    assert_ok(&fixture.enroll(&[
+        "db",
+        "policy",
+        "--max-failures",
+        "2",
+        "--lockout-exempt",
+        "root",
+        "ops",
+    ]));
+    let policy = admin::read_policy(&mut cluster.admin()).unwrap();
+    assert_eq!(policy.max_failures, 2);
+    assert_eq!(policy.lockout_exempt, vec!["root".to_owned(), "ops".to_owned()]);
+    assert_eq!(policy.lockout_seconds, 30, "the rest stays");
+    let bad = fixture.enroll(&["db", "policy", "--window", "11"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", show(&bad));
+
+    assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
+    let (mut host, _dir) = host_client(&cluster, "host_p");
+    assert_eq!(verify(&mut host, TEST_USER, "000000", false).locked_until, 0);
+    assert!(
+        verify(&mut host, TEST_USER, "000000", false).locked_until > 0,
+        "the second failure locks out under the new policy"
+    );
 }
 
 #[test]
@@ -171,6 +240,7 @@ fn provisioning_writes_the_file_stores_record_and_status_shows_it() {
     assert_eq!(status["enrolled"], true);
     assert_eq!(status["record"], format!("postgres:{TEST_USER}"));
     assert_eq!(status["recovery_codes_left"], 10);
+    assert_eq!(status["realms"], serde_json::json!(["default"]));
     assert_eq!(status["failures"], 0);
 
     let again = fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]);
@@ -207,14 +277,8 @@ fn remove_deletes_the_record_and_its_login_state() {
     let cluster = Cluster::start();
     let fixture = admin_host(&cluster);
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
-    login::charge(
-        &mut cluster.admin(),
-        &Config::default(),
-        TEST_USER,
-        testkit::now(),
-        Channel::Shared,
-    )
-    .unwrap();
+    let (mut host, _dir) = host_client(&cluster, "host_r");
+    verify(&mut host, TEST_USER, "000000", false);
     assert!(
         admin::read_state(&mut cluster.admin(), TEST_USER)
             .unwrap()
@@ -239,18 +303,9 @@ fn unlock_clears_failures_and_the_lock_out() {
     let cluster = Cluster::start();
     let fixture = admin_host(&cluster);
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
-    let strict = Config {
-        max_failures: 1,
-        ..Config::default()
-    };
-    login::charge(
-        &mut cluster.admin(),
-        &strict,
-        TEST_USER,
-        testkit::now(),
-        Channel::Shared,
-    )
-    .unwrap();
+    set_policy(&cluster, 1, 30, 900, &[]);
+    let (mut host, _dir) = host_client(&cluster, "host_u");
+    verify(&mut host, TEST_USER, "000000", false);
     assert_eq!(status_json(&fixture)["locked"], true);
 
     let out = fixture.enroll(&["unlock", "--user", TEST_USER]);
@@ -271,38 +326,40 @@ fn unlock_clears_failures_and_the_lock_out() {
 fn recovery_codes_start_a_new_set_and_the_old_sets_burns_stop_counting() {
     let cluster = Cluster::start();
     let fixture = admin_host(&cluster);
-    assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
+    let enrolled = fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]);
+    assert_ok(&enrolled);
+    let old_codes = testkit::recovery_codes(&enrolled.stdout);
+    assert_eq!(old_codes.len(), 10);
     let old = record_of(&cluster, TEST_USER).unwrap();
-    let mut client = cluster.admin();
-    login::charge(
-        &mut client,
-        &Config::default(),
-        TEST_USER,
-        testkit::now(),
-        Channel::Shared,
-    )
-    .unwrap();
     assert!(
-        login::burn_recovery(
-            &mut client,
-            TEST_USER,
-            old.recovery_epoch,
-            10,
-            0,
-            testkit::now(),
-            Channel::Shared
-        )
-        .unwrap()
+        old.recovery.iter().all(|hash| hash.starts_with("$2a$08$")),
+        "hashed by the database's crypt()"
+    );
+    let (mut host, _dir) = host_client(&cluster, "host_rc");
+    let used = verify(&mut host, TEST_USER, &old_codes[0], false);
+    assert_eq!(
+        (used.verdict.as_str(), used.recovery_left),
+        ("accepted_recovery", Some(9))
     );
     assert_eq!(status_json(&fixture)["recovery_codes_left"], 9);
 
     let out = fixture.enroll(&["recovery-codes", "--user", TEST_USER]);
     assert_ok(&out);
+    let new_codes = testkit::recovery_codes(&out.stdout);
     let new = record_of(&cluster, TEST_USER).unwrap();
     assert_ne!(new.recovery_epoch, old.recovery_epoch);
     assert_ne!(new.recovery, old.recovery);
     assert_eq!(new.secret.to_base32().as_str(), SECRET, "the secret stays");
     assert_eq!(status_json(&fixture)["recovery_codes_left"], 10);
+    assert_eq!(
+        verify(&mut host, TEST_USER, &old_codes[1], false).verdict,
+        "invalid_recovery_code",
+        "the old set is gone"
+    );
+    assert_eq!(
+        verify(&mut host, TEST_USER, &new_codes[0], false).recovery_left,
+        Some(9)
+    );
 }
 
 #[test]
@@ -374,10 +431,19 @@ fn this_hosts_record_files_move_into_the_database_with_their_replay_protection()
         "{}",
         show(&out)
     );
-    let in_db = admin::read_record(&mut cluster.admin(), TEST_USER)
-        .unwrap()
-        .unwrap();
-    assert_eq!(in_db.as_str(), file_text, "the same record text");
+    let in_db = record_of(&cluster, TEST_USER).unwrap();
+    let in_file = Record::parse(&file_text).unwrap();
+    assert_eq!(in_db.secret.to_base32().as_str(), SECRET);
+    assert_eq!((in_db.digits, in_db.period), (in_file.digits, in_file.period));
+    assert!(
+        in_db.recovery.is_empty(),
+        "argon2 hashes the database cannot check"
+    );
+    assert!(
+        text(&out.stdout).contains("recovery-codes --user"),
+        "the admin is told to issue a new set: {}",
+        show(&out)
+    );
     let state = admin::read_state(&mut cluster.admin(), TEST_USER)
         .unwrap()
         .unwrap();

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use pam_client::{AUTH_ERR, SUCCESS, SYSTEM_ERR};
-use testkit::postgres::{Cluster, PgHost, enroll, state};
+use testkit::postgres::{Cluster, PgHost, enroll, set_policy, state};
+use testkit::product::admin;
 use testkit::{SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
 
 #[test]
@@ -33,7 +34,8 @@ fn a_right_code_logs_in_once_and_its_replay_is_refused() {
 fn wrong_codes_lock_out_and_a_locked_out_user_is_not_prompted() {
     let cluster = Cluster::start();
     enroll(&cluster, TEST_USER, SECRET);
-    let host = PgHost::new(&cluster, "host_a", "max_failures = 2\n");
+    set_policy(&cluster, |policy| policy.max_failures = 2);
+    let host = PgHost::new(&cluster, "host_a", "");
     settle_in_step(3);
     for _ in 0..2 {
         assert_eq!(host.fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
@@ -116,7 +118,18 @@ fn a_recovery_code_logs_in_once_whichever_host_it_is_typed_on() {
         testkit::product::now_rfc3339(),
     );
     let (record, codes) = testkit::product::new_set(record).unwrap();
-    testkit::product::admin::put_record(&mut cluster.admin(), TEST_USER, &record.to_toml()).unwrap();
+    // The database hashes the codes itself (crypt()), from the plaintext sent once, in
+    // the form it compares (no dashes).
+    let plain: Vec<_> = codes
+        .iter()
+        .map(|code| zeroize::Zeroizing::new(code.display().replace('-', "")))
+        .collect();
+    let set = admin::Codes::Plain {
+        epoch: record.recovery_epoch,
+        codes: &plain,
+        scratch: false,
+    };
+    admin::write_enrollment(&mut cluster.admin(), TEST_USER, &record, set, None).unwrap();
     let a = PgHost::new(&cluster, "host_a", "");
     let b = PgHost::new(&cluster, "host_b", "");
     assert_eq!(a.fixture.login(&codes[2].display()).status, SUCCESS);
@@ -134,37 +147,32 @@ fn a_recovery_code_logs_in_once_whichever_host_it_is_typed_on() {
 }
 
 #[test]
-fn a_sealed_record_in_the_database_opens_only_with_the_host_key() {
+fn the_hosts_own_lock_out_and_window_keys_are_not_used_the_databases_policy_decides() {
     let cluster = Cluster::start();
-    // Sealed the usual way (totp-enroll keygen + enrollment into a file), then stored.
-    let maker = testkit::Fixture::new("", "");
-    let (key, public) = (maker.path("host.key"), maker.path("host.pub"));
-    maker.write_config(&format!(
-        "seal = true\nhost_key = \"{}\"\nhost_public_key = \"{}\"\n",
-        key.display(),
-        public.display()
-    ));
-    assert!(maker.enroll(&["keygen"]).status.success());
-    maker.provision(SECRET);
-    let text = std::fs::read_to_string(maker.record_path()).unwrap();
-    assert!(text.contains("sealed_secret") && !text.contains(SECRET), "{text}");
-    testkit::product::admin::put_record(&mut cluster.admin(), TEST_USER, &text).unwrap();
-
-    let host = PgHost::new(&cluster, "host_a", &format!("host_key = \"{}\"\n", key.display()));
-    settle_in_step(3);
-    assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
-    let keyless = PgHost::new(&cluster, "host_b", "host_key = \"/nonexistent/pam_totp.key\"\n");
-    let refused = keyless.fixture.login(&oathtool(SECRET, 1));
-    assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
-}
-
-#[test]
-fn an_unusable_database_record_fails_closed_without_a_prompt() {
-    let cluster = Cluster::start();
-    testkit::product::admin::put_record(&mut cluster.admin(), TEST_USER, "version = 99\nsecret = \"x\"\n")
-        .unwrap();
-    let host = PgHost::new(&cluster, "host_a", "");
-    let refused = host.fixture.login(&oathtool(SECRET, 0));
-    assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
-    assert!(refused.prompts().is_empty(), "{refused:?}");
+    enroll(&cluster, TEST_USER, SECRET);
+    // What a host's config says about lock-outs and the window is not asked for.
+    let host = PgHost::new(
+        &cluster,
+        "host_a",
+        "max_failures = 1\nlockout_seconds = 600\nlockout_max_seconds = 600\nwindow = 0\n",
+    );
+    settle_in_step(10);
+    for _ in 0..2 {
+        assert_eq!(host.fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
+    }
+    let after = state(&cluster, TEST_USER);
+    assert_eq!(
+        (after.failures, after.locked_until),
+        (2, 0),
+        "the database's 5 failures"
+    );
+    // The database's window (1 step) takes the previous step's code.
+    let previous = host.fixture.login(&oathtool(SECRET, -1));
+    assert_eq!(previous.status, SUCCESS, "{previous:?}");
+    // The next step's code: refused with the database's window at 0, taken at 1.
+    let next = oathtool(SECRET, 1);
+    set_policy(&cluster, |policy| policy.window = 0);
+    assert_eq!(host.fixture.login(&next).status, AUTH_ERR, "window 0");
+    set_policy(&cluster, |policy| policy.window = 1);
+    assert_eq!(host.fixture.login(&next).status, SUCCESS, "window 1");
 }

@@ -5,8 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use testkit::postgres::Cluster;
-use testkit::product::Channel::{Console, Shared};
-use testkit::product::{Client, admin, db, login};
+use testkit::product::{Client, admin, db};
 use testkit::product::{Config, Store};
 
 /// A root-only directory holding a passfile for `role`.
@@ -17,8 +16,13 @@ fn passfile(dir: &tempfile::TempDir, password: &str) -> PathBuf {
     path
 }
 
-fn host_client(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir) {
+pub fn host_client(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir) {
     cluster.add_host_role(role, "host-secret");
+    connect_host(cluster, role)
+}
+
+/// A new connection as the host role `role` (made by [`host_client`]).
+pub fn connect_host(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         store: Store::Postgres,
@@ -28,44 +32,127 @@ fn host_client(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir) {
     (db::connect(&config).expect("host connects"), dir)
 }
 
-const RECORD: &str = "version = 1\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n";
+const RECORD: &str = "version = 1\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n\
+                      algorithm = \"SHA1\"\ndigits = 6\nperiod = 30\n";
+
+/// [`RECORD`] with another period, as version 1 stored it.
+fn record_with_period(period: u64) -> String {
+    RECORD.replace("period = 30", &format!("period = {period}"))
+}
+
+/// What `pam_totp.host_verify` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub verdict: String,
+    pub failures: i32,
+    pub locked_until: i64,
+    pub locked_until_before: i64,
+    pub recovery_left: Option<i32>,
+}
+
+/// Calls `pam_totp.host_verify` as `client`'s role.
+pub fn verify(client: &mut Client, user: &str, answer: &str, console: bool) -> Answered {
+    try_verify(client, Some(user), Some(answer), Some(console), Some("tty1")).expect("host_verify")
+}
+
+/// The same, with any argument possibly NULL.
+pub fn try_verify(
+    client: &mut Client,
+    user: Option<&str>,
+    answer: Option<&str>,
+    console: Option<bool>,
+    source: Option<&str>,
+) -> Result<Answered, testkit::product::DbError> {
+    let rows = client.query(
+        "host_verify",
+        "SELECT * FROM pam_totp.host_verify($1, $2, $3, $4)",
+        &[&user, &answer, &console, &source],
+    )?;
+    assert_eq!(rows.len(), 1, "one row");
+    let row = &rows[0];
+    Ok(Answered {
+        verdict: row.get(0),
+        failures: row.get(1),
+        locked_until: row.get(2),
+        locked_until_before: row.get(3),
+        recovery_left: row.get(4),
+    })
+}
+
+/// Calls `pam_totp.host_lookup` as `client`'s role: (status, `locked_until`).
+pub fn lookup(client: &mut Client, user: &str, console: bool) -> (String, i64) {
+    let rows = client
+        .query(
+            "host_lookup",
+            "SELECT * FROM pam_totp.host_lookup($1, $2)",
+            &[&user, &console],
+        )
+        .expect("host_lookup");
+    assert_eq!(rows.len(), 1, "one row");
+    (rows[0].get(0), rows[0].get(1))
+}
+
+/// The database's clock.
+pub fn db_now(client: &mut Client) -> i64 {
+    let rows = client
+        .query("now", "SELECT floor(extract(epoch FROM now()))::bigint", &[])
+        .expect("now");
+    rows[0].get(0)
+}
+
+/// Sets the database's policy (the rest as the defaults).
+pub fn set_policy(cluster: &Cluster, max_failures: u32, seconds: u64, max_seconds: u64, exempt: &[&str]) {
+    admin::write_policy(
+        &mut cluster.admin(),
+        &admin::Policy {
+            max_failures,
+            lockout_seconds: seconds,
+            lockout_max_seconds: max_seconds,
+            window: 1,
+            lockout_exempt: exempt.iter().map(|s| (*s).to_owned()).collect(),
+        },
+    )
+    .expect("policy");
+}
+
+pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
 #[test]
 fn migrations_apply_once_and_again_change_nothing() {
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
-    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2]);
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2, 3]);
     assert_eq!(db::migrate(&mut admin).unwrap(), Vec::<i32>::new());
-    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2]);
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2, 3]);
 }
 
 #[test]
-fn the_admin_writes_reads_lists_unlocks_and_removes_records() {
+fn the_admin_writes_reads_lists_unlocks_and_removes_enrollments() {
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
     admin::put_record(&mut admin, "alice", RECORD).unwrap();
-    assert!(!admin::insert_record_if_absent(&mut admin, "alice", "other").unwrap());
+    assert!(!admin::insert_record_if_absent(&mut admin, "alice", RECORD).unwrap());
     assert!(admin::insert_record_if_absent(&mut admin, "bob", RECORD).unwrap());
-    assert_eq!(
-        admin::read_record(&mut admin, "alice")
-            .unwrap()
-            .as_deref()
-            .map(String::as_str),
-        Some(RECORD)
-    );
+    let read = admin::read_enrollment(&mut admin, "alice")
+        .unwrap()
+        .expect("alice");
+    assert_eq!(read.secret.to_base32().as_str(), SECRET);
+    assert_eq!((read.digits, read.period), (6, 30));
+    let info = admin::read_info(&mut admin, "alice").unwrap().expect("alice");
+    assert_eq!(info.realms, vec!["default".to_owned()]);
     assert_eq!(
         admin::list_users(&mut admin).unwrap(),
         vec!["alice".to_owned(), "bob".to_owned()]
     );
     assert_eq!(admin::read_state(&mut admin, "alice").unwrap(), None);
 
-    let config = Config {
-        max_failures: 1,
-        ..Config::default()
-    };
-    login::charge(&mut admin, &config, "alice", 1000, Shared).unwrap();
+    set_policy(&cluster, 1, 30, 900, &[]);
+    let (mut host, _dir) = host_client(&cluster, "host_a");
+    let v = verify(&mut host, "alice", "000000", false);
+    assert_eq!((v.verdict.as_str(), v.failures), ("invalid_code", 1));
     let locked = admin::read_state(&mut admin, "alice").unwrap().unwrap();
-    assert_eq!((locked.failures, locked.locked_until), (1, 1030));
+    assert_eq!(locked.failures, 1);
+    assert!(locked.locked_until > 0);
     assert!(admin::unlock(&mut admin, "alice").unwrap());
     let unlocked = admin::read_state(&mut admin, "alice").unwrap().unwrap();
     assert_eq!((unlocked.failures, unlocked.locked_until), (0, 0));
@@ -75,7 +162,7 @@ fn the_admin_writes_reads_lists_unlocks_and_removes_records() {
     assert_eq!(
         admin::read_state(&mut admin, "alice").unwrap(),
         None,
-        "state goes with the record"
+        "state goes with the enrollment"
     );
     assert_eq!(admin::list_users(&mut admin).unwrap(), vec!["bob".to_owned()]);
 }
@@ -83,63 +170,42 @@ fn the_admin_writes_reads_lists_unlocks_and_removes_records() {
 #[test]
 fn a_step_is_accepted_once_and_failures_lock_out_with_the_file_stores_rule() {
     let cluster = Cluster::start();
-    let mut admin = cluster.admin();
-    admin::put_record(&mut admin, "carol", RECORD).unwrap();
+    admin::put_record(&mut cluster.admin(), "carol", RECORD).unwrap();
     let (mut host, _dir) = host_client(&cluster, "host_a");
-    let config = Config {
-        max_failures: 3,
-        lockout_seconds: 30,
-        lockout_max_seconds: 100,
-        ..Config::default()
-    };
-    let now = 10_000;
-    assert!(matches!(
-        login::charge(&mut host, &config, "carol", now, Shared).unwrap(),
-        Some(login::Charge::Charged(_))
-    ));
-    assert!(login::accept_step(&mut host, "carol", 333 * 30, 334 * 30, now, Shared).unwrap());
-    assert!(
-        !login::accept_step(&mut host, "carol", 333 * 30, 334 * 30, now, Shared).unwrap(),
-        "a replay"
-    );
-    assert!(
-        !login::accept_step(&mut host, "carol", 332 * 30, 333 * 30, now, Shared).unwrap(),
-        "an older step"
-    );
-    // The same time in 10 s steps (a re-enrollment): steps starting before 334 * 30 are
-    // used, the first one starting there is not.
-    assert!(!login::accept_step(&mut host, "carol", 1001 * 10, 1002 * 10, now, Shared).unwrap());
-    assert!(login::accept_step(&mut host, "carol", 1002 * 10, 1003 * 10, now, Shared).unwrap());
-    // The replay's charge stays: failures 1 after the last success (which cleared one).
-    for expected in [(1, 0), (2, 0), (3, now + 30)] {
-        let Some(login::Charge::Charged(state)) =
-            login::charge(&mut host, &config, "carol", now, Shared).unwrap()
-        else {
-            panic!("not charged");
-        };
-        assert_eq!((state.failures, state.locked_until), expected);
-    }
-    assert!(matches!(
-        login::charge(&mut host, &config, "carol", now + 29, Shared).unwrap(),
-        Some(login::Charge::LockedOut(_))
-    ));
-    // Expired: the next failure doubles the lock-out, capped at lockout_max_seconds.
-    let Some(login::Charge::Charged(state)) =
-        login::charge(&mut host, &config, "carol", now + 30, Shared).unwrap()
-    else {
-        panic!("not charged");
-    };
-    assert_eq!(state.locked_until, now + 30 + 60);
-    let Some(login::Charge::Charged(state)) =
-        login::charge(&mut host, &config, "carol", now + 90, Shared).unwrap()
-    else {
-        panic!("not charged");
-    };
-    assert_eq!(state.locked_until, now + 90 + 100);
+    set_policy(&cluster, 3, 30, 100, &[]);
+    testkit::settle_in_step(3);
+    let now = db_now(&mut host);
+    let code = testkit::oathtool_at(SECRET, u64::try_from(now).unwrap());
+    assert_eq!(verify(&mut host, "carol", &code, false).verdict, "accepted");
+    let replay = verify(&mut host, "carol", &code, false);
+    assert_eq!((replay.verdict.as_str(), replay.failures), ("replayed_code", 1));
+    let older = testkit::oathtool_at(SECRET, u64::try_from(now - 30).unwrap());
     assert_eq!(
-        login::charge(&mut host, &config, "nobody", now, Shared).unwrap(),
-        None
+        verify(&mut host, "carol", &older, false).verdict,
+        "replayed_code",
+        "an older step than the one used"
     );
+    // The third failure locks for 30 s; a locked-out user is not charged nor checked.
+    let third = verify(&mut host, "carol", "000000", false);
+    assert_eq!(third.verdict, "invalid_code");
+    assert_eq!(third.failures, 3);
+    assert!((now + 30..=now + 32).contains(&third.locked_until), "{third:?}");
+    let next = testkit::oathtool_at(SECRET, u64::try_from(now + 30).unwrap());
+    let locked = verify(&mut host, "carol", &next, false);
+    assert_eq!(
+        (
+            locked.verdict.as_str(),
+            locked.failures,
+            locked.locked_until_before
+        ),
+        ("locked_out", 3, third.locked_until)
+    );
+    assert_eq!(
+        lookup(&mut host, "carol", false),
+        ("enrolled".to_owned(), third.locked_until)
+    );
+    assert_eq!(lookup(&mut host, "nobody", false), ("not_enrolled".to_owned(), 0));
+    assert_eq!(verify(&mut host, "nobody", &code, false).verdict, "not_enrolled");
 }
 
 #[test]
@@ -147,39 +213,35 @@ fn console_attempts_of_an_exempt_account_have_counters_and_a_lock_out_of_their_o
     let cluster = Cluster::start();
     admin::put_record(&mut cluster.admin(), "root", RECORD).unwrap();
     let (mut host, _dir) = host_client(&cluster, "host_a");
-    let config = Config::default();
-    let now = 10_000;
+    set_policy(&cluster, 5, 30, 900, &["root"]);
     for _ in 0..5 {
-        login::charge(&mut host, &config, "root", now, Shared).unwrap();
+        verify(&mut host, "root", "000000", false);
     }
-    assert!(matches!(
-        login::charge(&mut host, &config, "root", now, Shared).unwrap(),
-        Some(login::Charge::LockedOut(_))
-    ));
+    assert_eq!(verify(&mut host, "root", "000000", false).verdict, "locked_out");
     // Locked out remotely; the console is charged apart, and a right code there clears
     // the console's counters only.
-    let Some(login::Charge::Charged(state)) =
-        login::charge(&mut host, &config, "root", now, Console).unwrap()
-    else {
-        panic!("the console is not locked out");
-    };
+    let v = verify(&mut host, "root", "000000", true);
     assert_eq!(
-        (state.console_failures, state.failures, state.locked_until),
-        (1, 5, now + 30)
+        (v.verdict.as_str(), v.failures, v.locked_until),
+        ("invalid_code", 1, 0)
     );
-    assert!(login::accept_step(&mut host, "root", now, now + 30, now, Console).unwrap());
+    testkit::settle_in_step(3);
+    let code = testkit::oathtool(SECRET, 0);
+    assert_eq!(verify(&mut host, "root", &code, true).verdict, "accepted");
     let state = admin::read_state(&mut cluster.admin(), "root").unwrap().unwrap();
-    assert_eq!(
-        (state.console_failures, state.failures, state.locked_until),
-        (0, 5, now + 30)
-    );
+    assert_eq!((state.console_failures, state.failures), (0, 5));
+    assert!(state.locked_until > 0);
     for _ in 0..5 {
-        login::charge(&mut host, &config, "root", now, Console).unwrap();
+        verify(&mut host, "root", "000000", true);
     }
-    assert!(matches!(
-        login::charge(&mut host, &config, "root", now, Console).unwrap(),
-        Some(login::Charge::LockedOut(_))
-    ));
+    assert_eq!(verify(&mut host, "root", "000000", true).verdict, "locked_out");
+    // The console is the database's exemption: without it, the console has no counters.
+    set_policy(&cluster, 5, 30, 900, &[]);
+    assert_eq!(lookup(&mut host, "root", true).0, "enrolled");
+    assert!(
+        lookup(&mut host, "root", true).1 > 0,
+        "the shared lock-out applies at the console"
+    );
     assert!(admin::unlock(&mut cluster.admin(), "root").unwrap());
     let state = admin::read_state(&mut cluster.admin(), "root").unwrap().unwrap();
     assert_eq!(
@@ -215,13 +277,19 @@ fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() 
     let now = testkit::now();
     let step_10 = now / 10 - 3;
     let step_30 = now / 30 - 1;
-    for (user, period_line, last_step) in [
-        ("ten", "period = 10\n", step_10),
-        ("thirty", "", step_30),
+    for (user, period, last_step) in [
+        ("ten", 10, step_10),
+        ("thirty", 30, step_30),
         // The old bug: a step of 10 s stored for a record now of 30 s.
-        ("damaged", "period = 30\n", now / 10),
+        ("damaged", 30, now / 10),
     ] {
-        admin::put_record(&mut admin, user, &format!("{RECORD}{period_line}")).unwrap();
+        admin
+            .execute(
+                "a version 1 record",
+                "INSERT INTO pam_totp.records (user_name, record) VALUES ($1, $2)",
+                &[&user, &record_with_period(period)],
+            )
+            .unwrap();
         admin
             .execute(
                 "a version 1 state",
@@ -230,7 +298,7 @@ fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() 
             )
             .unwrap();
     }
-    assert_eq!(db::migrate(&mut admin).unwrap(), vec![2]);
+    assert_eq!(db::migrate(&mut admin).unwrap(), vec![2, 3]);
     let used = |user| {
         admin::read_state(&mut cluster.admin(), user)
             .unwrap()
@@ -238,11 +306,7 @@ fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() 
             .used_until
     };
     assert_eq!(used("ten"), (step_10 + 1) * 10);
-    assert_eq!(
-        used("thirty"),
-        (step_30 + 1) * 30,
-        "30 s when the record names no period"
-    );
+    assert_eq!(used("thirty"), (step_30 + 1) * 30);
     let damaged = used("damaged");
     assert!(
         (now + 11 * 30..=testkit::now() + 11 * 30).contains(&damaged),
@@ -252,22 +316,53 @@ fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() 
 
 #[test]
 fn a_recovery_code_burns_once_and_a_new_set_starts_afresh() {
+    use zeroize::Zeroizing;
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
-    admin::put_record(&mut admin, "dave", RECORD).unwrap();
+    let record = testkit::product::Record::parse(RECORD).unwrap();
+    let codes: Vec<Zeroizing<String>> = ["0aaaaaaaaaaa", "1bbbbbbbbbbb", "2ccccccccccc"]
+        .into_iter()
+        .map(|c| Zeroizing::new(c.to_owned()))
+        .collect();
+    let plain = admin::Codes::Plain {
+        epoch: 77,
+        codes: &codes,
+        scratch: false,
+    };
+    admin::write_enrollment(&mut admin, "dave", &record, plain, None).unwrap();
     let (mut host, _dir) = host_client(&cluster, "host_a");
-    login::charge(&mut host, &Config::default(), "dave", 5, Shared).unwrap();
-    assert!(login::burn_recovery(&mut host, "dave", 77, 10, 3, 5, Shared).unwrap());
-    assert!(!login::burn_recovery(&mut host, "dave", 77, 10, 3, 5, Shared).unwrap());
-    assert!(login::burn_recovery(&mut host, "dave", 77, 10, 4, 5, Shared).unwrap());
-    assert!(
-        login::burn_recovery(&mut host, "dave", u64::MAX, 10, 3, 5, Shared).unwrap(),
-        "another epoch"
+    let v = verify(&mut host, "dave", "1BBB-BBBB-BBBB", false);
+    assert_eq!(
+        (v.verdict.as_str(), v.recovery_left),
+        ("accepted_recovery", Some(2))
+    );
+    assert_eq!(
+        verify(&mut host, "dave", "1bbbbbbbbbbb", false).verdict,
+        "recovery_code_already_used"
+    );
+    assert_eq!(
+        verify(&mut host, "dave", "1bbbbbbbbbbc", false).verdict,
+        "invalid_recovery_code"
+    );
+    assert_eq!(
+        verify(&mut host, "dave", "2ccc cccc cccc", false).recovery_left,
+        Some(1)
+    );
+    // A new set (another epoch): every code of it is unused.
+    let plain = admin::Codes::Plain {
+        epoch: u64::MAX,
+        codes: &codes,
+        scratch: false,
+    };
+    admin::write_enrollment(&mut admin, "dave", &record, plain, None).unwrap();
+    assert_eq!(
+        verify(&mut host, "dave", "1bbbbbbbbbbb", false).recovery_left,
+        Some(2)
     );
     let state = admin::read_state(&mut admin, "dave").unwrap().unwrap();
     assert_eq!(
         (state.recovery_epoch, state.recovery_used, state.failures),
-        (u64::MAX, 1 << 3, 0)
+        (u64::MAX, 1 << 1, 0)
     );
 }
 
@@ -277,11 +372,20 @@ fn a_host_can_neither_list_users_nor_read_the_tables() {
     admin::put_record(&mut cluster.admin(), "erin", RECORD).unwrap();
     let (mut host, _dir) = host_client(&cluster, "host_a");
     for sql in [
-        "SELECT * FROM pam_totp.records",
+        "SELECT * FROM pam_totp.enrollments",
         "SELECT * FROM pam_totp.login_state",
         "SELECT * FROM pam_totp.schema_migrations",
+        "SELECT * FROM pam_totp.policy",
+        "SELECT * FROM pam_totp.user_realms",
+        "SELECT * FROM pam_totp.host_realms",
         "UPDATE pam_totp.login_state SET failures = 0",
-        "DELETE FROM pam_totp.records",
+        "UPDATE pam_totp.policy SET max_failures = 1000000",
+        "INSERT INTO pam_totp.host_realms VALUES ('host_a', 'p2')",
+        "DELETE FROM pam_totp.enrollments",
+        "SELECT pam_totp.at_rest_key()",
+        "SELECT pam_totp.open_secret('')",
+        "SELECT pg_read_file('pam_totp_secret.key')",
+        "SELECT pam_totp_crypto.hmac('a', 'b', 'sha1')",
     ] {
         let err = host.query("probe", sql, &[]).expect_err(sql);
         assert!(err.is_permission_denied(), "{sql}: {err}");
@@ -292,12 +396,11 @@ fn a_host_can_neither_list_users_nor_read_the_tables() {
     let err = admin::put_record(&mut host, "mallory", RECORD).expect_err("writing");
     assert!(err.is_permission_denied(), "{err}");
     // What it may do: one named user at a time.
-    let found = login::read(&mut host, "erin").unwrap().expect("erin's record");
-    assert_eq!(found.record.as_str(), RECORD);
-    assert!(login::read(&mut host, "nobody").unwrap().is_none());
+    assert_eq!(lookup(&mut host, "erin", false), ("enrolled".to_owned(), 0));
+    assert_eq!(lookup(&mut host, "nobody", false), ("not_enrolled".to_owned(), 0));
 }
 
-/// The lock-out rule in SQL (`pam_totp.lockout_after`, used by `login_charge`) against
+/// The lock-out rule in SQL (`pam_totp.lockout_after`, used by `host_verify`) against
 /// the same table of cases as the Rust rule (`pam_totp_core::lockout`'s unit test).
 #[test]
 fn the_sql_lock_out_rule_follows_the_same_table_of_cases_as_the_rust_one() {

@@ -12,4 +12,5 @@ mod enrollment;
 mod logins;
 mod missing_directories;
 mod postgres;
+mod postgres_realms;
 mod slim_module;

@@ -9,24 +9,20 @@
 //!    a module without the configured store stops here (`Outcome::HandOver`);
 //! 2. a short look at the state: a locked-out user is told to wait and not prompted;
 //! 3. the prompt, with no lock held (a slow typist must not block other logins);
-//! 4. under the user's exclusive state lock: re-check the lock-out, verify the code,
-//!    and durably record the outcome (step used, or one more failure) before answering.
+//! 4. the store's verdict ([`crate::ports::Session::judge`]), durably recorded before
+//!    answering: the file store re-checks the lock-out, verifies the code and writes
+//!    the outcome under the user's exclusive state lock; the database store sends the
+//!    answer to the database, which does the same in one transaction.
 
 use std::fmt;
 
-use pam_totp_config::Config;
+use pam_totp_config::{Config, Store};
 
-use crate::answer::{self, Answer};
-use crate::lockout;
-use crate::login_state::{Channel, LoginState};
 use crate::ports::{
-    Accounts, Begun, Conversation, Decision, Failure, Found, Logger, Login, LoginStore, Missing, NoRecord,
-    Outcome, Priority, Session, Stores, UNAVAILABLE_MESSAGE,
+    Accounts, Conversation, Found, Judged, Logger, Login, LoginStore, Missing, NOT_ALLOWED, NoRecord,
+    Outcome, Priority, Settled, Stores, UNAVAILABLE_MESSAGE,
 };
-use crate::record::Record;
-use crate::recovery::{self, RecoveryVerdict};
-use crate::verify::{self, Verdict};
-use crate::{decoy, forward_pass, login_enroll, rollout};
+use crate::{forward_pass, login_enroll, rollout};
 
 /// Runs one authentication with the store the config names, among `stores`.
 pub fn authenticate(
@@ -57,6 +53,14 @@ pub fn authenticate(
         conv.show_error(UNAVAILABLE_MESSAGE);
         return Outcome::SystemError;
     }
+    if config.debug && config.store == Store::Postgres {
+        log.log(
+            Priority::Debug,
+            "store = \"postgres\": the database's policy decides lock-outs, the window and \
+             the code format; this host's max_failures, lockout_*, lockout_exempt, window, \
+             algorithm and period are not used (digits only splits a forward_pass answer)",
+        );
+    }
     if let Some(why) = rollout::exemption(&config.rollout(), stores.accounts, login.user) {
         log.log(
             Priority::Notice,
@@ -65,13 +69,18 @@ pub fn authenticate(
         return Outcome::Ignore;
     }
 
-    let opened = match store.open(&config, login.user) {
+    let opened = match store.open(&config, login) {
         Ok(Found::Enrolled(opened)) => opened,
         Ok(Found::Missing(Missing::Unknown)) => {
             return refuse_after_prompt(login, &config, store, conv, log, "unknown user");
         }
         Ok(Found::Missing(Missing::NotEnrolled(proof))) => {
             return not_enrolled(login, &config, store, stores.accounts, conv, log, &proof);
+        }
+        Ok(Found::Missing(Missing::NotAllowed)) => {
+            // Never a way in (nullok, grace period, enrollment at login): refused after
+            // the prompt, as anyone without a way in is.
+            return refuse_after_prompt(login, &config, store, conv, log, NOT_ALLOWED);
         }
         Ok(Found::Missing(Missing::Unproven(message))) => {
             log.log(Priority::Err, &format!("{message}; {}", login.who()));
@@ -85,11 +94,9 @@ pub fn authenticate(
         Err(e) => return system_error(login, conv, log, &e),
     };
     // A locked-out user is told to wait and not prompted.
-    let (_, locked_until) = opened.state.counters(login.channel(&config));
-    if locked_until > login.now {
-        return refuse_locked_out(login, &config, conv, log, locked_until);
+    if opened.locked_until > login.now {
+        return refuse_locked_out(login, &config, conv, log, opened.locked_until);
     }
-    let (record, session) = (opened.record, opened.session);
 
     let reply = match conv.ask_hidden(forward_pass::prompt(config.prompt_settings())) {
         Ok(reply) => reply.unwrap_or_default(),
@@ -99,101 +106,26 @@ pub fn authenticate(
         }
     };
     let reply = if config.forward_pass {
-        match forward_pass::hand_on(conv, &reply, record.digits) {
+        match forward_pass::hand_on(conv, &reply, opened.digits) {
             Ok(code) => code,
             Err(_) => return system_error(login, conv, log, &"cannot set PAM_AUTHTOK for forward_pass"),
         }
     } else {
         reply
     };
-    let answer = Answer::parse(&reply, &record);
+    let judged = opened.session.judge(&config, login, &reply);
     drop(reply);
-    settle(login, &config, session, &record, &answer, conv, log)
+    match judged {
+        Ok(Judged::Settled(settled)) => report(login, &config, &settled, log),
+        Ok(Judged::LockedOut(until)) => refuse_locked_out(login, &config, conv, log, until),
+        Err(e) => system_error(login, conv, log, &e),
+    }
 }
 
-/// The verdict: with the store held (file locked, or the attempt charged in the
-/// database), check the answer against the state, and durably record the result.
-fn settle(
-    login: &Login<'_>,
-    config: &Config,
-    session: Box<dyn Session>,
-    record: &Record,
-    answer: &Answer,
-    conv: &mut dyn Conversation,
-    log: &dyn Logger,
-) -> Outcome {
-    let channel = login.channel(config);
-    let pending = match session.begin(config, login.user, login.now, channel) {
-        Ok(Begun::Open(pending)) => pending,
-        Ok(Begun::LockedOut(until)) => return refuse_locked_out(login, config, conv, log, until),
-        Err(e) => return system_error(login, conv, log, &e),
-    };
-    // A state of the previous version is converted here, where the period is known.
-    let floor = pending
-        .state()
-        .replay_floor(record.period, login.now, config.window);
-    let before = LoginState {
-        used_until: floor,
-        legacy_step: 0,
-        ..pending.state()
-    };
-    // The record may say which step its enrollment was confirmed with (a user's
-    // `totp-enroll` cannot write the root-only state): that code is used up too.
-    let used_until = floor.max(record.confirmed_until);
-    let failure = |reason| {
-        (
-            Decision::Fail(reason),
-            lockout::record_failure(&config.lockout(), before, login.now, channel),
-        )
-    };
-    // Recovery codes left after this login, when one was used.
-    let mut recovery_left = None;
-    // What the answer means (decided here only), and the file store's state for it.
-    let (decision, file_after) = match answer {
-        Answer::Code(code) => match verify::check(record, code, login.now, config.window, used_until) {
-            Verdict::Accepted { step } => {
-                let ends = verify::step_end(step, record.period);
-                let after = LoginState {
-                    used_until: ends,
-                    last_success: login.now,
-                    ..before.with_counters(channel, 0, 0)
-                };
-                let starts = step.saturating_mul(record.period);
-                (Decision::Step { starts, ends }, after)
-            }
-            Verdict::Replayed => failure(Failure::ReplayedCode),
-            Verdict::Invalid => failure(Failure::InvalidCode),
-        },
-        Answer::Recovery(_) | Answer::Scratch(_) => match answer::check_answer(record, answer, &before) {
-            RecoveryVerdict::Accepted { used, remaining } => {
-                recovery_left = Some(remaining);
-                let after = LoginState {
-                    last_success: login.now,
-                    recovery_epoch: record.recovery_epoch,
-                    recovery_used: used,
-                    ..before.with_counters(channel, 0, 0)
-                };
-                // The one bit this code adds (the database burns just that bit).
-                let bit = used & !recovery::used_mask(record, &before);
-                let decision = Decision::Recovery {
-                    epoch: record.recovery_epoch,
-                    count: record.recovery.len(),
-                    index: usize::try_from(bit.trailing_zeros()).unwrap_or(usize::MAX),
-                };
-                (decision, after)
-            }
-            RecoveryVerdict::AlreadyUsed => failure(Failure::RecoveryCodeAlreadyUsed),
-            RecoveryVerdict::Invalid => failure(Failure::InvalidRecoveryCode),
-        },
-        Answer::Malformed => failure(Failure::MalformedCode),
-    };
-    let settled = match pending.apply(login.user, login.now, decision, file_after, channel) {
-        Ok(settled) => settled,
-        Err(e) => return system_error(login, conv, log, &e),
-    };
-
+/// The verdict the store durably recorded, in syslog, as the PAM outcome.
+fn report(login: &Login<'_>, config: &Config, settled: &Settled, log: &dyn Logger) -> Outcome {
     let Some(reason) = settled.failure else {
-        if let Some(left) = recovery_left {
+        if let Some(left) = settled.recovery_left {
             // Worth the admin's attention: the phone may be lost.
             log.log(
                 Priority::Warning,
@@ -206,21 +138,20 @@ fn settle(
         );
         return Outcome::Success;
     };
-    let (failures, locked_until) = settled.after.counters(channel);
-    let at_console = if channel == Channel::Console {
-        " channel=console"
-    } else {
-        ""
-    };
+    let at_console = if settled.console { " channel=console" } else { "" };
+    let failures = settled
+        .failures
+        .map(|n| format!(" failures={n}"))
+        .unwrap_or_default();
     log.log(
         Priority::Notice,
         &format!(
-            "authentication failure; {} reason={reason} failures={failures}{at_console}",
+            "authentication failure; {} reason={reason}{failures}{at_console}",
             login.who(),
         ),
     );
-    if locked_until > login.now && settled.locked_until_before <= login.now {
-        let length = shown_lockout(config, locked_until - login.now);
+    if settled.locked_until > login.now && settled.locked_until_before <= login.now {
+        let length = shown_lockout(config, settled.locked_until - login.now);
         log.log(
             Priority::Warning,
             &format!(
@@ -283,7 +214,7 @@ fn refuse_after_prompt(
     log: &dyn Logger,
     reason: &str,
 ) -> Outcome {
-    let decoy = match store.decoy(config) {
+    let decoy = match store.decoy(config, login) {
         Ok(decoy) => decoy,
         Err(e) => return system_error(login, conv, log, &e),
     };
@@ -297,7 +228,7 @@ fn refuse_after_prompt(
     } else {
         reply
     };
-    if let Err(e) = decoy::spend(decoy, config, &code, login.now) {
+    if let Err(e) = decoy.spend(config, login, &code) {
         return system_error(login, conv, log, &e);
     }
     log.log(
@@ -311,10 +242,21 @@ fn refuse_after_prompt(
 /// the longest this config makes (a damaged state, or one an older config left, can
 /// hold any time up to 2^64 - 1).
 fn shown_lockout(config: &Config, remaining: u64) -> String {
-    if remaining <= config.lockout_max_seconds {
+    let longest = longest_lockout(config);
+    if remaining <= longest {
         format!("{remaining} s")
     } else {
-        format!("more than {} s", config.lockout_max_seconds)
+        format!("more than {longest} s")
+    }
+}
+
+/// The longest lock-out shown as it is: the config's for the file store; with the
+/// database, whose policy is not in this host's config, a bound no policy should reach.
+fn longest_lockout(config: &Config) -> u64 {
+    const DATABASE_LONGEST: u64 = 30 * 24 * 3600;
+    match config.store {
+        Store::File => config.lockout_max_seconds,
+        Store::Postgres => DATABASE_LONGEST,
     }
 }
 
@@ -326,7 +268,7 @@ fn refuse_locked_out(
     until: u64,
 ) -> Outcome {
     let remaining = until.saturating_sub(login.now);
-    if remaining <= config.lockout_max_seconds {
+    if remaining <= longest_lockout(config) {
         let minutes = remaining.div_ceil(60).max(1);
         let unit = if minutes == 1 { "minute" } else { "minutes" };
         conv.show_error(&format!(
@@ -360,7 +302,8 @@ fn system_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{ConversationError, StoreFailure};
+    use crate::login_state::Channel;
+    use crate::ports::ConversationError;
     use crate::ports::{MAX_LOGGED_FIELD, client_field};
     use zeroize::Zeroizing;
 
@@ -470,113 +413,90 @@ mod tests {
         }
     }
 
-    struct Silent;
+    /// A store whose every user is outside the host's realms.
+    struct OtherRealm;
 
-    impl Conversation for Silent {
+    struct Spent;
+
+    impl crate::ports::Decoy for Spent {
+        fn spend(
+            self: Box<Self>,
+            _: &Config,
+            _: &Login<'_>,
+            _: &[u8],
+        ) -> Result<(), crate::ports::StoreFailure> {
+            Ok(())
+        }
+    }
+
+    impl LoginStore for OtherRealm {
+        fn open(&self, _: &Config, _: &Login<'_>) -> Result<Found, crate::ports::StoreFailure> {
+            Ok(Found::Missing(Missing::NotAllowed))
+        }
+        fn decoy(
+            &self,
+            _: &Config,
+            _: &Login<'_>,
+        ) -> Result<Box<dyn crate::ports::Decoy>, crate::ports::StoreFailure> {
+            Ok(Box::new(Spent))
+        }
+        fn enrollment(
+            &self,
+            _: &Config,
+            _: pam_totp_os::account::Account,
+        ) -> Result<Box<dyn crate::ports::Enrollment>, crate::ports::StoreFailure> {
+            panic!("a user of another realm is never enrolled at login")
+        }
+    }
+
+    /// Answers every prompt with a code.
+    struct Typing(usize);
+
+    impl Conversation for Typing {
         fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
-            Ok(None)
+            self.0 += 1;
+            Ok(Some(Zeroizing::new(b"123456".to_vec())))
         }
         fn show_error(&mut self, _: &str) {}
     }
 
-    /// A store's state in memory: what the flow writes through [`Pending::apply`].
-    #[derive(Clone, Default)]
-    struct Memory(std::rc::Rc<std::cell::Cell<LoginState>>);
-
-    impl Session for Memory {
-        fn begin(self: Box<Self>, _: &Config, _: &str, _: u64, _: Channel) -> Result<Begun, StoreFailure> {
-            Ok(Begun::Open(self))
-        }
-    }
-
-    impl crate::ports::Pending for Memory {
-        fn state(&self) -> LoginState {
-            self.0.get()
-        }
-        fn apply(
-            self: Box<Self>,
-            _: &str,
-            _: u64,
-            decision: Decision,
-            file_after: LoginState,
-            channel: Channel,
-        ) -> Result<crate::ports::Settled, StoreFailure> {
-            let (_, locked_until_before) = self.0.get().counters(channel);
-            self.0.set(file_after);
-            Ok(crate::ports::Settled {
-                failure: match decision {
-                    Decision::Fail(reason) => Some(reason),
-                    Decision::Step { .. } | Decision::Recovery { .. } => None,
-                },
-                after: file_after,
-                locked_until_before,
-            })
-        }
-    }
-
     #[test]
-    fn a_recovery_code_is_burnt_and_logged_with_the_count_left_never_the_code() {
-        use crate::recovery::RecoveryCode;
-        let memory = Memory::default();
-        let codes: Vec<RecoveryCode> = (0..3)
-            .map(|i| RecoveryCode::from_random(i, &[9; 11]).unwrap())
-            .collect();
-        let hashes = codes
-            .iter()
-            .map(|c| c.hash(b"saltsaltsaltsalt").unwrap())
-            .collect();
-        let record = Record::new(
-            crate::secret::SecretKey::from_base32("JBSWY3DPEHPK3PXP").unwrap(),
-            pam_totp_config::algorithm::Algorithm::Sha1,
-            6,
-            30,
-            String::new(),
+    fn a_user_outside_the_hosts_realms_is_refused_even_with_nullok_and_a_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pam_totp.toml");
+        std::fs::write(
+            &path,
+            "store = \"postgres\"\npostgres = \"host=/run/postgresql\"\nnullok = true\n\
+             enforce_after = \"2999-01-01\"\n",
         )
-        .with_recovery(77, hashes);
+        .unwrap();
+        let args = [format!("config={}", path.display())];
         let login = Login {
             user: "alice",
-            rhost: None,
+            rhost: Some("192.0.2.7"),
             tty: None,
-            args: &[],
+            args: &args,
             now: 1_000_000,
         };
-        let typed = codes[1].display();
-        let answer = Answer::parse(typed.as_bytes(), &record);
         let lines = Lines::default();
-        let outcome = settle(
-            &login,
-            &policy(),
-            Box::new(memory.clone()),
-            &record,
-            &answer,
-            &mut Silent,
-            &lines,
-        );
-        assert_eq!(outcome, Outcome::Success);
-        let state = memory.0.get();
-        assert_eq!((state.recovery_epoch, state.recovery_used), (77, 0b10));
+        let mut typing = Typing(0);
+        let accounts = crate::ports::scripted::ScriptedAccounts {
+            users: vec![("alice", 1000, vec![1000])],
+            groups: Vec::new(),
+        };
+        let stores = Stores {
+            file: &OtherRealm,
+            postgres: Some(&OtherRealm),
+            accounts: &accounts,
+        };
+        assert_eq!(authenticate(&login, stores, &mut typing, &lines), Outcome::Denied);
+        assert_eq!(typing.0, 1, "prompted, as anyone refused is");
         let logged = lines.0.borrow().join("\n");
         assert!(
-            logged.contains("recovery code used; 2 remaining; user=alice"),
+            logged.contains("authentication failure; user=alice rhost=192.0.2.7 reason=user not allowed on this host (realm)"),
             "{logged}"
         );
-        assert!(!logged.contains(&typed[5..]), "{logged}");
-
-        let again = settle(
-            &login,
-            &policy(),
-            Box::new(memory.clone()),
-            &record,
-            &answer,
-            &mut Silent,
-            &lines,
-        );
-        assert_eq!(again, Outcome::Denied);
-        let logged = lines.0.borrow().join("\n");
-        assert!(
-            logged.contains("reason=recovery code already used failures=1"),
-            "{logged}"
-        );
+        assert!(!logged.contains("enforce_after"), "{logged}");
     }
 
     #[test]

@@ -78,8 +78,9 @@ impl<K> OneTimeCode<K> {
         OneTimeCode(text, PhantomData)
     }
 
-    /// The normalised text.
-    pub(crate) fn text(&self) -> &str {
+    /// The normalised text (for a store that hashes the codes itself: the database).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
         &self.0
     }
 

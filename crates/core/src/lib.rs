@@ -8,6 +8,7 @@
 //! - [`authenticate`]: one login, start to verdict; [`forward_pass`], [`login_enroll`],
 //!   [`decoy`] (unknown users cost what enrolled ones do), [`rollout`] (grace period,
 //!   exemptions), [`lockout`] (the lock-out rule and its table of cases);
+//! - [`local_verdict`]: the verdict on an answer made on this host (the file store's);
 //! - [`answer`]: what the user typed, sorted once; [`verify`] (TOTP codes),
 //!   [`recovery`], [`scratch`] and their hashes ([`code_hash`]);
 //! - [`record`], [`login_state`], [`secret`]: what is stored about a user;
@@ -20,6 +21,7 @@ pub mod authenticate;
 pub mod code_hash;
 pub mod decoy;
 pub mod forward_pass;
+pub mod local_verdict;
 pub mod lockout;
 pub mod login_enroll;
 pub mod login_state;

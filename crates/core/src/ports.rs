@@ -8,10 +8,10 @@
 //! How each store makes the verdict safe against concurrent logins:
 //! - files: the user's state file is locked (`flock`) from re-reading it to the durable
 //!   write of the outcome;
-//! - database: the attempt is charged as a failure first (one UPDATE that also refuses
-//!   a locked-out user), so guesses in flight on all hosts stay within `max_failures`;
-//!   a right answer then counts only through one more UPDATE that moves `used_until`
-//!   forward (or burns a recovery-code bit), which exactly one login can win.
+//! - database: the store never sees a record; `host_verify` checks the answer inside
+//!   the database, in one transaction that charges the attempt, and accepts a step only
+//!   through a conditional UPDATE that moves `used_until` forward (or burns a
+//!   recovery code), which exactly one login on any host can win.
 
 use std::error::Error;
 use std::fmt;
@@ -260,6 +260,9 @@ pub enum Missing {
     Unknown,
     /// Proven: the record's directory is there, trusted, and holds none.
     NotEnrolled(NoRecord),
+    /// The database store: the user is in none of this host's realms, enrolled or not.
+    /// Refused, and never let through as not enrolled.
+    NotAllowed,
     /// The user's home (or record directory in it) is not there, e.g. not mounted yet:
     /// enrollment cannot be told, so the login is refused. Its text is for syslog.
     Unproven(StoreFailure),
@@ -285,54 +288,40 @@ pub enum Found {
     Missing(Missing),
 }
 
-/// A user's record, and their state as it was before the prompt.
+/// An enrolled user, as the store saw them before the prompt.
 pub struct Opened {
-    pub record: Record,
-    pub state: LoginState,
+    /// Unix time until which this login's counters are locked out (0: not locked).
+    pub locked_until: u64,
+    /// The length of a code: with `forward_pass`, the code is the answer's last `digits`
+    /// characters.
+    pub digits: u8,
     pub session: Box<dyn Session>,
 }
 
 /// One login's store across the prompt (a state file kept open, unlocked; or nothing,
 /// for the database, which holds no connection while a user types).
 pub trait Session {
-    /// Holds the store for a verdict on `user`'s answer at `now`, charged to `channel`.
+    /// The verdict on `reply`, durably recorded before it is returned: the file store
+    /// locks the state file, re-reads it and checks the answer here
+    /// ([`crate::local_verdict`]); the database store sends the answer to the database,
+    /// which checks it.
     ///
     /// # Errors
-    /// The store is unusable.
-    fn begin(
+    /// The store is unusable: nothing was accepted.
+    fn judge(
         self: Box<Self>,
         config: &Config,
-        user: &str,
-        now: u64,
-        channel: Channel,
-    ) -> Result<Begun, StoreFailure>;
+        login: &Login<'_>,
+        reply: &[u8],
+    ) -> Result<Judged, StoreFailure>;
 }
 
-/// What [`Session::begin`] found.
-pub enum Begun {
-    /// Locked out until this Unix time: do not check the answer.
+/// What [`Session::judge`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judged {
+    /// Locked out until this Unix time: the answer was not checked.
     LockedOut(u64),
-    Open(Box<dyn Pending>),
-}
-
-/// A verdict about to be made: the store is held (file locked) or the attempt charged.
-pub trait Pending {
-    /// The state the answer is judged against (used steps, burnt codes).
-    fn state(&self) -> LoginState;
-    /// Durably records `decision`. `file_after` is the new state the flow computed for it
-    /// (the database computes its own, from the row, in the same statements). Success is
-    /// returned only after the write or the accepting UPDATE is durable.
-    ///
-    /// # Errors
-    /// The store is unusable.
-    fn apply(
-        self: Box<Self>,
-        user: &str,
-        now: u64,
-        decision: Decision,
-        file_after: LoginState,
-        channel: Channel,
-    ) -> Result<Settled, StoreFailure>;
+    Settled(Settled),
 }
 
 /// Why an answer failed, as the log line says it (`reason=...`).
@@ -343,6 +332,10 @@ pub enum Failure {
     RecoveryCodeAlreadyUsed,
     InvalidRecoveryCode,
     MalformedCode,
+    /// The database holds no enrollment (any more: removed since the prompt).
+    NotEnrolled,
+    /// The user is in none of this host's realms (the database store).
+    NotAllowed,
 }
 
 impl fmt::Display for Failure {
@@ -353,34 +346,45 @@ impl fmt::Display for Failure {
             Failure::RecoveryCodeAlreadyUsed => "recovery code already used",
             Failure::InvalidRecoveryCode => "invalid recovery code",
             Failure::MalformedCode => "malformed code",
+            Failure::NotEnrolled => "not enrolled",
+            Failure::NotAllowed => NOT_ALLOWED,
         })
     }
 }
 
-/// The store's part of a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// A TOTP code of the step from Unix time `starts` to `ends` (exclusive), which
-    /// starts at or after the state's `used_until`.
-    Step { starts: u64, ends: u64 },
-    /// Recovery code `index` of the record's set (epoch `epoch`, `count` codes).
-    Recovery { epoch: u64, count: usize, index: usize },
-    /// A failure.
-    Fail(Failure),
-}
+/// The log's reason for a user outside the host's realms.
+pub const NOT_ALLOWED: &str = "user not allowed on this host (realm)";
 
 /// What was durably recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settled {
     /// `None`: accepted. Else the reason of the failure.
     pub failure: Option<Failure>,
-    /// The state after a failure: counts and lock-out, for the log.
-    pub after: LoginState,
+    /// The failures counted after this attempt (`None`: none was counted, e.g. an
+    /// answer the host refused as malformed without asking the database).
+    pub failures: Option<u32>,
+    /// The lock-out after this attempt (0: none).
+    pub locked_until: u64,
     /// The lock-out before this attempt (a new lock-out is logged once).
     pub locked_until_before: u64,
+    /// Recovery codes left after a login with one.
+    pub recovery_left: Option<usize>,
+    /// The attempt was counted on the console's own counters (`lockout_exempt`).
+    pub console: bool,
 }
 
-/// The one durable write an unknown or unenrolled user's login costs ([`crate::decoy`]).
+/// What an unknown, unenrolled or not allowed user's answer costs, so that the time
+/// does not tell them from an enrolled user's wrong answer ([`crate::decoy`]).
+pub trait Decoy {
+    /// Spends on `reply` what an enrolled user's verdict would; the answer is refused
+    /// whatever it was.
+    ///
+    /// # Errors
+    /// The store is unusable (an enrolled user's login would fail too).
+    fn spend(self: Box<Self>, config: &Config, login: &Login<'_>, reply: &[u8]) -> Result<(), StoreFailure>;
+}
+
+/// The one durable write the file store's decoy spends ([`crate::decoy::spend`]).
 pub trait DecoyWrite {
     /// # Errors
     /// The durable write failed.
@@ -427,16 +431,18 @@ pub trait LoginStore {
     fn check_config(&self, _config: &Config) -> Result<(), StoreFailure> {
         Ok(())
     }
-    /// Finds `user`'s record and opens their state.
+    /// Finds whether `login`'s user is enrolled (and allowed on this host), whether
+    /// locked out on this login's counters, and holds what the verdict needs.
     ///
     /// # Errors
     /// The state or the database is unusable.
-    fn open(&self, config: &Config, user: &str) -> Result<Found, StoreFailure>;
-    /// The write an unknown or unenrolled user's login spends.
+    fn open(&self, config: &Config, login: &Login<'_>) -> Result<Found, StoreFailure>;
+    /// What an unknown, unenrolled or not allowed user's answer costs (taken before the
+    /// prompt, as an enrolled user's state is).
     ///
     /// # Errors
-    /// The state directory is unusable (an enrolled user's login would fail too).
-    fn decoy(&self, config: &Config) -> Result<Box<dyn DecoyWrite>, StoreFailure>;
+    /// The store is unusable (an enrolled user's login would fail too).
+    fn decoy(&self, config: &Config, login: &Login<'_>) -> Result<Box<dyn Decoy>, StoreFailure>;
     /// Where `enroll_at_login` writes `account`'s record.
     ///
     /// # Errors
@@ -544,6 +550,19 @@ pub trait AdminPlace {
     /// # Errors
     /// The store failed.
     fn write_new(&mut self, text: &str) -> Result<bool, StoreFailure>;
+    /// The plaintext recovery (or scratch) codes of the record the next `write` or
+    /// `write_new` writes, for a store that hashes them itself (the database, with its
+    /// own `crypt()`, so that it can check them). Other stores keep the record's argon2
+    /// hashes: by default the codes are not kept.
+    fn offer_codes(&mut self, _codes: &[Zeroizing<String>]) {}
+    /// The realms the user belongs to, where the store has realms (the database);
+    /// `None` elsewhere.
+    ///
+    /// # Errors
+    /// The store could not be asked.
+    fn realms(&mut self) -> Result<Option<Vec<String>>, StoreFailure> {
+        Ok(None)
+    }
     /// Removes the record and clears failures, lock-outs and burns (replay protection
     /// stays where the store keeps state apart); `false` if there was no record.
     ///

@@ -91,7 +91,7 @@ impl OneTimeCode<Recovery> {
     /// Which entry of the record's list this code claims to be.
     #[must_use]
     pub fn index(&self) -> usize {
-        self.text()
+        self.as_str()
             .bytes()
             .next()
             .and_then(|first| ALPHABET.iter().position(|c| *c == first))
@@ -101,7 +101,7 @@ impl OneTimeCode<Recovery> {
     /// `xxxx-xxxx-xxxx`, for reading aloud and writing down.
     #[must_use]
     pub fn display(&self) -> Zeroizing<String> {
-        let (a, rest) = self.text().split_at(4);
+        let (a, rest) = self.as_str().split_at(4);
         let (b, c) = rest.split_at(4);
         Zeroizing::new(format!("{a}-{b}-{c}"))
     }

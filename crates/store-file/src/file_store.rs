@@ -6,9 +6,10 @@
 use std::fmt;
 
 use pam_totp_config::{Config, Store, StoreKind};
+use pam_totp_core::local_verdict;
 use pam_totp_core::login_state::{Channel, LoginState};
 use pam_totp_core::ports::{
-    Begun, Decision, DecoyWrite, Enrollment, EnrollmentLock, Found, LoginStore, Missing, Opened, Pending,
+    Decoy, DecoyWrite, Enrollment, EnrollmentLock, Found, Judged, Login, LoginStore, Missing, Opened,
     Session, Settled, StoreFailure,
 };
 use pam_totp_core::record::{Record, StoredRecord};
@@ -28,7 +29,9 @@ const NOT_PROVEN: &str = "refusing: nullok, enforce_after and enroll_at_login pa
 pub struct FileStore;
 
 impl LoginStore for FileStore {
-    fn open(&self, config: &Config, user: &str) -> Result<Found, StoreFailure> {
+    fn open(&self, config: &Config, login: &Login<'_>) -> Result<Found, StoreFailure> {
+        let user = login.user;
+        let channel = login.channel(config);
         // A record in a system store under the name PAM gave is used without a passwd
         // lookup (a scan of /etc/passwd with nss_files; sshd has done one already).
         // Without one (or with any problem), passwd decides as before: the user may be
@@ -40,7 +43,7 @@ impl LoginStore for FileStore {
             match location.read_stored() {
                 Ok(stored) => {
                     return match open_stored(config, &location, stored) {
-                        Ok(record) => open_state(config, record, &location.account.name),
+                        Ok(record) => open_state(config, record, &location.account.name, channel),
                         Err(missing) => Ok(Found::Missing(missing)),
                     };
                 }
@@ -65,16 +68,16 @@ impl LoginStore for FileStore {
             Err(other) => Err(unusable(&location, other)),
         };
         match record {
-            Ok(record) => open_state(config, record, &location.account.name),
+            Ok(record) => open_state(config, record, &location.account.name, channel),
             Err(missing) => Ok(Found::Missing(missing)),
         }
     }
 
-    fn decoy(&self, config: &Config) -> Result<Box<dyn DecoyWrite>, StoreFailure> {
+    fn decoy(&self, config: &Config, _login: &Login<'_>) -> Result<Box<dyn Decoy>, StoreFailure> {
         let decoy = StateDir::open(&config.state_dir)
             .and_then(|dir| dir.decoy())
             .map_err(StoreFailure::new)?;
-        Ok(Box::new(decoy))
+        Ok(Box::new(FileDecoy(decoy)))
     }
 
     fn enrollment(&self, config: &Config, account: Account) -> Result<Box<dyn Enrollment>, StoreFailure> {
@@ -90,15 +93,16 @@ impl LoginStore for FileStore {
 }
 
 /// The state file of a user whose record was found, kept open across the prompt.
-fn open_state(config: &Config, record: Record, user: &str) -> Result<Found, StoreFailure> {
+fn open_state(config: &Config, record: Record, user: &str, channel: Channel) -> Result<Found, StoreFailure> {
     let state_dir = StateDir::open(&config.state_dir).map_err(StoreFailure::new)?;
     // A first look, without the lock: a locked-out user is told so without a prompt. The
     // file stays open across the prompt, to be locked and read again for the verdict.
     let file = state_dir.glance(user).map_err(StoreFailure::new)?;
+    let (_, locked_until) = file.state().counters(channel);
     Ok(Found::Enrolled(Opened {
-        record,
-        state: file.state(),
-        session: Box::new(FileSession(file)),
+        locked_until,
+        digits: record.digits,
+        session: Box::new(FileSession { file, record }),
     }))
 }
 
@@ -136,53 +140,48 @@ fn open_stored(config: &Config, location: &RecordLocation, stored: StoredRecord)
     }
 }
 
-/// The user's state file, open and unlocked across the prompt.
-struct FileSession(StateFile);
+/// The user's state file, open and unlocked across the prompt, and their record.
+struct FileSession {
+    file: StateFile,
+    record: Record,
+}
 
 impl Session for FileSession {
-    fn begin(
+    /// Locks the state file, reads it again, re-checks the lock-out, judges the answer
+    /// and writes the new state durably before returning.
+    fn judge(
         self: Box<Self>,
-        _config: &Config,
-        _user: &str,
-        now: u64,
-        channel: Channel,
-    ) -> Result<Begun, StoreFailure> {
-        let locked = self.0.lock().map_err(StoreFailure::new)?;
-        let (_, until) = locked.state().counters(channel);
-        if until > now {
-            return Ok(Begun::LockedOut(until));
+        config: &Config,
+        login: &Login<'_>,
+        reply: &[u8],
+    ) -> Result<Judged, StoreFailure> {
+        let channel = login.channel(config);
+        let mut locked = self.file.lock().map_err(StoreFailure::new)?;
+        let before = locked.state();
+        let (_, locked_until_before) = before.counters(channel);
+        if locked_until_before > login.now {
+            return Ok(Judged::LockedOut(locked_until_before));
         }
-        Ok(Begun::Open(Box::new(FilePending(locked))))
+        let verdict = local_verdict::judge(config, &self.record, before, reply, login.now, channel);
+        locked.save(verdict.after).map_err(StoreFailure::new)?;
+        let (failures, locked_until) = verdict.after.counters(channel);
+        Ok(Judged::Settled(Settled {
+            failure: verdict.failure,
+            failures: verdict.failure.map(|_| failures),
+            locked_until,
+            locked_until_before,
+            recovery_left: verdict.recovery_left,
+            console: channel == Channel::Console,
+        }))
     }
 }
 
-/// The state file, locked for the verdict.
-struct FilePending(LockedState);
+/// The decoy file of the state directory, and the throwaway check of the answer.
+struct FileDecoy(state::Decoy);
 
-impl Pending for FilePending {
-    fn state(&self) -> LoginState {
-        self.0.state()
-    }
-
-    fn apply(
-        self: Box<Self>,
-        _user: &str,
-        _now: u64,
-        decision: Decision,
-        file_after: LoginState,
-        channel: Channel,
-    ) -> Result<Settled, StoreFailure> {
-        let mut locked = self.0;
-        let (_, locked_until_before) = locked.state().counters(channel);
-        locked.save(file_after).map_err(StoreFailure::new)?;
-        Ok(Settled {
-            failure: match decision {
-                Decision::Fail(reason) => Some(reason),
-                Decision::Step { .. } | Decision::Recovery { .. } => None,
-            },
-            after: file_after,
-            locked_until_before,
-        })
+impl Decoy for FileDecoy {
+    fn spend(self: Box<Self>, config: &Config, login: &Login<'_>, reply: &[u8]) -> Result<(), StoreFailure> {
+        pam_totp_core::decoy::spend(Box::new(self.0), config, reply, login.now)
     }
 }
 
@@ -272,8 +271,18 @@ mod tests {
     use pam_totp_config::algorithm::Algorithm;
     use pam_totp_core::secret::SecretKey;
 
+    fn login(user: &str) -> Login<'_> {
+        Login {
+            user,
+            rhost: None,
+            tty: None,
+            args: &[],
+            now: 1_000_000,
+        }
+    }
+
     fn open(config: &Config, user: &str) -> Result<Found, StoreFailure> {
-        FileStore.open(config, user)
+        FileStore.open(config, &login(user))
     }
 
     #[test]
@@ -326,7 +335,11 @@ mod tests {
             .unwrap()
             .display();
         for reply in [&b"123456"[..], recovery.as_bytes(), b"nonsense"] {
-            pam_totp_core::decoy::spend(FileStore.decoy(&config).unwrap(), &config, reply, 1_000_000)
+            let nobody = login("nobody");
+            FileStore
+                .decoy(&config, &nobody)
+                .unwrap()
+                .spend(&config, &nobody, reply)
                 .unwrap();
         }
         let names: Vec<_> = std::fs::read_dir(&config.state_dir)
@@ -340,7 +353,7 @@ mod tests {
         // A decoy someone linked elsewhere is refused like a state file.
         let linked = config.state_dir.join("linked");
         std::fs::hard_link(config.state_dir.join(".decoy"), &linked).unwrap();
-        let refused = FileStore.decoy(&config).err().unwrap();
+        let refused = FileStore.decoy(&config, &login("nobody")).err().unwrap();
         let cause =
             std::error::Error::source(&refused).and_then(|e| e.downcast_ref::<crate::state::StateError>());
         assert!(matches!(cause, Some(crate::state::StateError::UnsafeFile { .. })));

@@ -7,14 +7,17 @@
 //! - [`client`]: a synchronous connection with a hard deadline on every call;
 //! - [`migrate`]: the versioned schema (`migrations/*.sql`), applied idempotently;
 //! - [`login`]: what a host may do, through the schema's SECURITY DEFINER functions,
-//!   one named user at a time: read, charge an attempt, accept a step, burn a code;
+//!   one named user at a time: look up (enrolled here? locked out?) and have the
+//!   database judge an answer;
 //! - [`admin`]: what the admin role (the schema owner) does directly on the tables:
-//!   write, remove, unlock, list (used by `totp-enroll`);
+//!   write, remove, unlock, list, realms, policy (used by `totp-enroll`);
 //! - [`check_settings`]: the `postgres` string as the config holds it.
 //!
 //! Replay protection and lock-outs hold across hosts because every change is one
-//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql` and
-//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters).
+//! conditional UPDATE computed from the row itself; see `migrations/0001_initial.sql`,
+//! `0002_used_until_and_console.sql` (replay protection as a Unix time, console counters)
+//! and `0003_checked_in_the_database.sql` (the database checks the codes; realms, policy,
+//! secrets encrypted at rest).
 
 #![forbid(unsafe_code)]
 
@@ -69,16 +72,24 @@ pub enum DbError {
     NewerSchema { found: i32, supported: i32 },
     /// A statement that always returns a row returned none (not migrated?).
     NoResultRow { action: &'static str },
-    /// A recovery-code index outside the record's set.
-    RecoveryIndex,
     /// A host role name that is not a plain lower-case identifier.
     BadHostRole,
-    /// The user's record was removed by an admin during the login.
-    RecordRemoved,
+    /// A host function answered a value this build does not know (a newer schema?).
+    UnknownAnswer { action: &'static str },
     /// The config does not say `store = "postgres"`.
     NotPostgres,
     /// A user name that cannot be a user's.
     BadUser,
+    /// A realm name outside [`admin::REALM_RULE`].
+    BadRealm,
+    /// A record (text of schema version 1/2, or given to the admin side) that cannot be
+    /// written as an enrollment.
+    BadRecord {
+        user: String,
+        source: pam_totp_core::record::RecordError,
+    },
+    /// A sealed record of schema version 1/2 that the given host keys cannot open.
+    Sealed { user: String, source: SealError },
 }
 
 impl fmt::Display for DbError {
@@ -100,11 +111,18 @@ impl fmt::Display for DbError {
                  {supported}; upgrade pam_totp"
             ),
             DbError::NoResultRow { action } => write!(f, "database schema: {action}: no result row"),
-            DbError::RecoveryIndex => f.write_str("database schema: recovery code index out of range"),
             DbError::BadHostRole => f.write_str(HOST_ROLE_RULE),
-            DbError::RecordRemoved => f.write_str("database schema: the record was removed during the login"),
+            DbError::UnknownAnswer { action } => write!(f, "database schema: {action}: unknown answer"),
             DbError::NotPostgres => f.write_str("database schema: store is not \"postgres\""),
             DbError::BadUser => f.write_str("user name is not acceptable"),
+            DbError::BadRealm => f.write_str(admin::REALM_RULE),
+            DbError::BadRecord { user, source } => write!(f, "the record of {user}: {source}"),
+            DbError::Sealed { user, source } => write!(
+                f,
+                "the record of {user} is sealed to a host key and cannot be opened: {source}; \
+                 run the command on a host that holds the key (config host_key, retired_keys); \
+                 nothing was changed"
+            ),
         }
     }
 }
@@ -120,16 +138,9 @@ impl std::error::Error for DbError {
             DbError::Tls(e) => Some(e),
             DbError::Runtime(e) | DbError::Resolve { source: e, .. } => Some(e),
             DbError::Connect(e) | DbError::Query { source: e, .. } => Some(e),
-            DbError::Timeout { .. }
-            | DbError::NoAddress { .. }
-            | DbError::Closed
-            | DbError::NewerSchema { .. }
-            | DbError::NoResultRow { .. }
-            | DbError::RecoveryIndex
-            | DbError::BadHostRole
-            | DbError::RecordRemoved
-            | DbError::NotPostgres
-            | DbError::BadUser => None,
+            DbError::BadRecord { source, .. } => Some(source),
+            DbError::Sealed { source, .. } => Some(source),
+            _ => None,
         }
     }
 }

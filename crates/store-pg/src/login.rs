@@ -1,192 +1,144 @@
-//! What a host does at login, through the schema's SECURITY DEFINER functions: each
-//! names one user, so the host role can neither list users nor dump records.
+//! What a host does at login, through the schema's SECURITY DEFINER functions (migration
+//! 0003): before the prompt, whether the user is enrolled and allowed here and whether
+//! they are locked out (`host_lookup`); after it, the answer itself, which the database
+//! checks with its own clock and policy (`host_verify`). Nothing a host receives holds a
+//! secret, a hash, or anything a code can be computed from.
 
 use tokio_postgres::Row;
-use zeroize::Zeroizing;
 
-use crate::{Client, DbError, bits_from_db, bits_to_db, from_db, to_db};
-use pam_totp_config::Config;
-use pam_totp_core::login_state::{Channel, LoginState};
+use crate::{Client, DbError, from_db};
 use pam_totp_os::account::check_user_name;
 
-/// A user's record text (TOML, as in a record file) and login state.
-pub struct Found {
-    pub record: Zeroizing<String>,
-    pub state: LoginState,
+/// The longest answer a host sends; a longer one the host refuses as malformed itself.
+pub const MAX_ANSWER_CHARS: usize = 64;
+/// The longest client description (`PAM_RHOST` or tty) sent for the failed-attempts report.
+pub const MAX_SOURCE_CHARS: usize = 64;
+
+/// What `host_lookup` says about a user, on this host's realms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Enrolled in one of this host's realms; locked out until this Unix time (0: not).
+    Enrolled {
+        locked_until: u64,
+    },
+    NotEnrolled,
+    /// Enrolled or not, the user is in none of this host's realms.
+    NotAllowed,
 }
 
-impl std::fmt::Debug for Found {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Found(record redacted, {:?})", self.state)
+/// What `host_verify` decided, as the database recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    AcceptedRecovery,
+    InvalidCode,
+    ReplayedCode,
+    InvalidRecoveryCode,
+    RecoveryCodeAlreadyUsed,
+    MalformedCode,
+    LockedOut,
+    NotEnrolled,
+    NotAllowed,
+}
+
+impl Verdict {
+    fn from_db(text: &str) -> Option<Verdict> {
+        Some(match text {
+            "accepted" => Verdict::Accepted,
+            "accepted_recovery" => Verdict::AcceptedRecovery,
+            "invalid_code" => Verdict::InvalidCode,
+            "replayed_code" => Verdict::ReplayedCode,
+            "invalid_recovery_code" => Verdict::InvalidRecoveryCode,
+            "recovery_code_already_used" => Verdict::RecoveryCodeAlreadyUsed,
+            "malformed_code" => Verdict::MalformedCode,
+            "locked_out" => Verdict::LockedOut,
+            "not_enrolled" => Verdict::NotEnrolled,
+            "not_allowed" => Verdict::NotAllowed,
+            _ => return None,
+        })
     }
 }
 
-/// The outcome of charging an attempt.
+/// `host_verify`'s row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Charge {
-    /// Counted as a failure (and a lock-out started if it was the one too many), to be
-    /// undone by an accepted answer. The state after the charge.
-    Charged(LoginState),
-    /// Locked out: nothing counted, the answer must not be checked.
-    LockedOut(LoginState),
+pub struct Verified {
+    pub verdict: Verdict,
+    /// The user's failures on that channel after this attempt.
+    pub failures: u32,
+    /// The lock-out after this attempt, and before it (Unix time, 0: none).
+    pub locked_until: u64,
+    pub locked_until_before: u64,
+    /// Recovery codes left after [`Verdict::AcceptedRecovery`].
+    pub recovery_left: Option<u32>,
 }
 
-/// The state columns, in the order [`state_from_row`] reads them.
-pub(crate) const STATE_COLUMNS: &str = "used_until, failures, locked_until, console_failures, \
-     console_locked_until, last_success, recovery_epoch, recovery_used";
+fn query_error(action: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
+    move |source| DbError::Query { action, source }
+}
 
-/// Reads a state from `row`, columns `from..from + 8` ([`STATE_COLUMNS`]).
-pub(crate) fn state_from_row(row: &Row, from: usize, action: &'static str) -> Result<LoginState, DbError> {
-    let q = |source| DbError::Query { action, source };
-    let count = |at: usize| -> Result<u32, DbError> {
-        Ok(u32::try_from(row.try_get::<_, i32>(at).map_err(q)?).unwrap_or(0))
-    };
-    Ok(LoginState {
-        used_until: from_db(row.try_get(from).map_err(q)?),
-        legacy_step: 0,
-        failures: count(from + 1)?,
-        locked_until: from_db(row.try_get(from + 2).map_err(q)?),
-        console_failures: count(from + 3)?,
-        console_locked_until: from_db(row.try_get(from + 4).map_err(q)?),
-        last_success: from_db(row.try_get(from + 5).map_err(q)?),
-        recovery_epoch: bits_from_db(row.try_get(from + 6).map_err(q)?),
-        recovery_used: bits_from_db(row.try_get(from + 7).map_err(q)?),
+/// Whether `user` may log in here and is enrolled, and their lock-out on the console's
+/// counters (`console`) or the shared ones.
+///
+/// # Errors
+/// The call failed or timed out, or answered what this build does not know.
+pub fn lookup(client: &mut Client, user: &str, console: bool) -> Result<Status, DbError> {
+    const ACTION: &str = "look up the user";
+    check_user_name(user).map_err(|_| DbError::BadUser)?;
+    let rows = client.query(
+        ACTION,
+        "SELECT status, locked_until FROM pam_totp.host_lookup($1, $2)",
+        &[&user, &console],
+    )?;
+    let row = rows.first().ok_or(DbError::NoResultRow { action: ACTION })?;
+    let status: String = row.try_get(0).map_err(query_error(ACTION))?;
+    let locked_until: Option<i64> = row.try_get(1).map_err(query_error(ACTION))?;
+    match status.as_str() {
+        "enrolled" => Ok(Status::Enrolled {
+            locked_until: from_db(locked_until.unwrap_or(0)),
+        }),
+        "not_enrolled" => Ok(Status::NotEnrolled),
+        "not_allowed" => Ok(Status::NotAllowed),
+        _ => Err(DbError::UnknownAnswer { action: ACTION }),
+    }
+}
+
+/// Sends `answer` (trimmed, at most [`MAX_ANSWER_CHARS`]) for the database to judge,
+/// charged to the console's counters (`console`) or the shared ones; `source` (the
+/// client, cut to [`MAX_SOURCE_CHARS`]) is kept for the failed-attempts report.
+///
+/// # Errors
+/// The call failed or timed out (nothing was accepted), or answered what this build
+/// does not know.
+pub fn verify(
+    client: &mut Client,
+    user: &str,
+    answer: &str,
+    console: bool,
+    source: &str,
+) -> Result<Verified, DbError> {
+    const ACTION: &str = "check the answer";
+    check_user_name(user).map_err(|_| DbError::BadUser)?;
+    let source: String = source.chars().take(MAX_SOURCE_CHARS).collect();
+    let rows = client.query(
+        ACTION,
+        "SELECT verdict, failures, locked_until, locked_until_before, recovery_left \
+         FROM pam_totp.host_verify($1, $2, $3, $4)",
+        &[&user, &answer, &console, &source],
+    )?;
+    let row = rows.first().ok_or(DbError::NoResultRow { action: ACTION })?;
+    verified_from_row(row, ACTION)
+}
+
+fn verified_from_row(row: &Row, action: &'static str) -> Result<Verified, DbError> {
+    let verdict: String = row.try_get(0).map_err(query_error(action))?;
+    let verdict = Verdict::from_db(&verdict).ok_or(DbError::UnknownAnswer { action })?;
+    let count = |value: Option<i32>| value.and_then(|n| u32::try_from(n).ok());
+    let time = |value: Option<i64>| value.map_or(0, from_db);
+    Ok(Verified {
+        verdict,
+        failures: count(row.try_get(1).map_err(query_error(action))?).unwrap_or(0),
+        locked_until: time(row.try_get(2).map_err(query_error(action))?),
+        locked_until_before: time(row.try_get(3).map_err(query_error(action))?),
+        recovery_left: count(row.try_get(4).map_err(query_error(action))?),
     })
-}
-
-/// `user`'s record and state; `None` if not enrolled.
-///
-/// # Errors
-/// The call failed or timed out.
-pub fn read(client: &mut Client, user: &str) -> Result<Option<Found>, DbError> {
-    const ACTION: &str = "read the record";
-    check_user_name(user).map_err(|_| DbError::BadUser)?;
-    let rows = client.query(ACTION, "SELECT * FROM pam_totp.login_read($1)", &[&user])?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
-    let record = Zeroizing::new(row.try_get::<_, String>(0).map_err(|source| DbError::Query {
-        action: ACTION,
-        source,
-    })?);
-    Ok(Some(Found {
-        record,
-        state: state_from_row(row, 1, ACTION)?,
-    }))
-}
-
-/// Charges one attempt as a failure on `channel`'s counters under `config`'s lock-out
-/// rule, before the answer is checked; `None` if the user has no record (any more).
-///
-/// # Errors
-/// The call failed or timed out.
-pub fn charge(
-    client: &mut Client,
-    config: &Config,
-    user: &str,
-    now: u64,
-    channel: Channel,
-) -> Result<Option<Charge>, DbError> {
-    const ACTION: &str = "count the attempt";
-    check_user_name(user).map_err(|_| DbError::BadUser)?;
-    let max_failures = i32::try_from(config.max_failures).unwrap_or(i32::MAX);
-    let rows = client.query(
-        ACTION,
-        "SELECT * FROM pam_totp.login_charge($1, $2, $3, $4, $5, $6)",
-        &[
-            &user,
-            &to_db(now),
-            &max_failures,
-            &to_db(config.lockout_seconds),
-            &to_db(config.lockout_max_seconds),
-            &(channel == Channel::Console),
-        ],
-    )?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
-    let charged: bool = row.try_get(0).map_err(|source| DbError::Query {
-        action: ACTION,
-        source,
-    })?;
-    let state = state_from_row(row, 1, ACTION)?;
-    Ok(Some(if charged {
-        Charge::Charged(state)
-    } else {
-        Charge::LockedOut(state)
-    }))
-}
-
-fn one_bool(rows: &[Row], action: &'static str) -> Result<bool, DbError> {
-    let row = rows.first().ok_or_else(|| DbError::NoResultRow { action })?;
-    row.try_get(0).map_err(|source| DbError::Query { action, source })
-}
-
-/// Accepts the step from Unix time `starts` to `ends` only if it starts at or after the
-/// user's `used_until`, clearing `channel`'s failures (the charge included). `false`:
-/// another login used this step or a later one first.
-///
-/// # Errors
-/// The call failed or timed out: nothing was accepted.
-pub fn accept_step(
-    client: &mut Client,
-    user: &str,
-    starts: u64,
-    ends: u64,
-    now: u64,
-    channel: Channel,
-) -> Result<bool, DbError> {
-    const ACTION: &str = "accept the code";
-    let rows = client.query(
-        ACTION,
-        "SELECT pam_totp.login_accept_step($1, $2, $3, $4, $5)",
-        &[
-            &user,
-            &to_db(starts),
-            &to_db(ends),
-            &to_db(now),
-            &(channel == Channel::Console),
-        ],
-    )?;
-    one_bool(&rows, ACTION)
-}
-
-/// Burns code `index` of the recovery set `epoch` (of `count` codes), clearing
-/// `channel`'s failures. `false`: that code was burnt already (perhaps on another host
-/// just now).
-///
-/// # Errors
-/// The call failed or timed out: nothing was burnt.
-pub fn burn_recovery(
-    client: &mut Client,
-    user: &str,
-    epoch: u64,
-    count: usize,
-    index: usize,
-    now: u64,
-    channel: Channel,
-) -> Result<bool, DbError> {
-    const ACTION: &str = "burn the recovery code";
-    let valid = match count {
-        0 => 0,
-        n if n >= 64 => u64::MAX,
-        n => (1u64 << n) - 1,
-    };
-    let bit = u32::try_from(index)
-        .ok()
-        .and_then(|i| 1u64.checked_shl(i))
-        .ok_or_else(|| DbError::RecoveryIndex)?;
-    let rows = client.query(
-        ACTION,
-        "SELECT pam_totp.login_burn_recovery($1, $2, $3, $4, $5, $6)",
-        &[
-            &user,
-            &bits_to_db(epoch),
-            &bits_to_db(valid),
-            &bits_to_db(bit),
-            &to_db(now),
-            &(channel == Channel::Console),
-        ],
-    )?;
-    one_bool(&rows, ACTION)
 }

@@ -1,23 +1,26 @@
-//! The database as a login's [`LoginStore`]. One login's store across the prompt holds
-//! nothing: the connection that read the state is closed before the prompt and a new one
-//! made for the verdict, so that logins waiting at a prompt (any number of
-//! unauthenticated clients) hold no database connection, and a connection dropped by a
-//! firewall while a user typed cannot stall the verdict.
+//! The database as a login's [`LoginStore`]: the host never sees a record; the database
+//! says whether a user is enrolled and allowed here (`host_lookup`) and judges the answer
+//! (`host_verify`). One login's store across the prompt holds nothing: the connection of
+//! the lookup is closed before the prompt and a new one made for the verdict, so that
+//! logins waiting at a prompt (any number of unauthenticated clients) hold no database
+//! connection, and a connection dropped by a firewall while a user typed cannot stall
+//! the verdict.
 
 use std::fmt;
 
 use pam_totp_config::Config;
-use pam_totp_core::login_state::{Channel, LoginState};
+use pam_totp_core::login_state::LoginState;
 use pam_totp_core::ports::{
-    AdminFailure, AdminPlace, AdminStore, Begun, Decision, DecoyWrite, Enrollment, Found, LoginStore,
-    Missing, NoRecord, Opened, Pending, Session, Settled, StoreFailure, Stored, Unlocked,
+    AdminFailure, AdminPlace, AdminStore, Decoy, Enrollment, Failure, Found, Judged, Login, LoginStore,
+    Missing, NoRecord, Opened, Session, Settled, StoreFailure, Stored, Unlocked,
 };
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_os::account::Account;
 use pam_totp_store_file::seal;
+use zeroize::Zeroizing;
 
 use crate::admin;
-use crate::login::{self, Charge};
+use crate::login::{self, Status, Verdict, Verified};
 use crate::{Client, DbError};
 
 /// `store = "postgres"`.
@@ -56,15 +59,6 @@ impl fmt::Display for NoEnrollmentAtLogin {
 
 impl std::error::Error for NoEnrollmentAtLogin {}
 
-/// With the database there is no state file to mirror: the decoy writes nothing.
-struct NoDecoyWrite;
-
-impl DecoyWrite for NoDecoyWrite {
-    fn write(self: Box<Self>) -> Result<(), StoreFailure> {
-        Ok(())
-    }
-}
-
 /// The `postgres` key's value is unusable.
 #[derive(Debug)]
 struct BadSettings(crate::conninfo::ConnInfoError);
@@ -86,36 +80,31 @@ impl LoginStore for PgStore {
         crate::check_settings(config).map_err(|e| StoreFailure::new(BadSettings(e)))
     }
 
-    fn open(&self, config: &Config, user: &str) -> Result<Found, StoreFailure> {
-        let account = match Account::lookup(user) {
+    fn open(&self, config: &Config, login: &Login<'_>) -> Result<Found, StoreFailure> {
+        let account = match Account::lookup(login.user) {
             Ok(account) => account,
             Err(e) => return Ok(Found::Missing(Missing::from_lookup(&e))),
         };
         let mut client = crate::connect(config).map_err(unavailable)?;
-        let Some(found) = login::read(&mut client, &account.name).map_err(unavailable)? else {
-            return Ok(Found::Missing(Missing::NotEnrolled(NoRecord::proven_by_store())));
-        };
-        // The same text, parsed and (if sealed) opened exactly as a record file's.
-        let record = match Record::parse_stored(&found.record) {
-            Ok(StoredRecord::Plain(record)) => record,
-            Ok(StoredRecord::Sealed(sealed)) => {
-                match seal::open_record(config.host_keys(), &account.name, &sealed) {
-                    Ok(record) => record,
-                    Err(e) => return Ok(Found::Missing(unusable(e))),
-                }
-            }
-            Err(e) => return Ok(Found::Missing(unusable(e))),
-        };
+        let status =
+            login::lookup(&mut client, &account.name, login.at_local_console()).map_err(unavailable)?;
         drop(client);
-        Ok(Found::Enrolled(Opened {
-            record,
-            state: found.state,
-            session: Box::new(PgSession),
-        }))
+        Ok(match status {
+            Status::Enrolled { locked_until } => Found::Enrolled(Opened {
+                locked_until,
+                // Only `forward_pass` uses it, to split the answer: the host's setting.
+                digits: config.digits,
+                session: Box::new(PgSession { user: account.name }),
+            }),
+            Status::NotEnrolled => Found::Missing(Missing::NotEnrolled(NoRecord::proven_by_store())),
+            Status::NotAllowed => Found::Missing(Missing::NotAllowed),
+        })
     }
 
-    fn decoy(&self, _config: &Config) -> Result<Box<dyn DecoyWrite>, StoreFailure> {
-        Ok(Box::new(NoDecoyWrite))
+    fn decoy(&self, _config: &Config, login: &Login<'_>) -> Result<Box<dyn Decoy>, StoreFailure> {
+        Ok(Box::new(PgSession {
+            user: login.user.to_owned(),
+        }))
     }
 
     fn enrollment(&self, _config: &Config, _account: Account) -> Result<Box<dyn Enrollment>, StoreFailure> {
@@ -123,82 +112,92 @@ impl LoginStore for PgStore {
     }
 }
 
-/// A database record that cannot be used, for syslog.
-fn unusable(e: impl std::error::Error + Send + Sync + 'static) -> Missing {
-    Missing::Unusable(StoreFailure::described(
-        format!("cannot use the database record: {e}"),
-        e,
-    ))
+/// Nothing held across the prompt but the name the database knows the user by.
+struct PgSession {
+    user: String,
 }
 
-/// Nothing held across the prompt.
-struct PgSession;
+impl PgSession {
+    /// The database's verdict on `reply`; `None` for an answer the host refuses as
+    /// malformed itself (not text, or longer than the database takes).
+    fn verify(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+        reply: &[u8],
+    ) -> Result<Option<Verified>, StoreFailure> {
+        let Some(answer) = std::str::from_utf8(reply)
+            .ok()
+            .map(str::trim)
+            .filter(|answer| answer.chars().count() <= login::MAX_ANSWER_CHARS && !answer.contains('\0'))
+        else {
+            return Ok(None);
+        };
+        let source = login
+            .rhost
+            .filter(|rhost| !rhost.is_empty())
+            .or(login.tty)
+            .unwrap_or("");
+        let mut client = crate::connect(config).map_err(unavailable)?;
+        let verified = login::verify(&mut client, &self.user, answer, login.at_local_console(), source)
+            .map_err(unavailable)?;
+        Ok(Some(verified))
+    }
+}
 
 impl Session for PgSession {
-    fn begin(
+    fn judge(
         self: Box<Self>,
         config: &Config,
-        user: &str,
-        now: u64,
-        channel: Channel,
-    ) -> Result<Begun, StoreFailure> {
-        let mut client = crate::connect(config).map_err(unavailable)?;
-        match login::charge(&mut client, config, user, now, channel) {
-            Ok(Some(Charge::Charged(charged))) => Ok(Begun::Open(Box::new(PgPending {
-                client: Box::new(client),
-                charged,
-            }))),
-            Ok(Some(Charge::LockedOut(state))) => Ok(Begun::LockedOut(state.counters(channel).1)),
-            // Removed by an admin since the prompt.
-            Ok(None) => Err(unavailable(DbError::RecordRemoved)),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-}
-
-/// The attempt charged; the connection kept for the verdict.
-struct PgPending {
-    // Boxed: a client (runtime and connection) is large, and moved a few times.
-    client: Box<Client>,
-    charged: LoginState,
-}
-
-impl Pending for PgPending {
-    fn state(&self) -> LoginState {
-        self.charged
-    }
-
-    fn apply(
-        self: Box<Self>,
-        user: &str,
-        now: u64,
-        decision: Decision,
-        _file_after: LoginState,
-        channel: Channel,
-    ) -> Result<Settled, StoreFailure> {
-        let PgPending { mut client, charged } = *self;
-        let accepted = match decision {
-            Decision::Step { starts, ends } => {
-                login::accept_step(&mut client, user, starts, ends, now, channel)
-                    .map_err(unavailable)?
-                    .then_some(())
-                    .ok_or(pam_totp_core::ports::Failure::ReplayedCode)
-            }
-            Decision::Recovery { epoch, count, index } => {
-                login::burn_recovery(&mut client, user, epoch, count, index, now, channel)
-                    .map_err(unavailable)?
-                    .then_some(())
-                    .ok_or(pam_totp_core::ports::Failure::RecoveryCodeAlreadyUsed)
-            }
-            Decision::Fail(reason) => Err(reason),
+        login: &Login<'_>,
+        reply: &[u8],
+    ) -> Result<Judged, StoreFailure> {
+        let Some(verified) = self.verify(config, login, reply)? else {
+            return Ok(Judged::Settled(Settled {
+                failure: Some(Failure::MalformedCode),
+                failures: None,
+                locked_until: 0,
+                locked_until_before: 0,
+                recovery_left: None,
+                console: false,
+            }));
         };
-        // The charge already counted the failure and any lock-out it starts; a charged
-        // user was not locked out on this channel before.
-        Ok(Settled {
-            failure: accepted.err(),
-            after: charged,
-            locked_until_before: 0,
-        })
+        let failure = match verified.verdict {
+            Verdict::Accepted | Verdict::AcceptedRecovery => None,
+            Verdict::LockedOut => return Ok(Judged::LockedOut(verified.locked_until)),
+            Verdict::InvalidCode => Some(Failure::InvalidCode),
+            Verdict::ReplayedCode => Some(Failure::ReplayedCode),
+            Verdict::InvalidRecoveryCode => Some(Failure::InvalidRecoveryCode),
+            Verdict::RecoveryCodeAlreadyUsed => Some(Failure::RecoveryCodeAlreadyUsed),
+            Verdict::MalformedCode => Some(Failure::MalformedCode),
+            Verdict::NotEnrolled => Some(Failure::NotEnrolled),
+            Verdict::NotAllowed => Some(Failure::NotAllowed),
+        };
+        let counted = !matches!(verified.verdict, Verdict::NotEnrolled | Verdict::NotAllowed);
+        Ok(Judged::Settled(Settled {
+            failure,
+            failures: counted.then_some(verified.failures),
+            locked_until: verified.locked_until,
+            locked_until_before: verified.locked_until_before,
+            recovery_left: verified
+                .recovery_left
+                .filter(|_| verified.verdict == Verdict::AcceptedRecovery)
+                .map(|left| usize::try_from(left).unwrap_or(usize::MAX)),
+            // Whose attempts have the console's counters is the database's policy.
+            console: false,
+        }))
+    }
+}
+
+/// An unknown, unenrolled or not allowed user's answer goes to the database as an
+/// enrolled user's does: `host_verify` costs it the same work, and it counts nothing.
+impl Decoy for PgSession {
+    fn spend(self: Box<Self>, config: &Config, login: &Login<'_>, reply: &[u8]) -> Result<(), StoreFailure> {
+        // A name the database could not hold is an unknown user's: nothing to ask.
+        if pam_totp_os::account::check_user_name(&self.user).is_err() {
+            return Ok(());
+        }
+        self.verify(config, login, reply).map(|_| ())
     }
 }
 
@@ -232,6 +231,7 @@ fn admin_failed(e: DbError) -> StoreFailure {
 /// role (the schema's owner) for the whole run.
 pub struct PgAdmin {
     client: Box<Client>,
+    realms: Option<Vec<String>>,
 }
 
 impl PgAdmin {
@@ -239,19 +239,31 @@ impl PgAdmin {
     pub fn new(client: Client) -> PgAdmin {
         PgAdmin {
             client: Box::new(client),
+            realms: None,
         }
+    }
+
+    /// Enrollments written through this store are in exactly `realms` (`--realm`);
+    /// without, a new enrollment is in `default` and a replaced one keeps its realms.
+    #[must_use]
+    pub fn with_realms(mut self, realms: Vec<String>) -> PgAdmin {
+        self.realms = (!realms.is_empty()).then_some(realms);
+        self
     }
 }
 
 impl AdminStore for PgAdmin {
     fn place<'a>(
         &'a mut self,
-        _config: &Config,
+        config: &Config,
         account: &Account,
     ) -> Result<Box<dyn AdminPlace + 'a>, AdminFailure> {
         Ok(Box::new(PgPlace {
             client: self.client.as_mut(),
             user: account.name.clone(),
+            realms: self.realms.as_deref(),
+            config: config.clone(),
+            codes: Vec::new(),
         }))
     }
 
@@ -269,6 +281,37 @@ impl AdminStore for PgAdmin {
 struct PgPlace<'a> {
     client: &'a mut Client,
     user: String,
+    realms: Option<&'a [String]>,
+    /// For a sealed record given to write (`seal = true`): opened with the host key,
+    /// as the database keeps secrets under its own at-rest key.
+    config: Config,
+    /// The plaintext codes of the next record written (`offer_codes`).
+    codes: Vec<Zeroizing<String>>,
+}
+
+impl PgPlace<'_> {
+    /// The record to write from its text, and the codes it goes with.
+    fn record_to_write(&mut self, text: &str) -> Result<(Record, Vec<Zeroizing<String>>), StoreFailure> {
+        let record = match Record::parse_stored(text).map_err(StoreFailure::new)? {
+            StoredRecord::Plain(record) => record,
+            StoredRecord::Sealed(sealed) => {
+                seal::open_record(self.config.host_keys(), &self.user, &sealed).map_err(StoreFailure::new)?
+            }
+        };
+        Ok((record, std::mem::take(&mut self.codes)))
+    }
+
+    fn codes<'c>(record: &Record, codes: &'c [Zeroizing<String>]) -> admin::Codes<'c> {
+        if codes.is_empty() || codes.len() != record.recovery.len() {
+            admin::Codes::None
+        } else {
+            admin::Codes::Plain {
+                epoch: record.recovery_epoch,
+                codes,
+                scratch: record.scratch_codes,
+            }
+        }
+    }
 }
 
 impl AdminPlace for PgPlace<'_> {
@@ -281,25 +324,33 @@ impl AdminPlace for PgPlace<'_> {
     }
 
     fn exists(&mut self) -> Result<bool, StoreFailure> {
-        Ok(admin::read_record(self.client, &self.user)
+        Ok(admin::read_info(self.client, &self.user)
             .map_err(admin_failed)?
             .is_some())
     }
 
+    /// The enrollment with its secret (decrypted by the database for the admin role)
+    /// and the database's own hashes of its codes (counted, never checked here).
     fn read_stored(&mut self) -> Result<Stored, StoreFailure> {
         Ok(
-            match admin::read_record(self.client, &self.user).map_err(admin_failed)? {
-                Some(text) => match Record::parse_stored(&text) {
-                    Ok(stored) => Stored::Found(stored),
-                    Err(e) => Stored::Unusable(StoreFailure::new(e)),
-                },
+            match admin::read_enrollment(self.client, &self.user).map_err(admin_failed)? {
+                Some(record) => Stored::Found(StoredRecord::Plain(record)),
                 None => Stored::Missing(NoRecord::proven_by_store()),
             },
         )
     }
 
     fn write(&mut self, text: &str) -> Result<(), StoreFailure> {
-        admin::put_record(self.client, &self.user, text).map_err(|e| {
+        let (record, codes) = self.record_to_write(text)?;
+        admin::write_enrollment(
+            self.client,
+            &self.user,
+            &record,
+            Self::codes(&record, &codes),
+            self.realms,
+        )
+        .map(drop)
+        .map_err(|e| {
             StoreFailure::described(
                 format!("cannot write postgres:{}: {e}; nothing was changed", self.user),
                 e,
@@ -309,10 +360,29 @@ impl AdminPlace for PgPlace<'_> {
 
     /// The check and the write are one statement.
     fn write_new(&mut self, text: &str) -> Result<bool, StoreFailure> {
-        admin::insert_record_if_absent(self.client, &self.user, text).map_err(admin_failed)
+        let (record, codes) = self.record_to_write(text)?;
+        admin::insert_enrollment_if_absent(
+            self.client,
+            &self.user,
+            &record,
+            Self::codes(&record, &codes),
+            self.realms,
+        )
+        .map(|written| written.is_some())
+        .map_err(admin_failed)
     }
 
-    /// The state row goes with the record (the schema's ON DELETE CASCADE).
+    fn offer_codes(&mut self, codes: &[Zeroizing<String>]) {
+        self.codes = codes.to_vec();
+    }
+
+    fn realms(&mut self) -> Result<Option<Vec<String>>, StoreFailure> {
+        admin::user_realms(self.client, &self.user)
+            .map(Some)
+            .map_err(admin_failed)
+    }
+
+    /// The state row goes with the enrollment (the schema's ON DELETE CASCADE).
     fn remove(&mut self) -> Result<bool, StoreFailure> {
         admin::remove(self.client, &self.user).map_err(admin_failed)
     }
