@@ -5,9 +5,12 @@
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod at_rest;
 mod enrollment;
+mod hostile_host;
 mod hosts;
 mod logins;
+mod migration;
 mod outage;
 mod schema;
 mod slim_module;

@@ -78,7 +78,32 @@ pub fn write_enrollment(
     codes: Codes<'_>,
     realms: Option<&[String]>,
 ) -> Result<Written, DbError> {
-    upsert(client, user, record, codes, realms, true).map(|(written, _)| written)
+    in_transaction(client, |client| upsert(client, user, record, codes, realms, true))
+        .map(|(written, _)| written)
+}
+
+/// [`write_enrollment`] inside a transaction the caller holds (the migration's).
+pub(crate) fn write_enrollment_in_transaction(
+    client: &mut Client,
+    user: &str,
+    record: &Record,
+    realms: &[String],
+) -> Result<Written, DbError> {
+    upsert(client, user, record, Codes::None, Some(realms), true).map(|(written, _)| written)
+}
+
+/// Runs `work` in one transaction: all of it or nothing.
+fn in_transaction<T>(
+    client: &mut Client,
+    work: impl FnOnce(&mut Client) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    client.batch_execute("begin", "BEGIN")?;
+    let result = work(client);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = client.batch_execute("end", end);
+    let done = result?;
+    ended?;
+    Ok(done)
 }
 
 /// [`write_enrollment`] only if `user` has no enrollment; `false` if one exists (left
@@ -93,7 +118,10 @@ pub fn insert_enrollment_if_absent(
     codes: Codes<'_>,
     realms: Option<&[String]>,
 ) -> Result<Option<Written>, DbError> {
-    upsert(client, user, record, codes, realms, false).map(|(written, new)| new.then_some(written))
+    in_transaction(client, |client| {
+        upsert(client, user, record, codes, realms, false)
+    })
+    .map(|(written, new)| new.then_some(written))
 }
 
 fn upsert(
@@ -137,12 +165,10 @@ fn upsert(
     } else {
         "DO NOTHING"
     };
-    client.batch_execute("begin the enrollment", "BEGIN")?;
-    let result = (|| {
-        let n = client.execute(
-            "write the enrollment",
-            &format!(
-                "INSERT INTO pam_totp.enrollments AS e (user_name, secret, algorithm, digits, period,
+    let n = client.execute(
+        "write the enrollment",
+        &format!(
+            "INSERT INTO pam_totp.enrollments AS e (user_name, secret, algorithm, digits, period,
                      created, confirmed_until, recovery_epoch, recovery_hashes, scratch_codes,
                      recovery_set_at)
                  VALUES ($1, pam_totp.seal_secret($2), $3, $4, $5, $6, $7, $8,
@@ -150,32 +176,26 @@ fn upsert(
                            FROM unnest($9::text[]) WITH ORDINALITY AS t(c, i) ORDER BY i),
                      $10, CASE WHEN cardinality($9::text[]) > 0 THEN now() END)
                  ON CONFLICT (user_name) {on_conflict}"
-            ),
-            &[
-                &user,
-                &secret,
-                &algorithm,
-                &digits,
-                &period,
-                &record.created,
-                &confirmed,
-                &epoch,
-                &plain,
-                &scratch,
-            ],
-        )?;
-        if n == 1
-            && let Some(realms) = realms
-        {
-            set_user_realms(client, user, realms)?;
-        }
-        Ok(n == 1)
-    })();
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = client.batch_execute("end the enrollment", end);
-    let new = result?;
-    ended?;
-    Ok((written, new))
+        ),
+        &[
+            &user,
+            &secret,
+            &algorithm,
+            &digits,
+            &period,
+            &record.created,
+            &confirmed,
+            &epoch,
+            &plain,
+            &scratch,
+        ],
+    )?;
+    if n == 1
+        && let Some(realms) = realms
+    {
+        set_user_realms(client, user, realms)?;
+    }
+    Ok((written, n == 1))
 }
 
 fn algorithm_name(algorithm: Algorithm) -> &'static str {

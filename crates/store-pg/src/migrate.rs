@@ -10,7 +10,7 @@ use pam_totp_config::HostKeys;
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_store_file::seal;
 
-use crate::admin::{self, Codes};
+use crate::admin;
 use crate::{Client, DbError};
 
 /// Every migration, oldest first: (version, SQL). Append only; never edit one shipped.
@@ -132,12 +132,11 @@ fn move_records(
         let user: String = row.try_get(0).map_err(q)?;
         let text = zeroize::Zeroizing::new(row.try_get::<_, String>(1).map_err(q)?);
         let record = open(&user, &text, keys)?;
-        let written = admin::write_enrollment(
+        let written = admin::write_enrollment_in_transaction(
             client,
             &user,
             &record,
-            Codes::None,
-            Some(&[admin::DEFAULT_REALM.to_owned()]),
+            &[admin::DEFAULT_REALM.to_owned()],
         )?;
         if written.recovery_dropped {
             migrated.recovery_dropped.push(user.clone());
