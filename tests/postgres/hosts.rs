@@ -238,9 +238,7 @@ fn fifty_logins_with_one_code(max_failures: Option<u32>) -> ((usize, usize), Clu
     assert_eq!(all.len(), 50);
     let successes = all.iter().filter(|s| **s == SUCCESS).count();
     let refused = all.iter().filter(|s| **s == AUTH_ERR).count();
-    println!(
-        "50 concurrent logins (max_failures {max_failures:?}): {successes} success, {refused} refused"
-    );
+    println!("50 concurrent logins (max_failures {max_failures:?}): {successes} success, {refused} refused");
     ((successes, refused), cluster)
 }
 

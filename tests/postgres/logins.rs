@@ -161,7 +161,11 @@ fn the_hosts_own_lock_out_and_window_keys_are_not_used_the_databases_policy_deci
         assert_eq!(host.fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
     }
     let after = state(&cluster, TEST_USER);
-    assert_eq!((after.failures, after.locked_until), (2, 0), "the database's 5 failures");
+    assert_eq!(
+        (after.failures, after.locked_until),
+        (2, 0),
+        "the database's 5 failures"
+    );
     // The database's window (1 step) takes the previous step's code.
     let previous = host.fixture.login(&oathtool(SECRET, -1));
     assert_eq!(previous.status, SUCCESS, "{previous:?}");

@@ -33,15 +33,21 @@ fn a_host_of_realm_p1_refuses_a_user_of_realm_p2_with_a_right_code_and_nullok_an
         let code = oathtool(SECRET, 0);
         let refused = p1.fixture.login(&code);
         assert_eq!(refused.status, AUTH_ERR, "{refused:?}");
-        assert_eq!(refused.prompts(), ["Verification code: "], "asked as anyone refused is");
+        assert_eq!(
+            refused.prompts(),
+            ["Verification code: "],
+            "asked as anyone refused is"
+        );
         // Not enrolled, but of p2: nullok does not pass them on p1.
         let not_enrolled = p1.fixture.login_as(unenrolled, &[b"123456"]);
         assert_eq!(not_enrolled.status, AUTH_ERR, "{not_enrolled:?}");
         let lines = ns.syslog();
         for user in [TEST_USER, unenrolled] {
             assert!(
-                lines.iter().any(|l| l.contains(&format!("authentication failure; user={user} "))
-                    && l.contains("reason=user not allowed on this host (realm)")),
+                lines
+                    .iter()
+                    .any(|l| l.contains(&format!("authentication failure; user={user} "))
+                        && l.contains("reason=user not allowed on this host (realm)")),
                 "{user}: {lines:#?}"
             );
         }

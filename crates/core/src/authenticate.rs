@@ -418,7 +418,12 @@ mod tests {
     struct Spent;
 
     impl crate::ports::Decoy for Spent {
-        fn spend(self: Box<Self>, _: &Config, _: &Login<'_>, _: &[u8]) -> Result<(), crate::ports::StoreFailure> {
+        fn spend(
+            self: Box<Self>,
+            _: &Config,
+            _: &Login<'_>,
+            _: &[u8],
+        ) -> Result<(), crate::ports::StoreFailure> {
             Ok(())
         }
     }
@@ -427,7 +432,11 @@ mod tests {
         fn open(&self, _: &Config, _: &Login<'_>) -> Result<Found, crate::ports::StoreFailure> {
             Ok(Found::Missing(Missing::NotAllowed))
         }
-        fn decoy(&self, _: &Config, _: &Login<'_>) -> Result<Box<dyn crate::ports::Decoy>, crate::ports::StoreFailure> {
+        fn decoy(
+            &self,
+            _: &Config,
+            _: &Login<'_>,
+        ) -> Result<Box<dyn crate::ports::Decoy>, crate::ports::StoreFailure> {
             Ok(Box::new(Spent))
         }
         fn enrollment(

@@ -120,8 +120,18 @@ mod tests {
         );
         assert_eq!(first.failure, None);
         assert_eq!(first.recovery_left, Some(2));
-        assert_eq!((first.after.recovery_epoch, first.after.recovery_used), (77, 0b10));
-        let again = judge(&config, &record, first.after, typed.as_bytes(), 1_000_001, Channel::Shared);
+        assert_eq!(
+            (first.after.recovery_epoch, first.after.recovery_used),
+            (77, 0b10)
+        );
+        let again = judge(
+            &config,
+            &record,
+            first.after,
+            typed.as_bytes(),
+            1_000_001,
+            Channel::Shared,
+        );
         assert_eq!(again.failure, Some(Failure::RecoveryCodeAlreadyUsed));
         assert_eq!(again.after.failures, 1);
         assert_eq!(again.after.recovery_used, 0b10);

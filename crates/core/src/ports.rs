@@ -22,7 +22,6 @@ use pam_totp_os::account::{Account, AccountError};
 use crate::login_state::{Channel, LoginState};
 use crate::record::{Record, StoredRecord};
 
-
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
     "The second factor cannot be checked right now; please contact your system administrator.";

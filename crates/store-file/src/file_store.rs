@@ -149,7 +149,12 @@ struct FileSession {
 impl Session for FileSession {
     /// Locks the state file, reads it again, re-checks the lock-out, judges the answer
     /// and writes the new state durably before returning.
-    fn judge(self: Box<Self>, config: &Config, login: &Login<'_>, reply: &[u8]) -> Result<Judged, StoreFailure> {
+    fn judge(
+        self: Box<Self>,
+        config: &Config,
+        login: &Login<'_>,
+        reply: &[u8],
+    ) -> Result<Judged, StoreFailure> {
         let channel = login.channel(config);
         let mut locked = self.file.lock().map_err(StoreFailure::new)?;
         let before = locked.state();

@@ -18,7 +18,9 @@ pub const MAX_SOURCE_CHARS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Enrolled in one of this host's realms; locked out until this Unix time (0: not).
-    Enrolled { locked_until: u64 },
+    Enrolled {
+        locked_until: u64,
+    },
     NotEnrolled,
     /// Enrolled or not, the user is in none of this host's realms.
     NotAllowed,

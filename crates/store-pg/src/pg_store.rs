@@ -86,7 +86,8 @@ impl LoginStore for PgStore {
             Err(e) => return Ok(Found::Missing(Missing::from_lookup(&e))),
         };
         let mut client = crate::connect(config).map_err(unavailable)?;
-        let status = login::lookup(&mut client, &account.name, login.at_local_console()).map_err(unavailable)?;
+        let status =
+            login::lookup(&mut client, &account.name, login.at_local_console()).map_err(unavailable)?;
         drop(client);
         Ok(match status {
             Status::Enrolled { locked_until } => Found::Enrolled(Opened {
@@ -119,7 +120,12 @@ struct PgSession {
 impl PgSession {
     /// The database's verdict on `reply`; `None` for an answer the host refuses as
     /// malformed itself (not text, or longer than the database takes).
-    fn verify(&self, config: &Config, login: &Login<'_>, reply: &[u8]) -> Result<Option<Verified>, StoreFailure> {
+    fn verify(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+        reply: &[u8],
+    ) -> Result<Option<Verified>, StoreFailure> {
         let Some(answer) = std::str::from_utf8(reply)
             .ok()
             .map(str::trim)
@@ -127,7 +133,11 @@ impl PgSession {
         else {
             return Ok(None);
         };
-        let source = login.rhost.filter(|rhost| !rhost.is_empty()).or(login.tty).unwrap_or("");
+        let source = login
+            .rhost
+            .filter(|rhost| !rhost.is_empty())
+            .or(login.tty)
+            .unwrap_or("");
         let mut client = crate::connect(config).map_err(unavailable)?;
         let verified = login::verify(&mut client, &self.user, answer, login.at_local_console(), source)
             .map_err(unavailable)?;
@@ -136,7 +146,12 @@ impl PgSession {
 }
 
 impl Session for PgSession {
-    fn judge(self: Box<Self>, config: &Config, login: &Login<'_>, reply: &[u8]) -> Result<Judged, StoreFailure> {
+    fn judge(
+        self: Box<Self>,
+        config: &Config,
+        login: &Login<'_>,
+        reply: &[u8],
+    ) -> Result<Judged, StoreFailure> {
         let Some(verified) = self.verify(config, login, reply)? else {
             return Ok(Judged::Settled(Settled {
                 failure: Some(Failure::MalformedCode),
