@@ -132,7 +132,11 @@ impl Cluster {
             &mut random,
         )
         .expect("random");
-        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = random.iter().fold(String::new(), |mut hex, b| {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
         let path = self.data().join("pam_totp_secret.key");
         std::fs::write(&path, format!("{hex}\n")).expect("write the at-rest key");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");

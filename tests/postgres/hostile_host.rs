@@ -2,7 +2,7 @@
 //! (another realm's user, NULL, negative or huge values, overlong answers, SQL in the
 //! user name, the old functions that took a step or a verdict): no secret or hash comes
 //! back, no counter goes back, no lock-out is lifted. And what it may do at all, from
-//! pg_catalog: exactly the two functions of the contract, and no privilege on a table.
+//! `pg_catalog`: exactly the two functions of the contract, and no privilege on a table.
 
 use testkit::postgres::Cluster;
 use testkit::product::{Client, admin};
@@ -136,6 +136,7 @@ fn a_host_may_execute_exactly_the_two_functions_and_has_no_privilege_on_any_tabl
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one attack, end to end
 fn hostile_arguments_get_no_secret_back_move_no_counter_back_and_lift_no_lock_out() {
     let cluster = Cluster::start();
     enroll(&cluster, "alice", SECRET, &["p1"]);
@@ -244,7 +245,7 @@ fn hostile_arguments_get_no_secret_back_move_no_counter_back_and_lift_no_lock_ou
     assert_eq!(after.last_success, before.last_success, "no success");
     assert_eq!(
         testkit::postgres::state(&cluster, "bob"),
-        Default::default(),
+        testkit::product::LoginState::default(),
         "bob untouched"
     );
     let source: Vec<i32> = cluster

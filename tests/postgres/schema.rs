@@ -37,7 +37,7 @@ fn record_with_period(period: u64) -> String {
 
 /// What `pam_totp.host_verify` answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Answered {
     pub verdict: String,
     pub failures: i32,
     pub locked_until: i64,
@@ -46,7 +46,7 @@ pub struct Verdict {
 }
 
 /// Calls `pam_totp.host_verify` as `client`'s role.
-pub fn verify(client: &mut Client, user: &str, answer: &str, console: bool) -> Verdict {
+pub fn verify(client: &mut Client, user: &str, answer: &str, console: bool) -> Answered {
     try_verify(client, Some(user), Some(answer), Some(console), Some("tty1")).expect("host_verify")
 }
 
@@ -57,7 +57,7 @@ pub fn try_verify(
     answer: Option<&str>,
     console: Option<bool>,
     source: Option<&str>,
-) -> Result<Verdict, testkit::product::DbError> {
+) -> Result<Answered, testkit::product::DbError> {
     let rows = client.query(
         "host_verify",
         "SELECT * FROM pam_totp.host_verify($1, $2, $3, $4)",
@@ -65,7 +65,7 @@ pub fn try_verify(
     )?;
     assert_eq!(rows.len(), 1, "one row");
     let row = &rows[0];
-    Ok(Verdict {
+    Ok(Answered {
         verdict: row.get(0),
         failures: row.get(1),
         locked_until: row.get(2),
@@ -74,7 +74,7 @@ pub fn try_verify(
     })
 }
 
-/// Calls `pam_totp.host_lookup` as `client`'s role: (status, locked_until).
+/// Calls `pam_totp.host_lookup` as `client`'s role: (status, `locked_until`).
 pub fn lookup(client: &mut Client, user: &str, console: bool) -> (String, i64) {
     let rows = client
         .query(

@@ -291,7 +291,7 @@ struct PgPlace<'a> {
 
 impl PgPlace<'_> {
     /// The record to write from its text, and the codes it goes with.
-    fn to_write(&mut self, text: &str) -> Result<(Record, Vec<Zeroizing<String>>), StoreFailure> {
+    fn record_to_write(&mut self, text: &str) -> Result<(Record, Vec<Zeroizing<String>>), StoreFailure> {
         let record = match Record::parse_stored(text).map_err(StoreFailure::new)? {
             StoredRecord::Plain(record) => record,
             StoredRecord::Sealed(sealed) => {
@@ -341,7 +341,7 @@ impl AdminPlace for PgPlace<'_> {
     }
 
     fn write(&mut self, text: &str) -> Result<(), StoreFailure> {
-        let (record, codes) = self.to_write(text)?;
+        let (record, codes) = self.record_to_write(text)?;
         admin::write_enrollment(
             self.client,
             &self.user,
@@ -360,7 +360,7 @@ impl AdminPlace for PgPlace<'_> {
 
     /// The check and the write are one statement.
     fn write_new(&mut self, text: &str) -> Result<bool, StoreFailure> {
-        let (record, codes) = self.to_write(text)?;
+        let (record, codes) = self.record_to_write(text)?;
         admin::insert_enrollment_if_absent(
             self.client,
             &self.user,
