@@ -1,6 +1,6 @@
 //! `store = "postgres"` against throwaway clusters (`testkit::postgres`): logins,
-//! enrollment, many hosts (network namespaces, TLS), outages, the schema, TLS, and the
-//! slim `pam_totp.so` handing a login to `pam_totp_db.so`.
+//! enrollment, many hosts (network namespaces, TLS), outages, the schema, TLS, a host-local
+//! PgBouncer, and the slim `pam_totp.so` handing a login to `pam_totp_db.so`.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -9,6 +9,7 @@ mod enrollment;
 mod hosts;
 mod logins;
 mod outage;
+mod pgbouncer;
 mod schema;
 mod slim_module;
 mod tls;
