@@ -121,6 +121,16 @@ impl Bouncer {
         )
     }
 
+    /// A host (PAM service) whose config points the module at this PgBouncer.
+    fn host(&self) -> Fixture {
+        let host = Fixture::new("", "");
+        host.write_config(&format!(
+            "store = \"postgres\"\npostgres = \"{}\"\n",
+            self.conninfo()
+        ));
+        host
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
     }
@@ -184,11 +194,7 @@ fn server_logins(cluster: &Cluster, role: &str) -> usize {
 fn logins_through_a_local_pgbouncer_use_its_pooled_tls_connections_and_replay_is_still_refused() {
     let (cluster, pki) = tls_cluster();
     let bouncer = Bouncer::start(&cluster, &pki, "ca.pem");
-    let host = Fixture::new("", "");
-    host.write_config(&format!(
-        "store = \"postgres\"\npostgres = \"{}\"\n",
-        bouncer.conninfo()
-    ));
+    let host = bouncer.host();
     // The server sees the host's role, over TLS, whoever the local client was.
     let info: db::ConnInfo = bouncer.conninfo().parse().unwrap();
     let mut client = db::client::connect(&info, Duration::from_secs(5)).unwrap();
@@ -245,11 +251,7 @@ fn only_root_may_use_the_local_pgbouncer() {
 fn a_database_server_the_site_ca_did_not_sign_fails_logins_closed() {
     let (cluster, pki) = tls_cluster();
     let bouncer = Bouncer::start(&cluster, &pki, "other-ca.pem");
-    let host = Fixture::new("", "");
-    host.write_config(&format!(
-        "store = \"postgres\"\npostgres = \"{}\"\n",
-        bouncer.conninfo()
-    ));
+    let host = bouncer.host();
     settle_in_step(3);
     let refused = host.login(&oathtool(SECRET, 0));
     assert_eq!(refused.status, SYSTEM_ERR, "{refused:?}");
