@@ -264,8 +264,7 @@ fn the_shipped_config_listens_on_no_tcp_port_and_pools_per_session() {
     let value = |key: &str| {
         ini.lines()
             .find_map(|l| l.strip_prefix(&format!("{key} =")))
-            .map(str::trim)
-            .unwrap_or_else(|| panic!("{key} is not set"))
+            .map_or_else(|| panic!("{key} is not set"), str::trim)
     };
     assert_eq!(value("listen_addr"), "");
     assert_eq!(value("auth_type"), "hba");

@@ -234,16 +234,10 @@ impl CpuMeter {
     fn sample(&self) -> CpuSample {
         #[allow(clippy::cast_precision_loss)]
         let seconds = |ticks: u64| ticks as f64 / ticks_per_second() as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let tv_seconds = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
         let own = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
-            .map(|u| {
-                let t = |tv: nix::sys::time::TimeVal| {
-                    #[allow(clippy::cast_precision_loss)]
-                    let s = tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
-                    s
-                };
-                t(u.user_time()) + t(u.system_time())
-            })
-            .unwrap_or(0.0);
+            .map_or(0.0, |u| tv_seconds(u.user_time()) + tv_seconds(u.system_time()));
         (
             self.server.map(|p| seconds(tree_ticks(p))),
             self.pooler.map(|p| seconds(tree_ticks(p))),
