@@ -7,6 +7,7 @@
 #   make deb rpm  packages in target/packages/ (packaging/README.md)
 #   make bench    (as root, quiet machine) the side-by-side benchmark of BENCHMARKS.md
 #   make bench-postgres  (as root) the PostgreSQL store's load run, on a throwaway cluster
+#   make bench-postgres-pgbouncer  the same through a host-local PgBouncer
 #   make fuzz     the parsers' property tests with many more cases (part of make test)
 
 CARGO ?= cargo
@@ -39,7 +40,7 @@ FUZZ_CASES ?= 5000
 
 .PHONY: build test lint
 .PHONY: man install uninstall deb rpm packages selinux selinux-install selinux-check
-.PHONY: bench bench-postgres demo fuzz
+.PHONY: bench bench-postgres bench-postgres-pgbouncer demo fuzz
 
 build:
 	$(CARGO) build --release --workspace
@@ -173,6 +174,22 @@ bench-postgres:
 	    --host "host=127.0.0.1 port=$(PG_PORT) user=totp_host dbname=totp sslmode=disable passfile=$(PG_DIR).pass" \
 	    $(PG_LOAD_ARGS); \
 	status=$$?; sh scripts/pg-cluster.sh stop $(PG_DIR); exit $$status
+
+# The same run through a host-local PgBouncer (scripts/pg-bouncer.sh: the shipped
+# packaging/pgbouncer/ config): the module connects to its unix socket as root (peer),
+# PgBouncer pools the host role's connections to the cluster.
+PG_BOUNCER_DIR := $(CURDIR)/target/pg-bouncer
+bench-postgres-pgbouncer:
+	$(CARGO) build --release -p pam_totp_db -p pam-bench
+	sh scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)
+	sh scripts/pg-bouncer.sh start $(PG_BOUNCER_DIR) $(PG_PORT) $(PG_DIR).pass && \
+	target/release/pg-load \
+	    --admin "host=$(PG_DIR) port=$(PG_PORT) user=totp_admin dbname=totp sslmode=disable" \
+	    --host "host=$(PG_BOUNCER_DIR) port=6432 user=root dbname=totp sslmode=disable" \
+	    --host-role totp_host --pooler-pidfile $(PG_BOUNCER_DIR)/pgbouncer.pid \
+	    $(PG_LOAD_ARGS); \
+	status=$$?; sh scripts/pg-bouncer.sh stop $(PG_BOUNCER_DIR); \
+	sh scripts/pg-cluster.sh stop $(PG_DIR); exit $$status
 
 demo:
 	CARGO=$(CARGO) ./scripts/demo.sh

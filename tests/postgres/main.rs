@@ -1,6 +1,6 @@
 //! `store = "postgres"` against throwaway clusters (`testkit::postgres`): logins,
-//! enrollment, many hosts (network namespaces, TLS), outages, the schema, TLS, and the
-//! slim `pam_totp.so` handing a login to `pam_totp_db.so`.
+//! enrollment, many hosts (network namespaces, TLS), outages, the schema, TLS, a host-local
+//! PgBouncer, and the slim `pam_totp.so` handing a login to `pam_totp_db.so`.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -12,6 +12,7 @@ mod hosts;
 mod logins;
 mod migration;
 mod outage;
+mod pgbouncer;
 mod schema;
 mod slim_module;
 mod sql_codes;

@@ -43,11 +43,15 @@ pg-load: logins through real libpam against a pam_totp PostgreSQL store
 Options (defaults in brackets):
   --admin CONNINFO   the admin role (schema owner): migrates, writes the users' records
   --host CONNINFO    a host role (member of pam_totp_host), as in a host's config
+  --host-role ROLE   the host's database role, when --host goes through a pooler
+                     that logs in as it [the user of --host]
   --module PATH      the pam_totp module [target/release/libpam_totp_db.so]
   --logins N         logins in all [100000]
   --users N          distinct users [1000]
   --workers N        concurrent threads [8]
   --work DIR         service and config files [target/pg-load]
+  --pooler-pidfile PATH  a connection pooler's pid file (PgBouncer): its CPU time is
+                     reported too
   --cleanup          remove the system users ptpg* and exit
 ";
 
@@ -58,22 +62,26 @@ const PERIOD: u64 = 1;
 struct Options {
     admin: String,
     host: String,
+    host_role: Option<String>,
     module: PathBuf,
     logins: usize,
     users: usize,
     workers: usize,
     work: PathBuf,
+    pooler_pidfile: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Options>, String> {
     let mut options = Options {
         admin: String::new(),
         host: String::new(),
+        host_role: None,
         module: PathBuf::from("target/release/libpam_totp_db.so"),
         logins: 100_000,
         users: 1000,
         workers: 8,
         work: PathBuf::from("target/pg-load"),
+        pooler_pidfile: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -90,11 +98,13 @@ fn parse_args() -> Result<Option<Options>, String> {
         match arg.as_str() {
             "--admin" => options.admin.clone_from(&value),
             "--host" => options.host.clone_from(&value),
+            "--host-role" => options.host_role = Some(value.clone()),
             "--module" => options.module = PathBuf::from(&value),
             "--logins" => options.logins = number()?,
             "--users" => options.users = number()?.clamp(1, 9999),
             "--workers" => options.workers = number()?.max(1),
             "--work" => options.work = PathBuf::from(&value),
+            "--pooler-pidfile" => options.pooler_pidfile = Some(PathBuf::from(&value)),
             _ => return Err(format!("unknown option {arg}; see --help")),
         }
     }
@@ -124,12 +134,19 @@ fn remove_users() {
 }
 
 /// Schema migrated, every user's record written with a known secret, states cleared.
-fn provision(options: &Options) -> Result<(), String> {
+/// Returns the server's backend pid for the admin connection (see [`postmaster`]).
+fn provision(options: &Options) -> Result<i32, String> {
     let info: ConnInfo = options.admin.parse().map_err(|e| format!("--admin: {e}"))?;
     let mut admin = db::client::connect(&info, Duration::from_secs(10)).map_err(|e| format!("admin: {e}"))?;
+    let backend: i32 = admin
+        .query("ask the backend's pid", "SELECT pg_backend_pid()", &[])
+        .map_err(|e| format!("pid: {e}"))?
+        .first()
+        .map(|row| row.get(0))
+        .ok_or("pid: no row")?;
     db::migrate(&mut admin).map_err(|e| format!("migrate: {e}"))?;
     let host: ConnInfo = options.host.parse().map_err(|e| format!("--host: {e}"))?;
-    if let Some(role) = host.pg.get_user() {
+    if let Some(role) = options.host_role.as_deref().or(host.pg.get_user()) {
         db::admin::grant_host(&mut admin, role).map_err(|e| format!("grant-host {role}: {e}"))?;
     }
     for i in 0..options.users {
@@ -151,7 +168,82 @@ fn provision(options: &Options) -> Result<(), String> {
             &[],
         )
         .map_err(|e| format!("states: {e}"))?;
-    Ok(())
+    Ok(backend)
+}
+
+/// Fields of `/proc/PID/stat` after the command name: (state, ppid, ..., utime, stime,
+/// cutime, cstime), or `None` if the process is gone.
+fn proc_stat(pid: i32) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces.
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(
+        rest.split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// The postmaster: the parent of `backend`, if the server runs on this machine.
+fn postmaster(backend: i32) -> Option<i32> {
+    let ppid = *proc_stat(backend)?.first()?;
+    i32::try_from(ppid).ok()
+}
+
+/// CPU time (user + system) of `pid`, of its children now running, and of the
+/// children it has reaped: a server that forks a backend per connection is measured
+/// whole, backends that came and went included. In clock ticks.
+fn tree_ticks(pid: i32) -> u64 {
+    // Fields after the name, from 0: ppid is 1, utime..cstime are 11..=14.
+    let own = |fields: &[u64]| fields.get(11..15).map_or(0, |t| t.iter().sum::<u64>());
+    let mut ticks = proc_stat(pid).map_or(0, |f| own(&f));
+    let parent = u64::try_from(pid).unwrap_or(0);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Some(fields) = proc_stat(child).filter(|f| f.first() == Some(&parent)) {
+                ticks += own(&fields);
+            }
+        }
+    }
+    ticks
+}
+
+fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(100)
+}
+
+/// The CPU times a run is charged with: the database server's, a pooler's, our own.
+struct CpuMeter {
+    server: Option<i32>,
+    pooler: Option<i32>,
+}
+
+/// (server, pooler, this process) CPU seconds so far.
+type CpuSample = (Option<f64>, Option<f64>, f64);
+
+impl CpuMeter {
+    fn sample(&self) -> CpuSample {
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = |ticks: u64| ticks as f64 / ticks_per_second() as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let tv_seconds = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+        let own = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+            .map_or(0.0, |u| tv_seconds(u.user_time()) + tv_seconds(u.system_time()));
+        (
+            self.server.map(|p| seconds(tree_ticks(p))),
+            self.pooler.map(|p| seconds(tree_ticks(p))),
+            own,
+        )
+    }
 }
 
 /// The service `pg-load` and its config: the host's view of the store.
@@ -268,7 +360,19 @@ fn run(options: &Options) -> Result<(), String> {
     }
     let _sink = syslog_sink::start();
     users::ensure_named((0..options.users).map(user_name))?;
-    provision(options)?;
+    let backend = provision(options)?;
+    let meter = CpuMeter {
+        server: postmaster(backend),
+        pooler: match &options.pooler_pidfile {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .ok_or_else(|| format!("{}: no pid in it", path.display()))?,
+            ),
+            None => None,
+        },
+    };
     write_service(options)?;
     let confdir = std::fs::canonicalize(&options.work).map_err(|e| e.to_string())?;
     println!(
@@ -277,6 +381,7 @@ fn run(options: &Options) -> Result<(), String> {
         options.logins, options.users, options.workers
     );
     let left = AtomicU64::new(options.logins as u64);
+    let cpu_before = meter.sample();
     let started = Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..options.workers)
@@ -288,6 +393,7 @@ fn run(options: &Options) -> Result<(), String> {
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let wall = started.elapsed();
+    let cpu_after = meter.sample();
     let mut times = Vec::new();
     let mut verdicts: BTreeMap<i32, usize> = BTreeMap::new();
     let mut waits = 0;
@@ -314,6 +420,27 @@ fn run(options: &Options) -> Result<(), String> {
         println!("verdict:     {n} {}", verdict_name(*status));
     }
     println!("waits for a newer step: {waits} (a user's turn came within its last step)");
+    #[allow(clippy::cast_precision_loss)]
+    let per_login = |seconds: f64| {
+        format!(
+            "{seconds:.1} s, {:.2} ms a login",
+            seconds * 1000.0 / times.len().max(1) as f64
+        )
+    };
+    match (cpu_before.0, cpu_after.0) {
+        (Some(before), Some(after)) => println!(
+            "CPU, database server: {} (postmaster and every backend)",
+            per_login(after - before)
+        ),
+        _ => println!("CPU, database server: not measured (not on this machine)"),
+    }
+    if let (Some(before), Some(after)) = (cpu_before.1, cpu_after.1) {
+        println!("CPU, pooler:          {}", per_login(after - before));
+    }
+    println!(
+        "CPU, clients:         {} (pg-load: libpam and the module)",
+        per_login(cpu_after.2 - cpu_before.2)
+    );
     Ok(())
 }
 

@@ -5,8 +5,8 @@
 //! so tokio's blocking pool (a thread) is never used. Each call (connecting included:
 //! TCP, TLS, start-up, authentication) runs under `tokio::time::timeout`, so a server
 //! that accepted the connection and then went silent (stopped, partitioned) cannot hold
-//! a login past the timeout. The server is also told `statement_timeout`, so it
-//! abandons a statement we abandoned. Dropping the client closes the connection and
+//! a login past the timeout. The server is also told `statement_timeout` (and
+//! `lock_timeout`), so it abandons a statement we abandoned. Dropping the client closes the connection and
 //! the runtime before the call that made it returns.
 
 use std::future::Future;
@@ -52,12 +52,6 @@ pub fn connect(info: &ConnInfo, timeout: Duration) -> Result<Client, DbError> {
         let password = Zeroizing::new(text.lines().next().unwrap_or("").as_bytes().to_vec());
         pg.password(password.as_slice());
     }
-    let millis = timeout.as_millis();
-    let options = match pg.get_options() {
-        Some(given) => format!("{given} -c statement_timeout={millis} -c lock_timeout={millis}"),
-        None => format!("-c statement_timeout={millis} -c lock_timeout={millis}"),
-    };
-    pg.options(&options);
     pg.connect_timeout(timeout);
     // So that the database's admin sees whose connections these are.
     if pg.get_application_name().is_none() {
@@ -90,12 +84,20 @@ pub fn connect(info: &ConnInfo, timeout: Duration) -> Result<Client, DbError> {
             Ok(Err(e)) => return Err(DbError::Connect(e)),
             Err(_) => return Err(DbError::Timeout { action: "connect" }),
         };
-    Ok(Client {
+    let mut client = Client {
         session: Some(client),
         connection: Some(connection),
         runtime,
         timeout,
-    })
+    };
+    // Told with SET, not the `options` start-up parameter, which a pooler in between
+    // (PgBouncer, docs/guide.md) refuses; one round trip, in the session it pools.
+    let millis = timeout.as_millis();
+    client.batch_execute(
+        "set the server-side deadline",
+        &format!("SET statement_timeout = {millis}; SET lock_timeout = {millis}"),
+    )?;
+    Ok(client)
 }
 
 fn spawn_connection<F>(connection: F) -> JoinHandle<()>

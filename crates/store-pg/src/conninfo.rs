@@ -320,6 +320,23 @@ mod tests {
     }
 
     #[test]
+    fn a_local_poolers_socket_directory_is_a_unix_host_without_tls() {
+        // docs/guide.md's PgBouncer line: the socket /run/postgresql/.s.PGSQL.6432.
+        let info = parse("host=/run/postgresql port=6432 dbname=totp user=root sslmode=disable").unwrap();
+        assert_eq!(
+            info.pg.get_hosts(),
+            &[Host::Unix(PathBuf::from("/run/postgresql"))]
+        );
+        assert_eq!(info.pg.get_ports(), &[6432]);
+        assert_eq!(info.sslmode, SslMode::Disable);
+        // Without its leading slash the directory is a host name: no plaintext to it.
+        assert_eq!(
+            parse("host=run/postgresql port=6432 user=root sslmode=disable").err(),
+            Some(ConnInfoError::PlaintextRemote)
+        );
+    }
+
+    #[test]
     fn quoted_values_and_escapes_survive_the_split() {
         let info =
             parse(r"host=127.0.0.1 user=a sslmode=disable dbname='my \'otp\' db' application_name = x\ y")
