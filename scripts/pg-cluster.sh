@@ -3,7 +3,8 @@
 # testkit/src/postgres.rs makes one: initdb as the postgres user (initdb refuses
 # root) in DIR, listening on 127.0.0.1:PORT (scram-sha-256) and on a unix socket in DIR
 # (trusted, for the setup). Database totp owned by the admin role totp_admin; a host
-# login role totp_host whose password is in the root-only file DIR.pass.
+# login role totp_host whose password is in the root-only file DIR.pass; the at-rest
+# key in the data directory, readable through pg_read_file by totp_admin.
 #
 #   scripts/pg-cluster.sh start DIR PORT
 #   scripts/pg-cluster.sh stop DIR       (stops the server and removes DIR and DIR.pass)
@@ -30,6 +31,11 @@ start)
         -c "CREATE ROLE totp_admin LOGIN CREATEROLE" \
         -c "CREATE DATABASE totp OWNER totp_admin" \
         -c "CREATE ROLE totp_host LOGIN PASSWORD '$password'"
+    # The key the database encrypts secrets under (schema version 3; docs/guide.md).
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/data/pam_totp_secret.key"
+    chown postgres:postgres "$dir/data/pam_totp_secret.key"
+    as_postgres "$BIN/psql" -q -h "$dir" -p "$port" -d totp -v ON_ERROR_STOP=1 \
+        -c "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) TO totp_admin"
     ;;
 stop)
     dir=$(realpath -m "$2")

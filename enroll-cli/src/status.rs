@@ -45,6 +45,8 @@ pub struct Status {
     pub console_locked_until: Option<u64>,
     /// Unix time of the last successful login, if any.
     pub last_login: Option<u64>,
+    /// With the database: the realms whose hosts check this user's codes.
+    pub realms: Option<Vec<String>>,
 }
 
 /// The status of `user`'s record at `place`; the state is read only if `as_root`.
@@ -68,6 +70,7 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         console_failures: None,
         console_locked_until: None,
         last_login: None,
+        realms: None,
     };
     // The record with its secret when it can be had (plain, or sealed and opened by
     // root), and what it says besides the secret in any case.
@@ -103,6 +106,9 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
             (None, None)
         }
     };
+    if info.is_some() {
+        status.realms = place.realms()?;
+    }
     if let Some(info) = info {
         status.enrolled = true;
         status.created = Some(info.created).filter(|c| !c.is_empty());
@@ -162,6 +168,9 @@ fn print_human(status: &Status) {
             ""
         }
     );
+    if let Some(realms) = &status.realms {
+        println!("realms:          {}", realms.join(", "));
+    }
     if !status.login_state {
         if status.enrolled {
             println!(

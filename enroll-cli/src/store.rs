@@ -132,6 +132,11 @@ impl Place<'_> {
         self.0.offer_codes(&plain);
     }
 
+    /// The user's realms, where the store has realms (the database).
+    pub fn realms(&mut self) -> CliResult<Option<Vec<String>>> {
+        self.0.realms().map_err(|e| refused(&e))
+    }
+
     /// The same for codes already in plain text (imported scratch codes).
     pub fn offer_plain_codes(&mut self, codes: &[Zeroizing<String>]) {
         self.0.offer_codes(codes);

@@ -166,6 +166,7 @@ fn grant_host_lets_a_role_have_codes_checked_for_its_realms_but_not_read_the_tab
         "p2",
     ]));
     assert_eq!(lookup(&mut host, TEST_USER, false).0, "not_allowed");
+    assert_eq!(status_json(&fixture)["realms"], serde_json::json!(["p2"]));
     let granted = fixture.enroll(&["db", "grant-host", "host_c", "--realm", "p2"]);
     assert_ok(&granted);
     assert!(
@@ -239,6 +240,7 @@ fn provisioning_writes_the_file_stores_record_and_status_shows_it() {
     assert_eq!(status["enrolled"], true);
     assert_eq!(status["record"], format!("postgres:{TEST_USER}"));
     assert_eq!(status["recovery_codes_left"], 10);
+    assert_eq!(status["realms"], serde_json::json!(["default"]));
     assert_eq!(status["failures"], 0);
 
     let again = fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]);

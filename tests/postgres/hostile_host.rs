@@ -328,3 +328,48 @@ fn the_databases_window_decides_which_steps_are_accepted() {
     assert_eq!(verify(&mut host, "alice", &far, false).verdict, "invalid_code");
     assert_eq!(testkit::postgres::state(&cluster, "alice").used_until, used);
 }
+
+/// HMACs (`pam_totp.hotp` calls, counted by the server) one `host_verify` costs.
+fn hmacs_of(host: &mut Client, user: &str, answer: &str) -> i64 {
+    // The session's pending counts, which hold earlier transactions' too: a difference.
+    let calls = |host: &mut Client| -> i64 {
+        host.query(
+            "count",
+            "SELECT pg_stat_get_xact_function_calls('pam_totp.hotp(bytea,bigint,text,integer)'::regprocedure)",
+            &[],
+        )
+        .unwrap()[0]
+            .get::<_, Option<i64>>(0)
+            .unwrap_or(0)
+    };
+    host.batch_execute("begin", "BEGIN").unwrap();
+    let before = calls(host);
+    try_verify(host, Some(user), Some(answer), Some(false), Some("tty1")).unwrap();
+    let after = calls(host);
+    host.batch_execute("end", "ROLLBACK").unwrap();
+    after - before
+}
+
+#[test]
+fn an_unknown_user_and_another_realms_user_cost_the_same_hmacs_as_a_wrong_code() {
+    let cluster = Cluster::start();
+    enroll(&cluster, "alice", SECRET, &["p1"]);
+    enroll(&cluster, "bob", SECRET, &["p2"]);
+    drop(host_in(&cluster, "host_a", &["p1"]));
+    cluster.superuser_sql("ALTER ROLE host_a SET track_functions = 'all'");
+    let (mut host, _dir) = crate::schema::connect_host(&cluster, "host_a");
+    for window in [1u8, 3] {
+        admin::write_policy(
+            &mut cluster.admin(),
+            &admin::Policy {
+                window,
+                ..admin::read_policy(&mut cluster.admin()).unwrap()
+            },
+        )
+        .unwrap();
+        let wrong = hmacs_of(&mut host, "alice", "000000");
+        assert_eq!(wrong, 2 * i64::from(window) + 1, "the window's steps");
+        assert_eq!(hmacs_of(&mut host, "nobody", "000000"), wrong, "not enrolled");
+        assert_eq!(hmacs_of(&mut host, "bob", "000000"), wrong, "not allowed");
+    }
+}

@@ -18,6 +18,11 @@ fn passfile(dir: &tempfile::TempDir, password: &str) -> PathBuf {
 
 pub fn host_client(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir) {
     cluster.add_host_role(role, "host-secret");
+    connect_host(cluster, role)
+}
+
+/// A new connection as the host role `role` (made by [`host_client`]).
+pub fn connect_host(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         store: Store::Postgres,

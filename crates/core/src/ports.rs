@@ -531,6 +531,14 @@ pub trait AdminPlace {
     /// own `crypt()`, so that it can check them). Other stores keep the record's argon2
     /// hashes: by default the codes are not kept.
     fn offer_codes(&mut self, _codes: &[Zeroizing<String>]) {}
+    /// The realms the user belongs to, where the store has realms (the database);
+    /// `None` elsewhere.
+    ///
+    /// # Errors
+    /// The store could not be asked.
+    fn realms(&mut self) -> Result<Option<Vec<String>>, StoreFailure> {
+        Ok(None)
+    }
     /// Removes the record and clears failures, lock-outs and burns (replay protection
     /// stays where the store keeps state apart); `false` if there was no record.
     ///

@@ -376,6 +376,12 @@ impl AdminPlace for PgPlace<'_> {
         self.codes = codes.to_vec();
     }
 
+    fn realms(&mut self) -> Result<Option<Vec<String>>, StoreFailure> {
+        admin::user_realms(self.client, &self.user)
+            .map(Some)
+            .map_err(admin_failed)
+    }
+
     /// The state row goes with the enrollment (the schema's ON DELETE CASCADE).
     fn remove(&mut self) -> Result<bool, StoreFailure> {
         admin::remove(self.client, &self.user).map_err(admin_failed)

@@ -181,23 +181,6 @@ AS $$
           FROM (SELECT pam_totp_crypto.hmac(int8send(p_counter), p_secret, lower(p_algorithm)) AS mac) h) t
 $$;
 
--- The lock-out after a failure that makes the count p_failures (see version 2).
-CREATE OR REPLACE FUNCTION pam_totp.lockout_after(p_failures integer, p_until bigint, p_now bigint,
-                                                  p_max_failures integer, p_lockout_seconds bigint,
-                                                  p_lockout_max_seconds bigint)
-RETURNS bigint
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE WHEN p_failures < p_max_failures THEN p_until
-                ELSE least(p_now::numeric + least(
-                         p_lockout_seconds::numeric
-                             * 2::numeric ^ least(p_failures - p_max_failures, 32),
-                         p_lockout_max_seconds::numeric),
-                     9223372036854775807::numeric)::bigint
-           END
-$$;
-
 -- Whether the calling host (session_user) may check codes for p_user: a realm of the
 -- user's (`default` if it has none) is granted to the host's login role.
 CREATE FUNCTION pam_totp.host_may_check(p_user text)
@@ -422,7 +405,8 @@ BEGIN
         END IF;
     END IF;
 
-    -- A failure: counted on the channel, with the lock-out it starts (lockout.rs).
+    -- A failure: counted on the channel, with the lock-out it starts (lockout.rs;
+    -- pam_totp.lockout_after, version 2).
     v_failures := least(v_failures, 2147483646) + 1;
     UPDATE pam_totp.login_state AS s
     SET failures = CASE WHEN v_console THEN s.failures ELSE v_failures END,
