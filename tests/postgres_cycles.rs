@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use pam_client::{AUTH_ERR, SUCCESS};
-use testkit::postgres::{Cluster, PgHost, enroll, state};
+use testkit::postgres::{Cluster, PgHost, enroll, set_policy, state};
 use testkit::{ModuleBuild, SECRET, TEST_USER, oathtool, settle_in_step};
 
 fn count(dir: &str) -> usize {
@@ -114,18 +114,20 @@ fn cycles_leave_nothing(cycles: usize, install: impl Fn(&PgHost)) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cluster = Cluster::start();
     enroll(&cluster, TEST_USER, SECRET);
-    let host = PgHost::new(
-        &cluster,
-        "host_a",
-        "max_failures = 1\nlockout_seconds = 3600\nlockout_max_seconds = 3600\n",
-    );
+    // The database's policy (a host's lock-out keys are not used with it).
+    set_policy(&cluster, |policy| {
+        policy.max_failures = 1;
+        policy.lockout_seconds = 3600;
+        policy.lockout_max_seconds = 3600;
+    });
+    let host = PgHost::new(&cluster, "host_a", "");
     install(&host);
-    // Warm up (libpam, NSS, the allocator's arenas) with a whole login: read, prompt,
-    // charge, accept.
+    // Warm up (libpam, NSS, the allocator's arenas) with a whole login: look up,
+    // prompt, verify.
     settle_in_step(3);
     assert_eq!(host.fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
-    // Then locked out: each cycle loads the module, connects, reads the state, refuses,
-    // disconnects and unloads, with no prompt to wait for.
+    // Then locked out: each cycle loads the module, connects, looks the user up,
+    // refuses, disconnects and unloads, with no prompt to wait for.
     assert_eq!(host.fixture.login("000000").status, AUTH_ERR);
     assert!(state(&cluster, TEST_USER).locked_until > testkit::now());
     for _ in 0..200 {

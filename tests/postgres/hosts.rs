@@ -257,8 +257,8 @@ fn fifty_concurrent_logins_with_one_valid_code_across_two_hosts_give_exactly_one
 
 #[test]
 fn fifty_concurrent_logins_under_the_default_lock_out_still_give_exactly_one_success() {
-    // max_failures = 5: the attempts charged before the winner can lock the user out;
-    // those refused unchecked and the winner's success must still add up to one.
+    // The database's default max_failures = 5: the replays after the winner lock the
+    // user out; those refused unchecked and the winner's success still add up to one.
     let (verdicts, _cluster) = fifty_logins_with_one_code(None);
     assert_eq!(verdicts, (1, 49));
 }
