@@ -191,7 +191,8 @@ fn server_logins(cluster: &Cluster, role: &str) -> usize {
 }
 
 #[test]
-fn logins_through_a_local_pgbouncer_use_its_pooled_tls_connections_and_replay_is_still_refused() {
+fn logins_through_a_local_pgbouncer_use_its_pooled_tls_connections_and_replay_is_still_refused_and_without_it_fail_closed()
+ {
     let (cluster, pki) = tls_cluster();
     let bouncer = Bouncer::start(&cluster, &pki, "ca.pem");
     let host = bouncer.host();
@@ -226,6 +227,10 @@ fn logins_through_a_local_pgbouncer_use_its_pooled_tls_connections_and_replay_is
     // Three logins, up to six client connections, and one more above: PgBouncer kept
     // its server connection (session pooling) instead of one backend per connection.
     assert_eq!(server_logins(&cluster, HOST_ROLE), 1, "{}", cluster.log());
+    // PgBouncer stopped: the next login fails closed, as with the database down.
+    drop(bouncer);
+    let down = host.login(&oathtool(SECRET, 1));
+    assert_eq!(down.status, SYSTEM_ERR, "{down:?}");
 }
 
 #[test]

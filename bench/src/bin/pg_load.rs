@@ -171,8 +171,8 @@ fn provision(options: &Options) -> Result<i32, String> {
     Ok(backend)
 }
 
-/// Fields of `/proc/PID/stat` after the command name: (state, ppid, ..., utime, stime,
-/// cutime, cstime), or `None` if the process is gone.
+/// Numeric fields of `/proc/PID/stat` from ppid on (proc(5) field 4 is index 0, so
+/// field N is N - 4), or `None` if the process is gone.
 fn proc_stat(pid: i32) -> Option<Vec<u64>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces.
@@ -195,8 +195,9 @@ fn postmaster(backend: i32) -> Option<i32> {
 /// children it has reaped: a server that forks a backend per connection is measured
 /// whole, backends that came and went included. In clock ticks.
 fn tree_ticks(pid: i32) -> u64 {
-    // Fields after the name, from 0: ppid is 1, utime..cstime are 11..=14.
-    let own = |fields: &[u64]| fields.get(11..15).map_or(0, |t| t.iter().sum::<u64>());
+    // proc(5) fields 4 (ppid) and 14-17 (utime, stime, cutime, cstime), as [`proc_stat`]
+    // numbers them: from 0 at ppid.
+    let own = |fields: &[u64]| fields.get(10..14).map_or(0, |t| t.iter().sum::<u64>());
     let mut ticks = proc_stat(pid).map_or(0, |f| own(&f));
     let parent = u64::try_from(pid).unwrap_or(0);
     if let Ok(entries) = std::fs::read_dir("/proc") {
@@ -458,5 +459,32 @@ fn main() -> ExitCode {
             eprintln!("pg-load: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_cpu_time_is_read_from_the_right_proc_fields() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let fields = proc_stat(me).unwrap();
+        assert_eq!(fields[0], u64::from(std::os::unix::process::parent_id()), "ppid");
+        // Burn some user time: utime (index 10) must grow; the priority (index 14,
+        // right after cstime) must not be counted.
+        let before = fields[10];
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = proc_stat(me).unwrap();
+        assert!(
+            after[10] > before,
+            "utime did not grow: {before} -> {}",
+            after[10]
+        );
+        assert!(tree_ticks(me) >= after[10..14].iter().sum::<u64>());
     }
 }
