@@ -260,6 +260,10 @@ pub enum Missing {
     Unknown,
     /// Proven: the record's directory is there, trusted, and holds none.
     NotEnrolled(NoRecord),
+    /// The database store: not enrolled, and reset by an admin (`totp-enroll reset`):
+    /// enrolled at this login with `enroll_at_login`, else refused; never let through
+    /// by `nullok` or the grace period.
+    MarkedForEnrollment,
     /// The database store: the user is in none of this host's realms, enrolled or not.
     /// Refused, and never let through as not enrolled.
     NotAllowed,
@@ -449,6 +453,11 @@ pub trait LoginStore {
     /// The store takes no enrollment at login (records in homes, the database), or is
     /// unusable.
     fn enrollment(&self, config: &Config, account: Account) -> Result<Box<dyn Enrollment>, StoreFailure>;
+    /// A store that checks an enrollment's confirming code itself (the database): it
+    /// takes `enroll_at_login` through [`crate::self_enroll`] instead of [`Self::enrollment`].
+    fn checked_enrollment(&self) -> Option<&dyn crate::self_enroll::CheckedEnrollment> {
+        None
+    }
 }
 
 /// The stores a module was built with: the file store always, the database in
