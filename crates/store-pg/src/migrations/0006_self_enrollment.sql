@@ -222,7 +222,7 @@ BEGIN
       AND a.accepted_at BETWEEN v_now - 120 AND v_now
       AND EXISTS (SELECT 1 FROM pam_totp.enrollments e WHERE e.user_name = p_user
                   AND p_requested_at IS NOT NULL
-                  AND e.updated_at < to_timestamp(least(p_requested_at, v_now + 3600)));
+                  AND floor(extract(epoch FROM e.updated_at))::bigint <= p_requested_at);
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
