@@ -87,7 +87,7 @@ pub struct EnrollArgs {
     /// Replace an existing enrollment (a new phone). Asks for a current code or a
     /// recovery code first, unless run by root. With store = "postgres", run by a user:
     /// records the request, carried out at the next login (after the current code) on a
-    /// host with enroll_at_login.
+    /// host with `enroll_at_login`.
     #[arg(long)]
     pub force: bool,
 
@@ -214,7 +214,7 @@ pub enum Command {
     /// lock-out and recovery codes go with it.
     Remove,
     /// A new phone (root only): as `remove`, and with store = "postgres" the user is
-    /// also marked to enroll at their next login on a host with enroll_at_login (never
+    /// also marked to enroll at their next login on a host with `enroll_at_login` (never
     /// let through without a code by nullok or the grace period meanwhile).
     Reset,
     /// Make the host key pair that sealed records use (root only): the private key

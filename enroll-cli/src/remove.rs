@@ -5,8 +5,8 @@
 use pam_totp_config::Config;
 
 use crate::audit;
-use crate::database;
 use crate::caller::Target;
+use crate::database;
 use crate::error::{CliError, CliResult};
 use crate::store::Backend;
 
@@ -44,7 +44,8 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target) -> CliResult
 pub fn reset_in_database(config: &Config, target: &Target, conninfo: Option<&str>) -> CliResult<()> {
     database::require_root(target)?;
     let mut client = database::connect(config, conninfo)?;
-    let removed = pam_totp_store_pg::admin::reset(&mut client, &target.account.name).map_err(database::failed)?;
+    let removed =
+        pam_totp_store_pg::admin::reset(&mut client, &target.account.name).map_err(database::failed)?;
     audit::record(&format!(
         "user={} enrollment reset by {} record=postgres:{} (was enrolled: {removed})",
         target.account.name, target.caller_name, target.account.name

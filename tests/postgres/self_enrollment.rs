@@ -24,7 +24,12 @@ fn current(host: &mut Client, secret: &str) -> String {
     oathtool_at(secret, u64::try_from(db_now(host)).unwrap())
 }
 
-pub fn host_enroll(host: &mut Client, user: &str, secret: &str, code: &str) -> Result<String, testkit::product::DbError> {
+pub fn host_enroll(
+    host: &mut Client,
+    user: &str,
+    secret: &str,
+    code: &str,
+) -> Result<String, testkit::product::DbError> {
     let codes: Vec<&str> = CODES.to_vec();
     let rows = host.query(
         "host_enroll",
@@ -45,7 +50,13 @@ pub fn ticket(host: &mut Client, user: &str) -> Option<String> {
         .get(0)
 }
 
-pub fn host_reenroll(host: &mut Client, user: &str, ticket: Option<&str>, secret: &str, code: &str) -> String {
+pub fn host_reenroll(
+    host: &mut Client,
+    user: &str,
+    ticket: Option<&str>,
+    secret: &str,
+    code: &str,
+) -> String {
     let codes: Vec<&str> = CODES.to_vec();
     host.query(
         "host_reenroll",
@@ -65,7 +76,9 @@ fn secret_of(cluster: &Cluster, user: &str) -> Option<String> {
 /// Waits for the next step of the database's clock, so that a new code is fresh.
 fn next_step(host: &mut Client) {
     let now = db_now(host);
-    std::thread::sleep(std::time::Duration::from_secs(u64::try_from(30 - now % 30).unwrap() + 1));
+    std::thread::sleep(std::time::Duration::from_secs(
+        u64::try_from(30 - now % 30).unwrap() + 1,
+    ));
 }
 
 #[test]
@@ -76,21 +89,33 @@ fn a_host_enrolls_an_unenrolled_user_of_its_realm_once_and_the_confirming_code_i
     assert_eq!(lookup(&mut host, "alice", false).0, "not_enrolled");
 
     let wrong = current(&mut host, OTHER_SECRET);
-    assert_eq!(host_enroll(&mut host, "alice", NEW_SECRET, &wrong).unwrap(), "invalid_code");
+    assert_eq!(
+        host_enroll(&mut host, "alice", NEW_SECRET, &wrong).unwrap(),
+        "invalid_code"
+    );
     assert_eq!(secret_of(&cluster, "alice"), None);
 
     let code = current(&mut host, NEW_SECRET);
-    assert_eq!(host_enroll(&mut host, "alice", NEW_SECRET, &code).unwrap(), "enrolled");
+    assert_eq!(
+        host_enroll(&mut host, "alice", NEW_SECRET, &code).unwrap(),
+        "enrolled"
+    );
     assert_eq!(secret_of(&cluster, "alice").as_deref(), Some(NEW_SECRET));
     assert_eq!(lookup(&mut host, "alice", false).0, "enrolled");
     // The confirming code counts as used.
     assert_eq!(verify(&mut host, "alice", &code, false).verdict, "replayed_code");
     // The recovery codes were hashed by the database and work once.
     let used = verify(&mut host, "alice", "1abc-defg-hjkm", false);
-    assert_eq!((used.verdict.as_str(), used.recovery_left), ("accepted_recovery", Some(1)));
+    assert_eq!(
+        (used.verdict.as_str(), used.recovery_left),
+        ("accepted_recovery", Some(1))
+    );
     // Never a replacement, whatever the code.
     let other = current(&mut host, OTHER_SECRET);
-    assert_eq!(host_enroll(&mut host, "alice", OTHER_SECRET, &other).unwrap(), "already_enrolled");
+    assert_eq!(
+        host_enroll(&mut host, "alice", OTHER_SECRET, &other).unwrap(),
+        "already_enrolled"
+    );
     assert_eq!(secret_of(&cluster, "alice").as_deref(), Some(NEW_SECRET));
 }
 
@@ -102,9 +127,15 @@ fn a_host_cannot_enroll_another_realms_user_an_enrolled_user_or_with_weak_parame
     admin::set_user_realms(&mut cluster.admin(), "carol", &["p2".to_owned()]).unwrap();
     admin::set_user_realms(&mut cluster.admin(), "dave", &["p1".to_owned()]).unwrap();
     let code = current(&mut host, NEW_SECRET);
-    assert_eq!(host_enroll(&mut host, "carol", NEW_SECRET, &code).unwrap(), "not_allowed");
+    assert_eq!(
+        host_enroll(&mut host, "carol", NEW_SECRET, &code).unwrap(),
+        "not_allowed"
+    );
     assert_eq!(secret_of(&cluster, "carol"), None);
-    assert_eq!(host_enroll(&mut host, "bob", NEW_SECRET, &code).unwrap(), "already_enrolled");
+    assert_eq!(
+        host_enroll(&mut host, "bob", NEW_SECRET, &code).unwrap(),
+        "already_enrolled"
+    );
     assert_eq!(secret_of(&cluster, "bob").as_deref(), Some(SECRET));
     // Ten bytes of secret, no recovery codes, hostile codes: refused, nothing written.
     let short = host.query(
@@ -125,7 +156,10 @@ fn a_host_cannot_enroll_another_realms_user_an_enrolled_user_or_with_weak_parame
         &[&bytes(NEW_SECRET), &code],
     );
     assert_eq!(injected.unwrap()[0].get::<_, String>(0), "malformed");
-    assert_eq!(host_enroll(&mut host, "dave'; --", NEW_SECRET, &code).unwrap(), "not_allowed");
+    assert_eq!(
+        host_enroll(&mut host, "dave'; --", NEW_SECRET, &code).unwrap(),
+        "not_allowed"
+    );
     assert_eq!(secret_of(&cluster, "dave"), None);
 }
 
@@ -154,7 +188,11 @@ fn two_hosts_racing_to_enroll_the_same_user_exactly_one_wins() {
         let mut sorted = results.clone();
         sorted.sort();
         assert_eq!(sorted, ["already_enrolled", "enrolled"], "{results:?}");
-        let winner = if results[0] == "enrolled" { NEW_SECRET } else { OTHER_SECRET };
+        let winner = if results[0] == "enrolled" {
+            NEW_SECRET
+        } else {
+            OTHER_SECRET
+        };
         assert_eq!(secret_of(&cluster, &user).as_deref(), Some(winner));
     }
 }
@@ -169,7 +207,10 @@ fn reset_stops_the_old_secret_at_once_and_marks_the_user_until_they_enroll() {
     let old = current(&mut host, SECRET);
     assert_eq!(verify(&mut host, "erin", &old, false).verdict, "not_enrolled");
     let code = current(&mut host, NEW_SECRET);
-    assert_eq!(host_enroll(&mut host, "erin", NEW_SECRET, &code).unwrap(), "enrolled");
+    assert_eq!(
+        host_enroll(&mut host, "erin", NEW_SECRET, &code).unwrap(),
+        "enrolled"
+    );
     assert_eq!(lookup(&mut host, "erin", false).0, "enrolled");
     assert!(!admin::marked_for_enrollment(&mut cluster.admin(), "erin").unwrap());
 }
@@ -185,8 +226,14 @@ fn a_replacement_needs_a_ticket_of_the_host_that_just_accepted_a_code_of_that_us
 
     // No acceptance yet: no ticket; no ticket: no replacement.
     assert_eq!(ticket(&mut host_a, "frank"), None);
-    assert_eq!(host_reenroll(&mut host_a, "frank", None, NEW_SECRET, &new_code), "no_ticket");
-    assert_eq!(host_reenroll(&mut host_a, "frank", Some("00"), NEW_SECRET, &new_code), "no_ticket");
+    assert_eq!(
+        host_reenroll(&mut host_a, "frank", None, NEW_SECRET, &new_code),
+        "no_ticket"
+    );
+    assert_eq!(
+        host_reenroll(&mut host_a, "frank", Some("00"), NEW_SECRET, &new_code),
+        "no_ticket"
+    );
 
     let code = current(&mut host_a, SECRET);
     assert_eq!(verify(&mut host_a, "frank", &code, false).verdict, "accepted");
@@ -195,11 +242,24 @@ fn a_replacement_needs_a_ticket_of_the_host_that_just_accepted_a_code_of_that_us
     let granted = ticket(&mut host_a, "frank").expect("a ticket right after the accepted code");
     assert_eq!(ticket(&mut host_a, "frank"), None, "once per acceptance");
     // Another user's name with frank's ticket, or host_b with it: refused (and used up).
-    assert_eq!(host_reenroll(&mut host_a, "grace", Some(&granted), NEW_SECRET, &new_code), "no_ticket");
-    assert_eq!(host_reenroll(&mut host_b, "frank", Some(&granted), NEW_SECRET, &new_code), "no_ticket");
+    assert_eq!(
+        host_reenroll(&mut host_a, "grace", Some(&granted), NEW_SECRET, &new_code),
+        "no_ticket"
+    );
+    assert_eq!(
+        host_reenroll(&mut host_b, "frank", Some(&granted), NEW_SECRET, &new_code),
+        "no_ticket"
+    );
     assert_eq!(secret_of(&cluster, "grace").as_deref(), Some(OTHER_SECRET));
-    assert_eq!(host_reenroll(&mut host_a, "frank", Some(&granted), NEW_SECRET, &new_code), "reenrolled");
-    assert_eq!(host_reenroll(&mut host_a, "frank", Some(&granted), OTHER_SECRET, &new_code), "no_ticket", "single use");
+    assert_eq!(
+        host_reenroll(&mut host_a, "frank", Some(&granted), NEW_SECRET, &new_code),
+        "reenrolled"
+    );
+    assert_eq!(
+        host_reenroll(&mut host_a, "frank", Some(&granted), OTHER_SECRET, &new_code),
+        "no_ticket",
+        "single use"
+    );
     assert_eq!(secret_of(&cluster, "frank").as_deref(), Some(NEW_SECRET));
 
     // The old secret stops; the new one works from its next code.

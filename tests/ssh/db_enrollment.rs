@@ -25,7 +25,10 @@ fn db_server(cluster: &Cluster) -> Sshd {
     let passfile = server.path("pgpass");
     std::fs::write(&passfile, "host-a-password\n").unwrap();
     std::fs::set_permissions(&passfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let mut config = std::fs::OpenOptions::new().append(true).open(server.config_path()).unwrap();
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(server.config_path())
+        .unwrap();
     writeln!(
         config,
         "store = \"postgres\"\npostgres = \"{}\"",
@@ -45,6 +48,10 @@ fn db_server(cluster: &Cluster) -> Sshd {
     server
 }
 
+/// Pixels per module, and light modules around the code, in the image for `zbarimg`.
+const SCALE: usize = 4;
+const MARGIN: usize = 8;
+
 /// The QR code drawn in the client's transcript (light modules as blocks, two rows a
 /// line), as an image, read back by `zbarimg`.
 fn decode_qr(seen: &Seen) -> String {
@@ -59,14 +66,9 @@ fn decode_qr(seen: &Seen) -> String {
         .collect();
     assert!(lines.len() > 10, "a QR code was shown: {seen:?}");
     let width = lines.iter().map(Vec::len).max().unwrap();
-    const SCALE: usize = 4;
-    const MARGIN: usize = 8;
     let light = |x: usize, y: usize| {
         let c = lines.get(y / 2).and_then(|l| l.get(x)).copied().unwrap_or(' ');
-        match (c, y % 2) {
-            ('\u{2588}', _) | ('\u{2580}', 0) | ('\u{2584}', 1) => true,
-            _ => false,
-        }
+        matches!((c, y % 2), ('\u{2588}', _) | ('\u{2580}', 0) | ('\u{2584}', 1))
     };
     let (w, h) = (width + 2 * MARGIN, 2 * lines.len() + 2 * MARGIN);
     let mut pbm = format!("P1\n{} {}\n", w * SCALE, h * SCALE);
@@ -93,9 +95,8 @@ fn decode_qr(seen: &Seen) -> String {
 
 /// The base32 secret of an `otpauth://` URI.
 fn secret_of_uri(uri: &str) -> String {
-    uri.split_once("secret=")
-        .map(|(_, rest)| rest.split('&').next().unwrap().to_owned())
-        .unwrap_or_else(|| panic!("no secret in {uri}"))
+    let (_, rest) = uri.split_once("secret=").expect("a secret in the URI");
+    rest.split('&').next().unwrap().to_owned()
 }
 
 /// `totp-enroll ARGS` as root with the admin role's connection.
@@ -118,12 +119,19 @@ fn admin_command(server: &Sshd, cluster: &Cluster, args: &[&str]) -> std::proces
 fn enroll_over_ssh(server: &Sshd, cluster: &Cluster) -> String {
     settle_in_step(10);
     let first = ssh(server, &KBD, &[SSH_PASSWORD, "@CODE", ""]);
-    assert!(logged_in(&first), "{first:?}\n{}\n{}", server.log(), cluster.log());
+    assert!(
+        logged_in(&first),
+        "{first:?}\n{}\n{}",
+        server.log(),
+        cluster.log()
+    );
     assert_eq!(first.prompts, ["Password: ", CODE_PROMPT, ENTER_PROMPT]);
     assert!(first.transcript.contains("Recovery codes"), "{first:?}");
     let secret = secret_of_uri(&decode_qr(&first));
     assert_eq!(secret, first.key(), "the QR code carries the key shown");
-    let stored = admin::read_enrollment(&mut cluster.admin(), SSH_USER).unwrap().expect("enrolled in the database");
+    let stored = admin::read_enrollment(&mut cluster.admin(), SSH_USER)
+        .unwrap()
+        .expect("enrolled in the database");
     assert_eq!(stored.secret.to_base32().as_str(), secret);
     secret
 }
@@ -151,8 +159,15 @@ fn an_unenrolled_user_enrolls_over_ssh_in_the_database_and_after_a_reset_enrolls
 
     // A new phone: the admin resets; the old secret stops at once, the next login enrolls.
     let reset = admin_command(&server, &cluster, &["reset", "--user", SSH_USER]);
-    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
-    assert_eq!(admin::read_enrollment(&mut cluster.admin(), SSH_USER).unwrap(), None);
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert_eq!(
+        admin::read_enrollment(&mut cluster.admin(), SSH_USER).unwrap(),
+        None
+    );
     let again = enroll_over_ssh(&server, &cluster);
     assert_ne!(again, secret);
     next_step();
@@ -169,9 +184,17 @@ fn a_user_of_another_realm_is_not_offered_enrollment() {
     admin::set_user_realms(&mut cluster.admin(), SSH_USER, &["p2".to_owned()]).unwrap();
     let seen = ssh(&server, &KBD, &[SSH_PASSWORD, "123456"]);
     assert!(!logged_in(&seen), "{seen:?}");
-    assert_eq!(seen.prompts, ["Password: ", "Verification code: "], "{seen:?}\n{}", server.log());
+    assert_eq!(
+        seen.prompts,
+        ["Password: ", "Verification code: "],
+        "{seen:?}\n{}",
+        server.log()
+    );
     assert!(!seen.transcript.contains("by hand"), "no secret shown: {seen:?}");
-    assert_eq!(admin::read_enrollment(&mut cluster.admin(), SSH_USER).unwrap(), None);
+    assert_eq!(
+        admin::read_enrollment(&mut cluster.admin(), SSH_USER).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -186,7 +209,11 @@ fn a_user_who_asked_changes_their_otp_after_the_current_code_and_the_old_one_sto
     assert!(!plain.transcript.contains("by hand"), "{plain:?}");
 
     // The user asks, as themselves.
-    std::fs::set_permissions(server.config_path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        server.config_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let asked = Command::new("runuser")
         .args(["-u", SSH_USER, "--"])
         .arg(enroll_bin())
@@ -195,11 +222,18 @@ fn a_user_who_asked_changes_their_otp_after_the_current_code_and_the_old_one_sto
         .arg("--force")
         .output()
         .unwrap();
-    assert!(asked.status.success(), "{}", String::from_utf8_lossy(&asked.stderr));
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
 
     // A wrong code: refused, nothing offered.
     let wrong = ssh(&server, &KBD, &[SSH_PASSWORD, &testkit::wrong_code(SECRET)]);
-    assert!(!logged_in(&wrong) && !wrong.transcript.contains("by hand"), "{wrong:?}");
+    assert!(
+        !logged_in(&wrong) && !wrong.transcript.contains("by hand"),
+        "{wrong:?}"
+    );
 
     settle_in_step(10);
     let changed = ssh(&server, &KBD, &[SSH_PASSWORD, &oathtool(SECRET, 1), "@CODE", ""]);
@@ -210,7 +244,12 @@ fn a_user_who_asked_changes_their_otp_after_the_current_code_and_the_old_one_sto
     );
     let new_secret = secret_of_uri(&decode_qr(&changed));
     assert_eq!(
-        admin::read_enrollment(&mut cluster.admin(), SSH_USER).unwrap().unwrap().secret.to_base32().as_str(),
+        admin::read_enrollment(&mut cluster.admin(), SSH_USER)
+            .unwrap()
+            .unwrap()
+            .secret
+            .to_base32()
+            .as_str(),
         new_secret
     );
     // The old secret stops; the new one works; the request is not carried out twice.

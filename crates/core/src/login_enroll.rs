@@ -214,7 +214,12 @@ pub(crate) fn show_recovery_codes(codes: &[RecoveryCode], conv: &mut dyn Convers
 }
 
 /// The QR code, the key in groups of four, and the URI, as information lines.
-pub(crate) fn show_secret(codes: &CodeParameters<'_>, user: &str, record: &Record, conv: &mut dyn Conversation) {
+pub(crate) fn show_secret(
+    codes: &CodeParameters<'_>,
+    user: &str,
+    record: &Record,
+    conv: &mut dyn Conversation,
+) {
     let (issuer, account) = uri::labels(codes, user);
     let uri = uri::key_uri(record, &issuer, &account);
     conv.show_info(

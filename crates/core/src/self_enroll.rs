@@ -10,8 +10,8 @@
 
 use pam_totp_config::{Config, clock};
 
-use crate::login_enroll::{self, ATTEMPTS};
 use crate::authenticate::refuse_after_prompt;
+use crate::login_enroll::{self, ATTEMPTS};
 use crate::ports::{
     Conversation, Logger, Login, LoginStore, Outcome, Priority, StoreFailure, UNAVAILABLE_MESSAGE,
 };
@@ -46,14 +46,23 @@ pub trait CheckedEnrollment {
     ///
     /// # Errors
     /// The store is unusable.
-    fn enroll(&self, config: &Config, login: &Login<'_>, new: &NewSecret<'_>) -> Result<Written, StoreFailure>;
+    fn enroll(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+        new: &NewSecret<'_>,
+    ) -> Result<Written, StoreFailure>;
     /// Right after an accepted answer: whether the user asked to change their secret
     /// (`totp-enroll --force` on this host), and if so the store's permission to
     /// replace it (a single-use ticket); `None` otherwise.
     ///
     /// # Errors
     /// The store is unusable.
-    fn change_requested(&self, config: &Config, login: &Login<'_>) -> Result<Option<Box<dyn Replacement>>, StoreFailure>;
+    fn change_requested(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+    ) -> Result<Option<Box<dyn Replacement>>, StoreFailure>;
 }
 
 /// The permission to replace one user's enrollment, once.
@@ -62,7 +71,12 @@ pub trait Replacement {
     ///
     /// # Errors
     /// The store is unusable.
-    fn replace(self: Box<Self>, config: &Config, login: &Login<'_>, new: &NewSecret<'_>) -> Result<Written, StoreFailure>;
+    fn replace(
+        self: Box<Self>,
+        config: &Config,
+        login: &Login<'_>,
+        new: &NewSecret<'_>,
+    ) -> Result<Written, StoreFailure>;
 }
 
 /// A first enrollment at login (`enroll_at_login`). `None` when the user skipped it
@@ -81,7 +95,9 @@ pub fn enroll(
         Asked::Skipped => return None,
         Asked::Done(outcome) => return Some(outcome),
     };
-    Some(write(login, &record, &code, false, conv, log, |new| store.enroll(config, login, new)))
+    Some(write(login, &record, &code, false, conv, log, |new| {
+        store.enroll(config, login, new)
+    }))
 }
 
 /// A user an admin reset ("new phone"): enrolled now where `enroll_at_login` is on
@@ -100,7 +116,14 @@ pub fn marked(
     {
         return enroll(login, config, checked, false, conv, log).unwrap_or(Outcome::Denied);
     }
-    refuse_after_prompt(login, config, store, conv, log, "reset by an admin, enroll_at_login is off")
+    refuse_after_prompt(
+        login,
+        config,
+        store,
+        conv,
+        log,
+        "reset by an admin, enroll_at_login is off",
+    )
 }
 
 /// After the store's verdict: on success, with `enroll_at_login` on a store that checks
@@ -144,7 +167,9 @@ pub fn change_if_requested(
             return None;
         }
     };
-    conv.show_info("You asked to change your second factor: your current one stays until you confirm the new one.");
+    conv.show_info(
+        "You asked to change your second factor: your current one stays until you confirm the new one.",
+    );
     let (record, code) = match ask(login, config, None, conv, log) {
         Asked::Confirmed(record, code) => (record, code),
         Asked::Skipped => return None,
@@ -154,7 +179,9 @@ pub fn change_if_requested(
         }
         Asked::Done(outcome) => return Some(outcome),
     };
-    Some(write(login, &record, &code, true, conv, log, |new| replacement.replace(config, login, new)))
+    Some(write(login, &record, &code, true, conv, log, |new| {
+        replacement.replace(config, login, new)
+    }))
 }
 
 enum Asked {
@@ -172,12 +199,24 @@ fn ask(
     log: &dyn Logger,
 ) -> Asked {
     let Ok(secret) = SecretKey::generate() else {
-        log.log(Priority::Err, &format!("enrollment at login impossible: no randomness from the OS; {}", login.who()));
+        log.log(
+            Priority::Err,
+            &format!(
+                "enrollment at login impossible: no randomness from the OS; {}",
+                login.who()
+            ),
+        );
         conv.show_error(UNAVAILABLE_MESSAGE);
         return Asked::Done(Outcome::SystemError);
     };
     let codes = config.codes();
-    let record = Record::new(secret, codes.algorithm, codes.digits, codes.period, clock::rfc3339(login.now));
+    let record = Record::new(
+        secret,
+        codes.algorithm,
+        codes.digits,
+        codes.period,
+        clock::rfc3339(login.now),
+    );
     login_enroll::show_secret(&codes, login.user, &record, conv);
     let prompt = match skip_until {
         Some(until) => format!("Code shown by your app (or press Enter to skip until {until}): "),
@@ -192,14 +231,24 @@ fn ask(
             }
         };
         if skip_until.is_some() && reply.iter().all(u8::is_ascii_whitespace) {
-            log.log(Priority::Notice, &format!("enrollment at login skipped; {}", login.who()));
+            log.log(
+                Priority::Notice,
+                &format!("enrollment at login skipped; {}", login.who()),
+            );
             return Asked::Skipped;
         }
         let matches = TypedCode::parse(&reply, record.digits).is_some_and(|code| {
-            matches!(verify::check(&record, &code, login.now, codes.window, 0), Verdict::Accepted { .. })
+            matches!(
+                verify::check(&record, &code, login.now, codes.window, 0),
+                Verdict::Accepted { .. }
+            )
         });
         if matches {
-            let digits: String = reply.iter().filter(|b| b.is_ascii_digit()).map(|b| char::from(*b)).collect();
+            let digits: String = reply
+                .iter()
+                .filter(|b| b.is_ascii_digit())
+                .map(|b| char::from(*b))
+                .collect();
             return Asked::Confirmed(record, zeroize::Zeroizing::new(digits));
         }
         if attempt < ATTEMPTS {
@@ -209,7 +258,10 @@ fn ask(
     conv.show_error("The code did not match.");
     log.log(
         Priority::Notice,
-        &format!("authentication failure; {} reason=enrollment at login: code did not match", login.who()),
+        &format!(
+            "authentication failure; {} reason=enrollment at login: code did not match",
+            login.who()
+        ),
     );
     Asked::Done(Outcome::Denied)
 }
@@ -226,7 +278,10 @@ fn write(
     store: impl FnOnce(&NewSecret<'_>) -> Result<Written, StoreFailure>,
 ) -> Outcome {
     let system_error = |conv: &mut dyn Conversation, message: &str| {
-        log.log(Priority::Err, &format!("enrollment at login failed: {message}; {}", login.who()));
+        log.log(
+            Priority::Err,
+            &format!("enrollment at login failed: {message}; {}", login.who()),
+        );
         conv.show_error(UNAVAILABLE_MESSAGE);
         Outcome::SystemError
     };
@@ -241,7 +296,10 @@ fn write(
     };
     let refused = |conv: &mut dyn Conversation, shown: &str, reason: &str| {
         conv.show_error(shown);
-        log.log(Priority::Notice, &format!("authentication failure; {} reason={reason}", login.who()));
+        log.log(
+            Priority::Notice,
+            &format!("authentication failure; {} reason={reason}", login.who()),
+        );
         Outcome::Denied
     };
     match store(&new) {
@@ -261,7 +319,11 @@ fn write(
             );
         }
         Ok(Written::Refused) => {
-            return refused(conv, "This change is not allowed; nothing was changed.", "enrollment refused by the database");
+            return refused(
+                conv,
+                "This change is not allowed; nothing was changed.",
+                "enrollment refused by the database",
+            );
         }
         Err(e) => return system_error(conv, &e.to_string()),
     }
@@ -278,12 +340,19 @@ fn write(
     };
     log.log(
         Priority::Notice,
-        &format!("{logged}; {} record=postgres recovery_codes={}", login.who(), recovery_codes.len()),
+        &format!(
+            "{logged}; {} record=postgres recovery_codes={}",
+            login.who(),
+            recovery_codes.len()
+        ),
     );
     conv.show_info(shown);
     if login_enroll::show_recovery_codes(&recovery_codes, conv).is_err() {
         return Outcome::ConversationFailed;
     }
-    log.log(Priority::Info, &format!("authentication success; {}", login.who()));
+    log.log(
+        Priority::Info,
+        &format!("authentication success; {}", login.who()),
+    );
     Outcome::Success
 }

@@ -123,7 +123,12 @@ impl LoginStore for PgStore {
 
 /// The host sends; `host_enroll` / `host_reenroll` decide (migration 0006).
 impl CheckedEnrollment for PgStore {
-    fn enroll(&self, config: &Config, login: &Login<'_>, new: &core_enroll::NewSecret<'_>) -> Result<Written, StoreFailure> {
+    fn enroll(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+        new: &core_enroll::NewSecret<'_>,
+    ) -> Result<Written, StoreFailure> {
         let mut client = crate::connect(config).map_err(unavailable)?;
         let answer = with_new_secret(new, |sent| self_enroll::enroll(&mut client, login.user, sent))
             .map_err(unavailable)?;
@@ -173,7 +178,11 @@ fn with_new_secret<T>(
     new: &core_enroll::NewSecret<'_>,
     send: impl FnOnce(&self_enroll::NewSecret<'_>) -> T,
 ) -> T {
-    let codes: Vec<&str> = new.recovery_codes.iter().map(|code| code.as_str()).collect();
+    let codes: Vec<&str> = new
+        .recovery_codes
+        .iter()
+        .map(pam_totp_core::code_hash::OneTimeCode::as_str)
+        .collect();
     send(&self_enroll::NewSecret {
         secret: new.record.secret.as_bytes(),
         algorithm: admin::algorithm_name(new.record.algorithm),

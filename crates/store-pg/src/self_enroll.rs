@@ -114,7 +114,12 @@ pub fn reenroll_ticket(
 ///
 /// # Errors
 /// The call failed or timed out, or answered what this build does not know.
-pub fn reenroll(client: &mut Client, user: &str, ticket: &str, new: &NewSecret<'_>) -> Result<Answer, DbError> {
+pub fn reenroll(
+    client: &mut Client,
+    user: &str,
+    ticket: &str,
+    new: &NewSecret<'_>,
+) -> Result<Answer, DbError> {
     const ACTION: &str = "replace the enrollment";
     check_user_name(user).map_err(|_| DbError::BadUser)?;
     let rows = client.query(
