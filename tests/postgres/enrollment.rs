@@ -298,8 +298,17 @@ fn remove_deletes_the_record_and_its_login_state() {
             .unwrap()
             .is_none()
     );
-    let again = fixture.enroll(&["reset", "--user", TEST_USER]);
+    let again = fixture.enroll(&["remove", "--user", TEST_USER]);
     assert_eq!(again.status.code(), Some(1), "{}", show(&again));
+    // `reset` also marks a user who is not enrolled: they enroll at their next login.
+    let reset = fixture.enroll(&["reset", "--user", TEST_USER]);
+    assert_ok(&reset);
+    assert!(
+        text(&reset.stdout).contains("was not enrolled"),
+        "{}",
+        show(&reset)
+    );
+    assert_eq!(lookup(&mut host, TEST_USER, false).0, "enroll");
     let status = fixture.enroll(&["status", "--user", TEST_USER]);
     assert_eq!(status.status.code(), Some(1), "{}", show(&status));
 }

@@ -310,7 +310,12 @@ fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() 
             )
             .unwrap();
     }
-    assert_eq!(db::migrate(&mut admin).unwrap(), vec![2, 3]);
+    let after_1: Vec<i32> = db::migrate::MIGRATIONS
+        .iter()
+        .map(|(version, _)| *version)
+        .skip(1)
+        .collect();
+    assert_eq!(db::migrate(&mut admin).unwrap(), after_1);
     let used = |user| {
         admin::read_state(&mut cluster.admin(), user)
             .unwrap()
