@@ -121,21 +121,13 @@ pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 fn migrations_apply_once_and_again_change_nothing() {
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
-    assert_eq!(
-        db::migrate::applied_versions(&mut admin).unwrap(),
-        db::migrate::MIGRATIONS
-            .iter()
-            .map(|(version, _)| *version)
-            .collect::<Vec<_>>()
-    );
+    let every: Vec<i32> = db::migrate::MIGRATIONS
+        .iter()
+        .map(|(version, _)| *version)
+        .collect();
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), every);
     assert_eq!(db::migrate(&mut admin).unwrap(), Vec::<i32>::new());
-    assert_eq!(
-        db::migrate::applied_versions(&mut admin).unwrap(),
-        db::migrate::MIGRATIONS
-            .iter()
-            .map(|(version, _)| *version)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), every);
 }
 
 #[test]

@@ -78,7 +78,17 @@ pub fn authenticate(
             return not_enrolled(login, &config, store, stores.accounts, conv, log, &proof);
         }
         Ok(Found::Missing(Missing::MarkedForEnrollment)) => {
-            return self_enroll::marked(login, &config, store, conv, log);
+            return match self_enroll::marked(login, &config, store, conv, log) {
+                Some(outcome) => outcome,
+                None => refuse_after_prompt(
+                    login,
+                    &config,
+                    store,
+                    conv,
+                    log,
+                    "reset by an admin, enroll_at_login is off",
+                ),
+            };
         }
         Ok(Found::Missing(Missing::NotAllowed)) => {
             // Never a way in (nullok, grace period, enrollment at login): refused after
@@ -215,7 +225,7 @@ fn not_enrolled(
 
 /// Prompts, checks and writes as for an enrolled user's wrong answer ([`decoy`]), so a
 /// caller can tell who is enrolled neither from the prompts nor from the time; refuses.
-pub(crate) fn refuse_after_prompt(
+fn refuse_after_prompt(
     login: &Login<'_>,
     config: &Config,
     store: &dyn LoginStore,

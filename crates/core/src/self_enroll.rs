@@ -10,74 +10,15 @@
 
 use pam_totp_config::{Config, clock};
 
-use crate::authenticate::refuse_after_prompt;
 use crate::login_enroll::{self, ATTEMPTS};
 use crate::ports::{
-    Conversation, Logger, Login, LoginStore, Outcome, Priority, StoreFailure, UNAVAILABLE_MESSAGE,
+    CheckedEnrollment, Conversation, Logger, Login, LoginStore, NewSecret, Outcome, Priority, StoreFailure,
+    UNAVAILABLE_MESSAGE, Written,
 };
 use crate::record::Record;
-use crate::recovery::{self, RecoveryCode};
+use crate::recovery;
 use crate::secret::SecretKey;
 use crate::verify::{self, TypedCode, Verdict};
-
-/// A new secret for the store to write, confirmed by `code` (digits only).
-pub struct NewSecret<'a> {
-    pub record: &'a Record,
-    pub code: &'a str,
-    pub recovery_codes: &'a [RecoveryCode],
-}
-
-/// What the store made of a [`NewSecret`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    Enrolled,
-    /// An enrollment exists (a concurrent login won): nothing changed.
-    AlreadyEnrolled,
-    /// The store's own check of the code (its clock) refused it.
-    CodeRefused,
-    /// Not a user the store lets this host enroll (another realm; for a replacement:
-    /// no valid ticket).
-    Refused,
-}
-
-/// A store that writes enrollments made at login after checking their code itself.
-pub trait CheckedEnrollment {
-    /// A first enrollment of `login`'s user.
-    ///
-    /// # Errors
-    /// The store is unusable.
-    fn enroll(
-        &self,
-        config: &Config,
-        login: &Login<'_>,
-        new: &NewSecret<'_>,
-    ) -> Result<Written, StoreFailure>;
-    /// Right after an accepted answer: whether the user asked to change their secret
-    /// (`totp-enroll --force` on this host), and if so the store's permission to
-    /// replace it (a single-use ticket); `None` otherwise.
-    ///
-    /// # Errors
-    /// The store is unusable.
-    fn change_requested(
-        &self,
-        config: &Config,
-        login: &Login<'_>,
-    ) -> Result<Option<Box<dyn Replacement>>, StoreFailure>;
-}
-
-/// The permission to replace one user's enrollment, once.
-pub trait Replacement {
-    /// Replaces the enrollment.
-    ///
-    /// # Errors
-    /// The store is unusable.
-    fn replace(
-        self: Box<Self>,
-        config: &Config,
-        login: &Login<'_>,
-        new: &NewSecret<'_>,
-    ) -> Result<Written, StoreFailure>;
-}
 
 /// A first enrollment at login (`enroll_at_login`). `None` when the user skipped it
 /// (only in the grace period and only if not `marked` by an admin's reset).
@@ -101,29 +42,18 @@ pub fn enroll(
 }
 
 /// A user an admin reset ("new phone"): enrolled now where `enroll_at_login` is on
-/// (no skipping, grace period or not); elsewhere refused after a prompt like anyone
-/// without a way in (never let through by `nullok` or the grace period: the admin asked
-/// for a new second factor, not for none).
+/// (no skipping, grace period or not); `None` elsewhere, for the caller to refuse after
+/// a prompt like anyone without a way in (never let through by `nullok` or the grace
+/// period: the admin asked for a new second factor, not for none).
 pub fn marked(
     login: &Login<'_>,
     config: &Config,
     store: &dyn LoginStore,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
-) -> Outcome {
-    if config.enroll_at_login
-        && let Some(checked) = store.checked_enrollment()
-    {
-        return enroll(login, config, checked, false, conv, log).unwrap_or(Outcome::Denied);
-    }
-    refuse_after_prompt(
-        login,
-        config,
-        store,
-        conv,
-        log,
-        "reset by an admin, enroll_at_login is off",
-    )
+) -> Option<Outcome> {
+    let checked = store.checked_enrollment().filter(|_| config.enroll_at_login)?;
+    Some(enroll(login, config, checked, false, conv, log).unwrap_or(Outcome::Denied))
 }
 
 /// After the store's verdict: on success, with `enroll_at_login` on a store that checks

@@ -19,7 +19,7 @@ use pam_totp_os::account::Account;
 use pam_totp_store_file::seal;
 use zeroize::Zeroizing;
 
-use pam_totp_core::self_enroll::{self as core_enroll, CheckedEnrollment, Replacement, Written};
+use pam_totp_core::ports::{self as core_enroll, CheckedEnrollment, Replacement, Written};
 
 use crate::admin;
 use crate::login::{self, Status, Verdict, Verified};

@@ -70,23 +70,42 @@ fn single_text(rows: &[tokio_postgres::Row], action: &'static str) -> Result<Opt
 /// The call failed or timed out (nothing was written), or answered what this build
 /// does not know.
 pub fn enroll(client: &mut Client, user: &str, new: &NewSecret<'_>) -> Result<Answer, DbError> {
-    const ACTION: &str = "enroll the user";
+    write(client, "enroll the user", user, None, new)
+}
+
+/// `host_enroll`, or `host_reenroll` with `ticket`.
+fn write(
+    client: &mut Client,
+    action: &'static str,
+    user: &str,
+    ticket: Option<&str>,
+    new: &NewSecret<'_>,
+) -> Result<Answer, DbError> {
     check_user_name(user).map_err(|_| DbError::BadUser)?;
-    let rows = client.query(
-        ACTION,
-        "SELECT pam_totp.host_enroll($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &user,
-            &new.secret,
-            &new.algorithm,
-            &new.digits,
-            &new.period,
-            &new.confirm_code,
-            &new.recovery_codes,
-        ],
-    )?;
-    let text = single_text(&rows, ACTION)?.ok_or(DbError::UnknownAnswer { action: ACTION })?;
-    answer(&text, ACTION)
+    let sql = if ticket.is_some() {
+        "SELECT pam_totp.host_reenroll($1, $8, $2, $3, $4, $5, $6, $7)"
+    } else {
+        "SELECT pam_totp.host_enroll($1, $2, $3, $4, $5, $6, $7)"
+    };
+    let base: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &user,
+        &new.secret,
+        &new.algorithm,
+        &new.digits,
+        &new.period,
+        &new.confirm_code,
+        &new.recovery_codes,
+    ];
+    let rows = match &ticket {
+        Some(ticket) => {
+            let mut params = base.to_vec();
+            params.push(ticket);
+            client.query(action, sql, &params)?
+        }
+        None => client.query(action, sql, &base)?,
+    };
+    let text = single_text(&rows, action)?.ok_or(DbError::UnknownAnswer { action })?;
+    answer(&text, action)
 }
 
 /// A ticket to replace `user`'s enrollment, asked for at `requested_at` (Unix time):
@@ -120,24 +139,7 @@ pub fn reenroll(
     ticket: &str,
     new: &NewSecret<'_>,
 ) -> Result<Answer, DbError> {
-    const ACTION: &str = "replace the enrollment";
-    check_user_name(user).map_err(|_| DbError::BadUser)?;
-    let rows = client.query(
-        ACTION,
-        "SELECT pam_totp.host_reenroll($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &user,
-            &ticket,
-            &new.secret,
-            &new.algorithm,
-            &new.digits,
-            &new.period,
-            &new.confirm_code,
-            &new.recovery_codes,
-        ],
-    )?;
-    let text = single_text(&rows, ACTION)?.ok_or(DbError::UnknownAnswer { action: ACTION })?;
-    answer(&text, ACTION)
+    write(client, "replace the enrollment", user, Some(ticket), new)
 }
 
 /// When `account` asked for a new secret (the modification time of
