@@ -269,3 +269,53 @@ fn a_replacement_needs_a_ticket_of_the_host_that_just_accepted_a_code_of_that_us
     let fresh = current(&mut host_a, NEW_SECRET);
     assert_eq!(verify(&mut host_b, "frank", &fresh, false).verdict, "accepted");
 }
+
+#[test]
+fn null_and_huge_arguments_write_nothing_and_grant_nothing() {
+    let cluster = Cluster::start();
+    let (mut host, _dir) = host_in(&cluster, "host_a", &["default"]);
+    enroll(&cluster, "henry", SECRET, &["default"]);
+    let code = current(&mut host, SECRET);
+    assert_eq!(verify(&mut host, "henry", &code, false).verdict, "accepted");
+    let huge = "9".repeat(100_000);
+    for (sql, expected) in [
+        (
+            "SELECT pam_totp.host_enroll(NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+            Some("not_allowed"),
+        ),
+        (
+            "SELECT pam_totp.host_enroll('ivy', NULL, NULL, NULL, NULL, NULL, NULL)",
+            Some("malformed"),
+        ),
+        (
+            "SELECT pam_totp.host_enroll('ivy', '\\x00'::bytea, 'MD5', 2147483647, -1, $1, ARRAY[$1])",
+            Some("malformed"),
+        ),
+        ("SELECT pam_totp.host_reenroll_ticket(NULL, NULL)", None),
+        ("SELECT pam_totp.host_reenroll_ticket('henry', NULL)", None),
+        (
+            "SELECT pam_totp.host_reenroll(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+            Some("not_allowed"),
+        ),
+        (
+            "SELECT pam_totp.host_reenroll('henry', $1, NULL, NULL, NULL, NULL, NULL, NULL)",
+            Some("no_ticket"),
+        ),
+        (
+            "SELECT pam_totp.host_reenroll('henry', NULL, NULL, NULL, NULL, NULL, $1, NULL)",
+            Some("no_ticket"),
+        ),
+    ] {
+        let rows = if sql.contains("$1") {
+            host.query("hostile", sql, &[&huge])
+        } else {
+            host.query("hostile", sql, &[])
+        };
+        let got: Option<String> = rows.unwrap_or_else(|e| panic!("{sql}: {e}"))[0].get(0);
+        assert_eq!(got.as_deref(), expected, "{sql}");
+    }
+    assert_eq!(secret_of(&cluster, "henry").as_deref(), Some(SECRET));
+    assert_eq!(secret_of(&cluster, "ivy"), None);
+    // The NULL request above did not use up the acceptance: a proper request still gets one.
+    assert!(ticket(&mut host, "henry").is_some());
+}
