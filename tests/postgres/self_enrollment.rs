@@ -293,6 +293,8 @@ fn null_and_huge_arguments_write_nothing_and_grant_nothing() {
         ),
         ("SELECT pam_totp.host_reenroll_ticket(NULL, NULL)", None),
         ("SELECT pam_totp.host_reenroll_ticket('henry', NULL)", None),
+        // A request older than the enrollment (one already carried out) is ignored.
+        ("SELECT pam_totp.host_reenroll_ticket('henry', 0)", None),
         (
             "SELECT pam_totp.host_reenroll(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
             Some("not_allowed"),
@@ -316,6 +318,20 @@ fn null_and_huge_arguments_write_nothing_and_grant_nothing() {
     }
     assert_eq!(secret_of(&cluster, "henry").as_deref(), Some(SECRET));
     assert_eq!(secret_of(&cluster, "ivy"), None);
-    // The NULL request above did not use up the acceptance: a proper request still gets one.
+    // An acceptance more than 120 s old grants nothing; the refused requests above did
+    // not use it up: a proper request right after it gets a ticket.
+    let age = |seconds: i64| {
+        cluster
+            .admin()
+            .execute(
+                "age the acceptance",
+                "UPDATE pam_totp.last_acceptance SET accepted_at = accepted_at + $1",
+                &[&seconds],
+            )
+            .unwrap();
+    };
+    age(-121);
+    assert_eq!(ticket(&mut host, "henry"), None);
+    age(121);
     assert!(ticket(&mut host, "henry").is_some());
 }
