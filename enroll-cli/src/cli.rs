@@ -64,6 +64,7 @@ impl Cli {
             Some(Command::Import { .. }) => "import",
             Some(Command::Unlock) => "unlock",
             Some(Command::Remove) => "remove",
+            Some(Command::Reset) => "reset",
             Some(Command::Keygen { .. }) => "keygen",
             Some(Command::Db { .. }) => "db",
             Some(Command::Reseal { .. }) => "reseal",
@@ -84,7 +85,9 @@ pub struct EnrollArgs {
     pub no_confirm: bool,
 
     /// Replace an existing enrollment (a new phone). Asks for a current code or a
-    /// recovery code first, unless run by root.
+    /// recovery code first, unless run by root. With store = "postgres", run by a user:
+    /// records the request, carried out at the next login (after the current code) on a
+    /// host with `enroll_at_login`.
     #[arg(long)]
     pub force: bool,
 
@@ -207,10 +210,13 @@ pub enum Command {
     },
     /// Clear a user's failure count and lock-out (root only).
     Unlock,
-    /// Delete a user's enrollment so they can enroll afresh (root only; `reset` is the
-    /// same). Failures, lock-out and recovery codes go with it.
-    #[command(alias = "reset")]
+    /// Delete a user's enrollment so they can enroll afresh (root only). Failures,
+    /// lock-out and recovery codes go with it.
     Remove,
+    /// A new phone (root only): as `remove`, and with store = "postgres" the user is
+    /// also marked to enroll at their next login on a host with `enroll_at_login` (never
+    /// let through without a code by nullok or the grace period meanwhile).
+    Reset,
     /// Make the host key pair that sealed records use (root only): the private key
     /// `host_key` (0600) and the public key `host_public_key` (0644), as in the config.
     Keygen {

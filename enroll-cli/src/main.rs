@@ -4,6 +4,7 @@
 
 mod audit;
 mod caller;
+mod change_request;
 mod cli;
 mod codes;
 mod database;
@@ -73,6 +74,12 @@ fn run(cli: &Cli) -> CliResult<()> {
             }
             return keys::reseal(&config, &target, *include_plain);
         }
+        Some(Command::Reset) if database::in_use(&config) => {
+            return remove::reset_in_database(&config, &target, database);
+        }
+        None if cli.enroll.force && database::in_use(&config) && !target.caller_is_root => {
+            return change_request::run(&target);
+        }
         _ => {}
     }
     let mut backend = Backend::open(&config, &target, database, &cli.realm)?;
@@ -83,7 +90,7 @@ fn run(cli: &Cli) -> CliResult<()> {
         Some(Command::Status { json }) => status::run(&config, backend, &target, *json),
         Some(Command::List { json }) => status::list(&config, backend, &target, *json),
         Some(Command::RecoveryCodes) => codes::run(&config, backend, &target),
-        Some(Command::Remove) => remove::run(&config, backend, &target),
+        Some(Command::Remove | Command::Reset) => remove::run(&config, backend, &target),
         Some(Command::Import {
             google_authenticator,
             oath_usersfile,

@@ -2,7 +2,9 @@
 //! (another realm's user, NULL, negative or huge values, overlong answers, SQL in the
 //! user name, the old functions that took a step or a verdict): no secret or hash comes
 //! back, no counter goes back, no lock-out is lifted. And what it may do at all, from
-//! `pg_catalog`: exactly the two functions of the contract, and no privilege on a table.
+//! `pg_catalog`: exactly the functions of the contract (0003's two, 0006's three for
+//! enrollment at login, whose hostile arguments are in `self_enrollment.rs`), and no
+//! privilege on a table.
 
 use testkit::postgres::Cluster;
 use testkit::product::{Client, admin};
@@ -23,7 +25,7 @@ const VERDICTS: &[&str] = &[
     "not_allowed",
 ];
 
-fn enroll(cluster: &Cluster, user: &str, secret: &str, realms: &[&str]) {
+pub fn enroll(cluster: &Cluster, user: &str, secret: &str, realms: &[&str]) {
     let record = testkit::product::Record::new(
         testkit::product::SecretKey::from_base32(secret).unwrap(),
         testkit::product::Algorithm::Sha1,
@@ -42,7 +44,7 @@ fn enroll(cluster: &Cluster, user: &str, secret: &str, realms: &[&str]) {
     .unwrap();
 }
 
-fn host_in(cluster: &Cluster, role: &str, realms: &[&str]) -> (Client, tempfile::TempDir) {
+pub fn host_in(cluster: &Cluster, role: &str, realms: &[&str]) -> (Client, tempfile::TempDir) {
     let (host, dir) = host_client(cluster, role);
     let mut admin = cluster.admin();
     admin::revoke_host_realms(&mut admin, role, &["default".to_owned()]).unwrap();
@@ -66,7 +68,7 @@ fn all_text(client: &mut Client, sql: &str) -> Result<String, testkit::product::
 }
 
 #[test]
-fn a_host_may_execute_exactly_the_two_functions_and_has_no_privilege_on_any_table() {
+fn a_host_may_execute_exactly_the_functions_of_the_contract_and_has_no_privilege_on_any_table() {
     let cluster = Cluster::start();
     let (_host, _dir) = host_client(&cluster, "host_a");
     let mut admin = cluster.admin();
@@ -88,8 +90,11 @@ fn a_host_may_execute_exactly_the_two_functions_and_has_no_privilege_on_any_tabl
     assert_eq!(
         functions,
         vec![
+            "pam_totp.host_enroll(text,bytea,text,integer,integer,text,text[])".to_owned(),
             "pam_totp.host_lookup(text,boolean)".to_owned(),
-            "pam_totp.host_verify(text,text,boolean,text)".to_owned()
+            "pam_totp.host_reenroll(text,text,bytea,text,integer,integer,text,text[])".to_owned(),
+            "pam_totp.host_reenroll_ticket(text,bigint)".to_owned(),
+            "pam_totp.host_verify(text,text,boolean,text)".to_owned(),
         ]
     );
     let privileges: Vec<String> = admin

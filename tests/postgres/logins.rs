@@ -176,3 +176,26 @@ fn the_hosts_own_lock_out_and_window_keys_are_not_used_the_databases_policy_deci
     set_policy(&cluster, |policy| policy.window = 1);
     assert_eq!(host.fixture.login(&next).status, SUCCESS, "window 1");
 }
+
+#[test]
+fn a_user_reset_by_the_admin_is_never_let_through_by_nullok_where_enroll_at_login_is_off() {
+    let cluster = Cluster::start();
+    enroll(&cluster, TEST_USER, SECRET);
+    assert!(admin::reset(&mut cluster.admin(), TEST_USER).unwrap());
+    let host = PgHost::new(
+        &cluster,
+        "host_a",
+        "nullok = true\nenforce_after = \"2099-01-15\"\n",
+    );
+    let refused = host.fixture.login(&oathtool(SECRET, 0));
+    assert_eq!(refused.status, AUTH_ERR, "{refused:?}");
+    assert_eq!(refused.prompts(), ["Verification code: "], "{refused:?}");
+    // An unenrolled user who was never reset is let through by nullok as before.
+    let other = PgHost::new(&cluster, "host_b", "nullok = true\n");
+    assert!(admin::remove(&mut cluster.admin(), TEST_USER).is_ok());
+    cluster
+        .admin()
+        .execute("forget the mark", "DELETE FROM pam_totp.enroll_marks", &[])
+        .unwrap();
+    assert_eq!(other.fixture.login("").status, pam_client::PERM_DENIED);
+}

@@ -14,6 +14,7 @@ mod migration;
 mod outage;
 mod pgbouncer;
 mod schema;
+mod self_enrollment;
 mod slim_module;
 mod sql_codes;
 mod tls;

@@ -121,9 +121,13 @@ pub const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 fn migrations_apply_once_and_again_change_nothing() {
     let cluster = Cluster::start();
     let mut admin = cluster.admin();
-    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2, 3]);
+    let every: Vec<i32> = db::migrate::MIGRATIONS
+        .iter()
+        .map(|(version, _)| *version)
+        .collect();
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), every);
     assert_eq!(db::migrate(&mut admin).unwrap(), Vec::<i32>::new());
-    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), vec![1, 2, 3]);
+    assert_eq!(db::migrate::applied_versions(&mut admin).unwrap(), every);
 }
 
 #[test]
@@ -298,7 +302,12 @@ fn version_2_turns_each_last_step_into_the_time_it_ends_in_the_records_period() 
             )
             .unwrap();
     }
-    assert_eq!(db::migrate(&mut admin).unwrap(), vec![2, 3]);
+    let after_1: Vec<i32> = db::migrate::MIGRATIONS
+        .iter()
+        .map(|(version, _)| *version)
+        .skip(1)
+        .collect();
+    assert_eq!(db::migrate(&mut admin).unwrap(), after_1);
     let used = |user| {
         admin::read_state(&mut cluster.admin(), user)
             .unwrap()

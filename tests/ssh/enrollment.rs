@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use testkit::sshd::{SSH_PASSWORD, SSH_USER, Scenario, Sshd};
 use testkit::{oathtool, settle_in_step};
 
-const CODE_PROMPT: &str = "Code shown by your app: ";
-const ENTER_PROMPT: &str = "Press Enter once you have written the recovery codes down: ";
+pub const CODE_PROMPT: &str = "Code shown by your app: ";
+pub const ENTER_PROMPT: &str = "Press Enter once you have written the recovery codes down: ";
 
 /// A root-owned record store for the server (`enroll_at_login` needs one).
 struct Store(tempfile::TempDir);
@@ -35,15 +35,15 @@ impl Store {
 
 /// What the client saw.
 #[derive(Debug)]
-struct Seen {
-    prompts: Vec<String>,
-    transcript: String,
-    exit: Option<i32>,
+pub struct Seen {
+    pub prompts: Vec<String>,
+    pub transcript: String,
+    pub exit: Option<i32>,
 }
 
 impl Seen {
     /// The key the server showed, without blanks.
-    fn key(&self) -> String {
+    pub fn key(&self) -> String {
         let line = self
             .transcript
             .lines()
@@ -54,7 +54,7 @@ impl Seen {
 }
 
 /// Logs in with `ssh_enroll.exp` (answers `@CODE` with the code for the key shown).
-fn ssh(server: &Sshd, options: &[&str], answers: &[&str]) -> Seen {
+pub fn ssh(server: &Sshd, options: &[&str], answers: &[&str]) -> Seen {
     ssh_running(server, options, answers, Some("echo logged-in-$USER"))
 }
 
@@ -85,7 +85,7 @@ fn ssh_running(server: &Sshd, options: &[&str], answers: &[&str], command: Optio
     }
 }
 
-fn logged_in(seen: &Seen) -> bool {
+pub fn logged_in(seen: &Seen) -> bool {
     seen.exit == Some(0)
         && seen
             .transcript

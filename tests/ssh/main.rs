@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod basics;
+mod db_enrollment;
 mod demo;
 mod enrollment;
 mod snippets;

@@ -509,18 +509,9 @@ impl Config {
         if !(100..=60_000).contains(&self.postgres_timeout_ms) {
             return Err(bad("postgres_timeout_ms", "must be between 100 and 60000"));
         }
-        if self.store == Store::Postgres {
-            // The connection string itself is checked by the database store
-            // (pam_totp_store_pg::check_settings), the one crate that knows its syntax.
-            // Enrollment at login writes a record file; through the database it is not
-            // built yet, and a host role may not write records.
-            if self.enroll_at_login {
-                return Err(bad(
-                    "enroll_at_login",
-                    "is not available with store = \"postgres\"",
-                ));
-            }
-        }
+        // With store = "postgres" the connection string itself is checked by the database
+        // store (pam_totp_store_pg::check_settings), the one crate that knows its syntax;
+        // enroll_at_login goes through the database's host_enroll (migration 0006).
         rollout::validate(self).map_err(|(key, message)| bad(key, message))
     }
 }
@@ -793,7 +784,7 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default()
         };
-        assert!(error("store = \"postgres\"\nenroll_at_login = true\n").contains("enroll_at_login"));
+        assert!(load_text("store = \"postgres\"\nenroll_at_login = true\n", &[]).is_ok());
         assert!(error("postgres_timeout_ms = 5\n").contains("postgres_timeout_ms"));
         assert!(error("store = \"ldap\"\n").contains("store"));
         let args = load_text("", &["store=postgres", "postgres_timeout_ms=500"]).unwrap();

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use pam_totp_os::account::check_user_name;
 
-use crate::{Config, StoreKind, clock};
+use crate::{Config, Store, StoreKind, clock};
 
 /// Checks the rollout keys of a config: `(key, why)` for the first bad one.
 ///
@@ -25,14 +25,16 @@ pub fn validate(config: &Config) -> Result<(), (&'static str, &'static str)> {
     if config.exempt_groups.iter().any(|g| check_user_name(g).is_err()) {
         return Err(("exempt_groups", "each entry must be a plain group name"));
     }
-    if config.enroll_at_login && config.store_kind() == StoreKind::Home {
+    // The database store writes no record file: secret_path and seal are not its.
+    let writes_files = config.store == Store::File;
+    if config.enroll_at_login && writes_files && config.store_kind() == StoreKind::Home {
         return Err((
             "enroll_at_login",
             "needs records in a root-owned store: set secret_path outside the home \
              (e.g. \"/var/lib/pam_totp/records/${USER}\"); the module never writes into a home directory",
         ));
     }
-    if config.enroll_at_login && config.seal {
+    if config.enroll_at_login && writes_files && config.seal {
         return Err((
             "enroll_at_login",
             "cannot be combined with seal = true yet: the module does not seal the records it \

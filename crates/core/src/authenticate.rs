@@ -22,7 +22,7 @@ use crate::ports::{
     Accounts, Conversation, Found, Judged, Logger, Login, LoginStore, Missing, NOT_ALLOWED, NoRecord,
     Outcome, Priority, Settled, Stores, UNAVAILABLE_MESSAGE,
 };
-use crate::{forward_pass, login_enroll, rollout};
+use crate::{forward_pass, login_enroll, rollout, self_enroll};
 
 /// Runs one authentication with the store the config names, among `stores`.
 pub fn authenticate(
@@ -77,6 +77,19 @@ pub fn authenticate(
         Ok(Found::Missing(Missing::NotEnrolled(proof))) => {
             return not_enrolled(login, &config, store, stores.accounts, conv, log, &proof);
         }
+        Ok(Found::Missing(Missing::MarkedForEnrollment)) => {
+            return match self_enroll::marked(login, &config, store, conv, log) {
+                Some(outcome) => outcome,
+                None => refuse_after_prompt(
+                    login,
+                    &config,
+                    store,
+                    conv,
+                    log,
+                    "reset by an admin, enroll_at_login is off",
+                ),
+            };
+        }
         Ok(Found::Missing(Missing::NotAllowed)) => {
             // Never a way in (nullok, grace period, enrollment at login): refused after
             // the prompt, as anyone without a way in is.
@@ -116,7 +129,10 @@ pub fn authenticate(
     let judged = opened.session.judge(&config, login, &reply);
     drop(reply);
     match judged {
-        Ok(Judged::Settled(settled)) => report(login, &config, &settled, log),
+        Ok(Judged::Settled(settled)) => {
+            let outcome = report(login, &config, &settled, log);
+            self_enroll::after_success(login, &config, store, outcome, conv, log)
+        }
         Ok(Judged::LockedOut(until)) => refuse_locked_out(login, &config, conv, log, until),
         Err(e) => system_error(login, conv, log, &e),
     }
@@ -176,7 +192,10 @@ fn not_enrolled(
 ) -> Outcome {
     let grace = rollout::in_grace_period(&config.rollout(), login.now);
     if config.enroll_at_login
-        && let Some(outcome) = login_enroll::run(login, config, store, accounts, grace, conv, log)
+        && let Some(outcome) = match store.checked_enrollment() {
+            Some(checked) => self_enroll::enroll(login, config, checked, grace, conv, log),
+            None => login_enroll::run(login, config, store, accounts, grace, conv, log),
+        }
     {
         return outcome;
     }

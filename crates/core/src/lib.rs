@@ -32,5 +32,6 @@ pub mod recovery;
 pub mod rollout;
 pub mod scratch;
 pub mod secret;
+pub mod self_enroll;
 pub mod uri;
 pub mod verify;

@@ -23,12 +23,13 @@ use crate::ports::{
     Accounts, Conversation, Enrollment, Logger, Login, LoginStore, Outcome, Priority, UNAVAILABLE_MESSAGE,
 };
 use crate::record::Record;
+use crate::recovery::RecoveryCode;
 use crate::secret::SecretKey;
 use crate::verify::{self, TypedCode, Verdict};
 use crate::{qr, recovery, uri};
 
 /// Codes the user may get wrong before the enrollment is abandoned.
-const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 
 /// Runs the enrollment for a known user without a record. `None` when the user chose
 /// to skip it (possible only during the grace period): the caller then applies the
@@ -187,18 +188,7 @@ fn save(
         ),
     );
     conv.show_info("You are enrolled: from now on this host asks for the code your app shows.");
-    conv.show_info(
-        "Recovery codes: each one works once, typed in place of a code, if your phone is lost. \
-         Write them down now; they are not shown again:",
-    );
-    for (n, code) in codes.iter().enumerate() {
-        conv.show_info(&format!("  {:>2}. {}", n + 1, code.display().as_str()));
-    }
-    // A prompt, so that sshd shows the codes now rather than after the login.
-    if conv
-        .ask_hidden("Press Enter once you have written the recovery codes down: ")
-        .is_err()
-    {
+    if show_recovery_codes(&codes, conv).is_err() {
         return Outcome::ConversationFailed;
     }
     log.log(
@@ -208,8 +198,28 @@ fn save(
     Outcome::Success
 }
 
+/// The new recovery codes, shown once, then a prompt so that sshd shows them now rather
+/// than after the login. `Err`: the conversation failed.
+pub(crate) fn show_recovery_codes(codes: &[RecoveryCode], conv: &mut dyn Conversation) -> Result<(), ()> {
+    conv.show_info(
+        "Recovery codes: each one works once, typed in place of a code, if your phone is lost. \
+         Write them down now; they are not shown again:",
+    );
+    for (n, code) in codes.iter().enumerate() {
+        conv.show_info(&format!("  {:>2}. {}", n + 1, code.display().as_str()));
+    }
+    conv.ask_hidden("Press Enter once you have written the recovery codes down: ")
+        .map(drop)
+        .map_err(drop)
+}
+
 /// The QR code, the key in groups of four, and the URI, as information lines.
-fn show_secret(codes: &CodeParameters<'_>, user: &str, record: &Record, conv: &mut dyn Conversation) {
+pub(crate) fn show_secret(
+    codes: &CodeParameters<'_>,
+    user: &str,
+    record: &Record,
+    conv: &mut dyn Conversation,
+) {
     let (issuer, account) = uri::labels(codes, user);
     let uri = uri::key_uri(record, &issuer, &account);
     conv.show_info(

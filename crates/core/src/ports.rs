@@ -24,6 +24,7 @@ use pam_totp_os::account::{Account, AccountError};
 
 use crate::login_state::{Channel, LoginState};
 use crate::record::{Record, StoredRecord};
+use crate::recovery::RecoveryCode;
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -260,6 +261,10 @@ pub enum Missing {
     Unknown,
     /// Proven: the record's directory is there, trusted, and holds none.
     NotEnrolled(NoRecord),
+    /// The database store: not enrolled, and reset by an admin (`totp-enroll reset`):
+    /// enrolled at this login with `enroll_at_login`, else refused; never let through
+    /// by `nullok` or the grace period.
+    MarkedForEnrollment,
     /// The database store: the user is in none of this host's realms, enrolled or not.
     /// Refused, and never let through as not enrolled.
     NotAllowed,
@@ -449,6 +454,70 @@ pub trait LoginStore {
     /// The store takes no enrollment at login (records in homes, the database), or is
     /// unusable.
     fn enrollment(&self, config: &Config, account: Account) -> Result<Box<dyn Enrollment>, StoreFailure>;
+    /// A store that checks an enrollment's confirming code itself (the database): it
+    /// takes `enroll_at_login` through [`crate::self_enroll`] instead of [`Self::enrollment`].
+    fn checked_enrollment(&self) -> Option<&dyn CheckedEnrollment> {
+        None
+    }
+}
+
+/// A new secret for the store to write, confirmed by `code` (digits only).
+pub struct NewSecret<'a> {
+    pub record: &'a Record,
+    pub code: &'a str,
+    pub recovery_codes: &'a [RecoveryCode],
+}
+
+/// What the store made of a [`NewSecret`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Enrolled,
+    /// An enrollment exists (a concurrent login won): nothing changed.
+    AlreadyEnrolled,
+    /// The store's own check of the code (its clock) refused it.
+    CodeRefused,
+    /// Not a user the store lets this host enroll (another realm; for a replacement:
+    /// no valid ticket).
+    Refused,
+}
+
+/// A store that writes enrollments made at login after checking their code itself.
+pub trait CheckedEnrollment {
+    /// A first enrollment of `login`'s user.
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn enroll(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+        new: &NewSecret<'_>,
+    ) -> Result<Written, StoreFailure>;
+    /// Right after an accepted answer: whether the user asked to change their secret
+    /// (`totp-enroll --force`), and if so the store's permission to
+    /// replace it (a single-use ticket); `None` otherwise.
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn change_requested(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+    ) -> Result<Option<Box<dyn Replacement>>, StoreFailure>;
+}
+
+/// The permission to replace one user's enrollment, once.
+pub trait Replacement {
+    /// Replaces the enrollment.
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn replace(
+        self: Box<Self>,
+        config: &Config,
+        login: &Login<'_>,
+        new: &NewSecret<'_>,
+    ) -> Result<Written, StoreFailure>;
 }
 
 /// The stores a module was built with: the file store always, the database in

@@ -135,6 +135,17 @@ pub fn new_set(record: Record) -> Result<(Record, Vec<RecoveryCode>), RecoveryEr
     Ok((record.with_recovery(new_epoch()?, hashes), codes))
 }
 
+/// A new set of [`ISSUED_CODES`] codes, unhashed: for a store that hashes them itself
+/// (the database's `crypt()`), in index order.
+///
+/// # Errors
+/// No randomness.
+pub fn new_codes() -> Result<Vec<RecoveryCode>, RecoveryError> {
+    (0..ISSUED_CODES)
+        .map(|index| RecoveryCode::from_random(index, &random(16)?))
+        .collect()
+}
+
 /// The result of checking a recovery code against a record and the login state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecoveryVerdict {

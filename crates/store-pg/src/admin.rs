@@ -198,7 +198,7 @@ fn upsert(
     Ok((written, n == 1))
 }
 
-fn algorithm_name(algorithm: Algorithm) -> &'static str {
+pub(crate) fn algorithm_name(algorithm: Algorithm) -> &'static str {
     match algorithm {
         Algorithm::Sha1 => "SHA1",
         Algorithm::Sha256 => "SHA256",
@@ -382,6 +382,49 @@ pub fn remove(client: &mut Client, user: &str) -> Result<bool, DbError> {
         &[&user],
     )?;
     Ok(n == 1)
+}
+
+/// "New phone": removes `user`'s enrollment and state at once (the old secret stops
+/// working) and marks the user to enroll again at their next login (`host_lookup` says
+/// `enroll`), in one transaction; `false` if there was no enrollment (marked all the same).
+///
+/// # Errors
+/// The statement failed (nothing changed).
+pub fn reset(client: &mut Client, user: &str) -> Result<bool, DbError> {
+    checked(user)?;
+    in_transaction(client, |client| {
+        let n = client.execute(
+            "remove the enrollment",
+            "DELETE FROM pam_totp.enrollments WHERE user_name = $1",
+            &[&user],
+        )?;
+        client.execute(
+            "mark the user for enrollment",
+            "INSERT INTO pam_totp.enroll_marks (user_name) VALUES ($1)
+             ON CONFLICT (user_name) DO UPDATE SET marked_at = now()",
+            &[&user],
+        )?;
+        client.execute(
+            "drop re-enrollment tickets",
+            "DELETE FROM pam_totp.reenroll_tickets WHERE user_name = $1",
+            &[&user],
+        )?;
+        Ok(n == 1)
+    })
+}
+
+/// Whether `user` is marked to enroll at their next login ([`reset`]).
+///
+/// # Errors
+/// The statement failed.
+pub fn marked_for_enrollment(client: &mut Client, user: &str) -> Result<bool, DbError> {
+    checked(user)?;
+    let rows = client.query(
+        "read the enrollment mark",
+        "SELECT 1 FROM pam_totp.enroll_marks WHERE user_name = $1",
+        &[&user],
+    )?;
+    Ok(!rows.is_empty())
 }
 
 /// Clears `user`'s failures and lock-outs, the console's too (used steps and burnt codes

@@ -9,6 +9,8 @@
 //! - [`login`]: what a host may do, through the schema's SECURITY DEFINER functions,
 //!   one named user at a time: look up (enrolled here? locked out?) and have the
 //!   database judge an answer;
+//! - [`self_enroll`]: what a host writes for enrollment at login and "change your
+//!   OTP", decided by the database (migration 0006);
 //! - [`admin`]: what the admin role (the schema owner) does directly on the tables:
 //!   write, remove, unlock, list, realms, policy (used by `totp-enroll`);
 //! - [`check_settings`]: the `postgres` string as the config holds it.
@@ -27,6 +29,7 @@ pub mod conninfo;
 pub mod login;
 pub mod migrate;
 pub mod pg_store;
+pub mod self_enroll;
 mod tls;
 
 use std::fmt;

@@ -22,6 +22,9 @@ pub enum Status {
         locked_until: u64,
     },
     NotEnrolled,
+    /// Not enrolled, and reset by an admin (`totp-enroll reset`): to enroll at the next
+    /// login (migration 0006).
+    MarkedForEnrollment,
     /// Enrolled or not, the user is in none of this host's realms.
     NotAllowed,
 }
@@ -97,6 +100,7 @@ pub fn lookup(client: &mut Client, user: &str, console: bool) -> Result<Status, 
             locked_until: from_db(locked_until.unwrap_or(0)),
         }),
         "not_enrolled" => Ok(Status::NotEnrolled),
+        "enroll" => Ok(Status::MarkedForEnrollment),
         "not_allowed" => Ok(Status::NotAllowed),
         _ => Err(DbError::UnknownAnswer { action: ACTION }),
     }

@@ -19,8 +19,11 @@ use pam_totp_os::account::Account;
 use pam_totp_store_file::seal;
 use zeroize::Zeroizing;
 
+use pam_totp_core::ports::{self as core_enroll, CheckedEnrollment, Replacement, Written};
+
 use crate::admin;
 use crate::login::{self, Status, Verdict, Verified};
+use crate::self_enroll;
 use crate::{Client, DbError};
 
 /// `store = "postgres"`.
@@ -47,13 +50,14 @@ fn unavailable(e: DbError) -> StoreFailure {
     StoreFailure::new(Unavailable(e))
 }
 
-/// The database store takes no enrollment at login (the config refuses the setting).
+/// The database store's enrollment at login goes through `host_enroll`
+/// ([`CheckedEnrollment`]), never a record written by the host.
 #[derive(Debug)]
 struct NoEnrollmentAtLogin;
 
 impl fmt::Display for NoEnrollmentAtLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("enroll_at_login is not available with store = \"postgres\"")
+        f.write_str("the database takes enrollments at login through host_enroll only")
     }
 }
 
@@ -97,6 +101,7 @@ impl LoginStore for PgStore {
                 session: Box::new(PgSession { user: account.name }),
             }),
             Status::NotEnrolled => Found::Missing(Missing::NotEnrolled(NoRecord::proven_by_store())),
+            Status::MarkedForEnrollment => Found::Missing(Missing::MarkedForEnrollment),
             Status::NotAllowed => Found::Missing(Missing::NotAllowed),
         })
     }
@@ -109,6 +114,93 @@ impl LoginStore for PgStore {
 
     fn enrollment(&self, _config: &Config, _account: Account) -> Result<Box<dyn Enrollment>, StoreFailure> {
         Err(StoreFailure::new(NoEnrollmentAtLogin))
+    }
+
+    fn checked_enrollment(&self) -> Option<&dyn CheckedEnrollment> {
+        Some(self)
+    }
+}
+
+/// The host sends; `host_enroll` / `host_reenroll` decide (migration 0006).
+impl CheckedEnrollment for PgStore {
+    fn enroll(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+        new: &core_enroll::NewSecret<'_>,
+    ) -> Result<Written, StoreFailure> {
+        let mut client = crate::connect(config).map_err(unavailable)?;
+        let answer = with_new_secret(new, |sent| self_enroll::enroll(&mut client, login.user, sent))
+            .map_err(unavailable)?;
+        Ok(written(answer))
+    }
+
+    fn change_requested(
+        &self,
+        config: &Config,
+        login: &Login<'_>,
+    ) -> Result<Option<Box<dyn Replacement>>, StoreFailure> {
+        let Ok(account) = Account::lookup(login.user) else {
+            return Ok(None);
+        };
+        let Some(requested_at) = self_enroll::change_requested_at(&account) else {
+            return Ok(None);
+        };
+        let mut client = crate::connect(config).map_err(unavailable)?;
+        let ticket =
+            self_enroll::reenroll_ticket(&mut client, &account.name, requested_at).map_err(unavailable)?;
+        Ok(ticket.map(|ticket| Box::new(PgReplacement { ticket }) as Box<dyn Replacement>))
+    }
+}
+
+/// A ticket `host_reenroll_ticket` granted.
+struct PgReplacement {
+    ticket: Zeroizing<String>,
+}
+
+impl Replacement for PgReplacement {
+    fn replace(
+        self: Box<Self>,
+        config: &Config,
+        login: &Login<'_>,
+        new: &core_enroll::NewSecret<'_>,
+    ) -> Result<Written, StoreFailure> {
+        let mut client = crate::connect(config).map_err(unavailable)?;
+        let answer = with_new_secret(new, |sent| {
+            self_enroll::reenroll(&mut client, login.user, &self.ticket, sent)
+        })
+        .map_err(unavailable)?;
+        Ok(written(answer))
+    }
+}
+
+fn with_new_secret<T>(
+    new: &core_enroll::NewSecret<'_>,
+    send: impl FnOnce(&self_enroll::NewSecret<'_>) -> T,
+) -> T {
+    let codes: Vec<&str> = new
+        .recovery_codes
+        .iter()
+        .map(pam_totp_core::code_hash::OneTimeCode::as_str)
+        .collect();
+    send(&self_enroll::NewSecret {
+        secret: new.record.secret.as_bytes(),
+        algorithm: admin::algorithm_name(new.record.algorithm),
+        digits: i32::from(new.record.digits),
+        period: i32::try_from(new.record.period).unwrap_or(i32::MAX),
+        confirm_code: new.code,
+        recovery_codes: &codes,
+    })
+}
+
+fn written(answer: self_enroll::Answer) -> Written {
+    match answer {
+        self_enroll::Answer::Written => Written::Enrolled,
+        self_enroll::Answer::AlreadyEnrolled => Written::AlreadyEnrolled,
+        self_enroll::Answer::InvalidCode => Written::CodeRefused,
+        self_enroll::Answer::Malformed | self_enroll::Answer::NotAllowed | self_enroll::Answer::NoTicket => {
+            Written::Refused
+        }
     }
 }
 
