@@ -20,13 +20,26 @@ use pam_totp_config::{Config, Store};
 
 use crate::ports::{
     Accounts, Conversation, Found, Judged, Logger, Login, LoginStore, Missing, NOT_ALLOWED, NoRecord,
-    Outcome, Priority, Settled, Stores, UNAVAILABLE_MESSAGE,
+    Outcome, Priority, Proofs, Settled, Stores, UNAVAILABLE_MESSAGE,
 };
-use crate::{forward_pass, login_enroll, rollout};
+use crate::{forward_pass, login_enroll, remember, rollout, step_up};
 
-/// Runs one authentication with the store the config names, among `stores`.
+/// Runs one authentication with the store the config names, among `stores`, with
+/// nothing proven before (every enrolled user is asked for a code).
 pub fn authenticate(
     login: &Login<'_>,
+    stores: Stores<'_>,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+) -> Outcome {
+    authenticate_with(login, &Proofs::default(), stores, conv, log)
+}
+
+/// [`authenticate`], where `proofs` may stand in for a code (`remember_key_seconds`,
+/// `step_up_seconds`).
+pub fn authenticate_with(
+    login: &Login<'_>,
+    proofs: &Proofs,
     stores: Stores<'_>,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
@@ -97,6 +110,13 @@ pub fn authenticate(
     if opened.locked_until > login.now {
         return refuse_locked_out(login, &config, conv, log, opened.locked_until);
     }
+    // forward_pass needs the answer for the password: no shortcut there.
+    if !config.forward_pass
+        && (remember::remembered(&config, login, &proofs.ssh_keys, store, log)
+            || step_up::verified(&config, login, proofs.audit_session, store, log))
+    {
+        return Outcome::Success;
+    }
 
     let reply = match conv.ask_hidden(forward_pass::prompt(config.prompt_settings())) {
         Ok(reply) => reply.unwrap_or_default(),
@@ -116,7 +136,14 @@ pub fn authenticate(
     let judged = opened.session.judge(&config, login, &reply);
     drop(reply);
     match judged {
-        Ok(Judged::Settled(settled)) => report(login, &config, &settled, log),
+        Ok(Judged::Settled(settled)) => {
+            let outcome = report(login, &config, &settled, log);
+            if outcome == Outcome::Success {
+                remember::after_code(&config, login, &proofs.ssh_keys, store, log);
+                step_up::after_code(&config, login, proofs.audit_session, store, conv, log);
+            }
+            outcome
+        }
         Ok(Judged::LockedOut(until)) => refuse_locked_out(login, &config, conv, log, until),
         Err(e) => system_error(login, conv, log, &e),
     }
