@@ -67,47 +67,57 @@ fn a_password_login_is_always_asked_for_a_code_with_remember_key_seconds() {
     assert_eq!(second.prompts, [PASSWORD_PROMPT, CODE_PROMPT]);
 }
 
-/// Runs sudo with the password on stdin and nothing for a code; prints `sudo-exit-N`
-/// and what sudo showed, with `:` turned into `_` so the ssh driver sees no prompt.
-fn sudo_line() -> String {
-    format!(
-        "out=$(echo '{SSH_PASSWORD}' | sudo -S -k -p SUDO-PASSWORD true 2>&1); \
-         echo \"sudo-exit-$? [$out]\" | tr ':\\n' '_ '"
+/// Writes `~/sudo-check.sh` of [`SSH_USER`]: sudo with the password on stdin and
+/// nothing for a code; prints `sudo-exit-N [what sudo showed]`, with `:` turned into
+/// `_` so that the ssh driver sees no prompt.
+fn write_sudo_check() -> std::path::PathBuf {
+    let home = nix::unistd::User::from_name(SSH_USER).unwrap().unwrap().dir;
+    let script = home.join("sudo-check.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "out=$(echo '{SSH_PASSWORD}' | sudo -S -k true 2>&1)\n\
+             echo \"sudo-exit-$? [$out]\" | tr ':\\n' '_ '\n\
+             echo\n"
+        ),
     )
+    .unwrap();
+    home
 }
 
 #[test]
 fn sudo_skips_the_code_only_in_a_verified_session_until_logout() {
     let server = Sshd::start(Scenario::PublicKeyStepUp, "step_up_seconds=300 remember_key_seconds=300");
     server.provision(SECRET);
+    let home = write_sudo_check();
+    let late = home.join("sudo-after-logout");
+    let _ = std::fs::remove_file(&late);
     settle_in_step(10);
-    let late_file = "$HOME/sudo-after-logout";
     // Session 1 passed a code: sudo asks only the password. A process of the session
     // outlives the logout and tries sudo again after it.
-    let command = format!(
-        "{sudo}; echo; setsid sh -c 'sleep 5; {sudo} > {late_file}' </dev/null >/dev/null 2>&1 &",
-        sudo = sudo_line().replace('\'', "'\\''")
-    );
-    let verified = server.ssh_key(&[&oathtool(SECRET, 0)], &command);
+    let command = "sh sudo-check.sh; \
+                   setsid sh -c 'sleep 5; sh sudo-check.sh > sudo-after-logout' \
+                   </dev/null >/dev/null 2>&1 &";
+    let verified = server.ssh_key(&[&oathtool(SECRET, 0)], command);
     assert_eq!(verified.prompts, [CODE_PROMPT], "{verified:?}\n{}", server.log());
     assert!(verified.output.contains("sudo-exit-0"), "{verified:?}\n{}", server.log());
     assert!(!verified.output.contains("Verification code"), "{verified:?}");
 
     // Session 2 passed by the remembered key, without a code: sudo asks for one.
-    let unverified = server.ssh_key(&[], &sudo_line());
+    let unverified = server.ssh_key(&[], "sh sudo-check.sh");
     assert!(unverified.prompts.is_empty(), "{unverified:?}");
     assert!(unverified.output.contains("Verification code"), "{unverified:?}");
     assert!(unverified.output.contains("sudo-exit-1"), "{unverified:?}");
 
     // After session 1's logout, its lingering process is asked for a code.
-    let home = nix::unistd::User::from_name(SSH_USER).unwrap().unwrap().dir;
-    let late = home.join("sudo-after-logout");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&late).is_ok_and(|t| t.contains("sudo-exit")) && Instant::now() < deadline {
+    let read_late = || std::fs::read_to_string(&late).ok().filter(|text| text.contains("sudo-exit"));
+    let mut text = read_late();
+    while text.is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
+        text = read_late();
     }
-    let text = std::fs::read_to_string(&late).unwrap_or_default();
-    let _ = std::fs::remove_file(&late);
+    let text = text.unwrap_or_default();
     assert!(text.contains("Verification code"), "{text}\n{}", server.log());
     assert!(text.contains("sudo-exit-1"), "{text}");
 }
