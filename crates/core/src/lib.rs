@@ -9,7 +9,8 @@
 //!   [`decoy`] (unknown users cost what enrolled ones do), [`rollout`] (grace period,
 //!   exemptions), [`lockout`] (the lock-out rule and its table of cases);
 //! - [`remember`], [`step_up`]: when an earlier right code stands in for a new one
-//!   (the same ssh key for a while; sudo in a verified session);
+//!   (the same ssh key for a while; sudo in a verified session), over what
+//!   [`proven`] holds (verified ssh keys, audit sessions, tickets);
 //! - [`local_verdict`]: the verdict on an answer made on this host (the file store's);
 //! - [`answer`]: what the user typed, sorted once; [`verify`] (TOTP codes),
 //!   [`recovery`], [`scratch`] and their hashes ([`code_hash`]);
@@ -28,6 +29,7 @@ pub mod lockout;
 pub mod login_enroll;
 pub mod login_state;
 pub mod ports;
+pub mod proven;
 pub mod qr;
 pub mod record;
 pub mod recovery;

@@ -24,8 +24,7 @@ use pam_totp_os::account::{Account, AccountError};
 
 use crate::login_state::{Channel, LoginState};
 use crate::record::{Record, StoredRecord};
-use crate::remember::KeyFingerprint;
-use crate::step_up::{AuditSession, Ticket};
+use crate::proven::{AuditSession, KeyFingerprint, Ticket};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =

@@ -14,93 +14,22 @@
 //! records its audit session id as verified. A guessed or replayed ticket redeems
 //! nothing.
 
-use std::fmt::Write as _;
-
 use pam_totp_config::Config;
-use sha2::{Digest, Sha256};
 
 use crate::ports::{Conversation, Login, LoginStore, Logger, Priority, Stores};
+use crate::proven::{AuditSession, Ticket};
 
 /// The PAM environment variable that carries the ticket from auth to session.
 pub const TICKET_ENV: &str = "PAM_TOTP_TICKET";
 /// How long a ticket waits for its session to open.
 const TICKET_SECONDS: u64 = 300;
-/// The audit session id of a process without one.
-const UNSET_SESSION: u32 = u32::MAX;
-
-/// A kernel audit session id that is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditSession(u32);
-
-impl AuditSession {
-    /// `/proc/self/sessionid`'s text; `None` when unset or not a number.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<AuditSession> {
-        let text = text.trim_end_matches('\n');
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let id: u32 = text.parse().ok()?;
-        (id != UNSET_SESSION).then_some(AuditSession(id))
-    }
-
-    #[must_use]
-    pub fn id(self) -> u32 {
-        self.0
-    }
-}
-
-/// A one-time ticket: 128 random bits in hex. Stored only as its SHA-256.
-pub struct Ticket(String);
-
-impl Ticket {
-    /// A new random ticket.
-    ///
-    /// # Errors
-    /// The system's random source failed.
-    pub fn new() -> Result<Ticket, getrandom::Error> {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes)?;
-        Ok(Ticket(hex(&bytes)))
-    }
-
-    /// A ticket as found in the PAM environment: 32 lowercase hex digits.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Ticket> {
-        (text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Ticket(text.to_owned()))
-    }
-
-    /// What the store keeps: the hex SHA-256 of the ticket.
-    #[must_use]
-    pub fn digest(&self) -> String {
-        hex(&Sha256::digest(self.0.as_bytes()))
-    }
-
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Ticket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Ticket(..)")
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, b| {
-        let _ = write!(text, "{b:02x}");
-        text
-    })
-}
 
 /// A Unix time as log lines show it.
 #[must_use]
 pub fn utc(unix: u64) -> String {
     pam_totp_config::clock::rfc3339(unix)
 }
+
 
 /// Before a prompt: whether this process's audit session was verified for this user
 /// and still is. Logged when it was; a store error is logged and means a prompt.
@@ -273,29 +202,3 @@ fn shortcuts_of<'s>(
     Some((config, shortcuts))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unset_or_malformed_session_id_is_never_believed() {
-        assert_eq!(AuditSession::parse("42"), Some(AuditSession(42)));
-        assert_eq!(AuditSession::parse("42\n"), Some(AuditSession(42)));
-        for text in ["4294967295", "4294967295\n", "", "-1", "+3", " 3", "3 ", "99999999999", "0x10", "1\n2"] {
-            assert_eq!(AuditSession::parse(text), None, "{text:?}");
-        }
-    }
-
-    #[test]
-    fn tickets_are_random_hex_and_stored_hashed() {
-        let ticket = Ticket::new().unwrap();
-        assert!(Ticket::parse(ticket.as_str()).is_some());
-        assert_ne!(ticket.as_str(), Ticket::new().unwrap().as_str());
-        assert_eq!(ticket.digest().len(), 64);
-        assert!(!ticket.digest().contains(ticket.as_str()));
-        assert_eq!(format!("{ticket:?}"), "Ticket(..)");
-        for text in ["", "0123", &"A".repeat(32), &"g".repeat(32), &"0".repeat(33)] {
-            assert!(Ticket::parse(text).is_none(), "{text}");
-        }
-    }
-}

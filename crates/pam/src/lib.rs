@@ -27,8 +27,8 @@ use zeroize::Zeroizing;
 
 use pam_totp_core::authenticate;
 use pam_totp_core::ports::{Conversation, ConversationError, Logger, Login, Outcome, Priority, Proofs, Stores};
-use pam_totp_core::remember;
-use pam_totp_core::step_up::{self, AuditSession, SessionEvent};
+use pam_totp_core::proven::{self, AuditSession};
+use pam_totp_core::step_up::{self, SessionEvent};
 
 /// pam-bindings, for [`pam_module!`]'s expansion.
 pub use pam;
@@ -170,7 +170,7 @@ fn proofs(pamh: &PamHandle) -> Proofs {
     let from_sshd = matches!(pamh.get_item::<Service>(), Ok(Some(service)) if service.0.to_bytes() == b"sshd");
     let ssh_keys = if from_sshd {
         get_env(pamh, "SSH_AUTH_INFO_0")
-            .map(|info| remember::verified_keys(&info))
+            .map(|info| proven::verified_keys(&info))
             .unwrap_or_default()
     } else {
         Vec::new()

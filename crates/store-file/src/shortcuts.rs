@@ -17,8 +17,7 @@ use std::path::Path;
 
 use pam_totp_config::Config;
 use pam_totp_core::ports::{Shortcuts, StoreFailure};
-use pam_totp_core::remember::KeyFingerprint;
-use pam_totp_core::step_up::{AuditSession, Ticket};
+use pam_totp_core::proven::{AuditSession, KeyFingerprint, Ticket};
 use pam_totp_os::account::check_user_name;
 use pam_totp_os::trusted_file::{self, Refused, ReplaceError, Rules};
 
