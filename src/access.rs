@@ -202,7 +202,9 @@ pub const OPERATIONS: &[Operation] = &[
             path(
                 "/var/lib/pam_totp/..verified-sessions.tmp.4242",
                 "file",
-                &["create", "getattr", "open", "write", "setattr", "rename", "unlink"],
+                &[
+                    "create", "getattr", "open", "write", "setattr", "rename", "unlink",
+                ],
             ),
             path("/var/lib/pam_totp/.verified-sessions", "file", &["unlink"]),
         ],

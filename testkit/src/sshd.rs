@@ -284,7 +284,8 @@ impl Sshd {
             .iter()
             .map(|key| std::fs::read_to_string(key).expect("public key"))
             .collect::<String>();
-        std::fs::write(self.path(&format!("authorized_keys/{SSH_USER}")), authorized).expect("authorized keys");
+        std::fs::write(self.path(&format!("authorized_keys/{SSH_USER}")), authorized)
+            .expect("authorized keys");
         // sshd's privilege-separation directory (the openssh-server package makes it at
         // boot; a fresh container may not have it).
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");

@@ -16,7 +16,11 @@ fn logged_in_without_prompt(session: &Session, printed: &str) -> bool {
 
 /// `ssh-keygen -lf`'s SHA256 fingerprint of a public key file.
 fn fingerprint(public_key: &std::path::Path) -> String {
-    let out = std::process::Command::new("ssh-keygen").arg("-lf").arg(public_key).output().unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(public_key)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.split_whitespace().nth(1).unwrap().to_owned()
 }
@@ -28,7 +32,11 @@ fn the_same_key_passes_without_a_code_for_a_while_and_another_key_is_asked() {
     settle_in_step(8);
     let start = Instant::now();
     let first = server.ssh_key(&[&oathtool(SECRET, 0)], "echo first");
-    assert!(first.logged_in_and_printed("first"), "{first:?}\n{}", server.log());
+    assert!(
+        first.logged_in_and_printed("first"),
+        "{first:?}\n{}",
+        server.log()
+    );
     assert_eq!(first.prompts, [CODE_PROMPT]);
     // What was remembered is the fingerprint of the key sshd verified, nothing else.
     let remembered = std::fs::read_to_string(server.path("state/.remembered-keys")).unwrap();
@@ -41,7 +49,11 @@ fn the_same_key_passes_without_a_code_for_a_while_and_another_key_is_asked() {
     );
 
     let again = server.ssh_key(&[], "echo again");
-    assert!(logged_in_without_prompt(&again, "again"), "{again:?}\n{}", server.log());
+    assert!(
+        logged_in_without_prompt(&again, "again"),
+        "{again:?}\n{}",
+        server.log()
+    );
 
     // Another authorized key: the key is good, the code is asked (and a wrong one refused).
     let other = server.ssh_with_key(&server.other_key(), &[&wrong_code(SECRET)], "echo other");
@@ -87,7 +99,10 @@ fn write_sudo_check() -> std::path::PathBuf {
 
 #[test]
 fn sudo_skips_the_code_only_in_a_verified_session_until_logout() {
-    let server = Sshd::start(Scenario::PublicKeyStepUp, "step_up_seconds=300 remember_key_seconds=300");
+    let server = Sshd::start(
+        Scenario::PublicKeyStepUp,
+        "step_up_seconds=300 remember_key_seconds=300",
+    );
     server.provision(SECRET);
     let home = write_sudo_check();
     let late = home.join("sudo-after-logout");
@@ -100,7 +115,11 @@ fn sudo_skips_the_code_only_in_a_verified_session_until_logout() {
                    </dev/null >/dev/null 2>&1 &";
     let verified = server.ssh_key(&[&oathtool(SECRET, 0)], command);
     assert_eq!(verified.prompts, [CODE_PROMPT], "{verified:?}\n{}", server.log());
-    assert!(verified.output.contains("sudo-exit-0"), "{verified:?}\n{}", server.log());
+    assert!(
+        verified.output.contains("sudo-exit-0"),
+        "{verified:?}\n{}",
+        server.log()
+    );
     assert!(!verified.output.contains("Verification code"), "{verified:?}");
 
     // Session 2 passed by the remembered key, without a code: sudo asks for one.
@@ -111,7 +130,11 @@ fn sudo_skips_the_code_only_in_a_verified_session_until_logout() {
 
     // After session 1's logout, its lingering process is asked for a code.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let read_late = || std::fs::read_to_string(&late).ok().filter(|text| text.contains("sudo-exit"));
+    let read_late = || {
+        std::fs::read_to_string(&late)
+            .ok()
+            .filter(|text| text.contains("sudo-exit"))
+    };
     let mut text = read_late();
     while text.is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));

@@ -771,7 +771,9 @@ mod tests {
         assert!(load_text("window = 200\n", &[]).is_err());
         for key in ["remember_key_seconds", "step_up_seconds"] {
             assert!(load_text(&format!("{key} = 43200\n"), &[]).is_ok(), "{key}");
-            let err = load_text(&format!("{key} = 43201\n"), &[]).err().map(|e| e.to_string());
+            let err = load_text(&format!("{key} = 43201\n"), &[])
+                .err()
+                .map(|e| e.to_string());
             assert!(err.is_some_and(|e| e.contains(key)), "{key}");
         }
     }

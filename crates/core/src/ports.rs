@@ -23,8 +23,8 @@ use pam_totp_config::{Config, Store};
 use pam_totp_os::account::{Account, AccountError};
 
 use crate::login_state::{Channel, LoginState};
-use crate::record::{Record, StoredRecord};
 use crate::proven::{AuditSession, KeyFingerprint, Ticket};
+use crate::record::{Record, StoredRecord};
 
 /// What the user is told when the module cannot work for a reason only the admin can fix.
 pub const UNAVAILABLE_MESSAGE: &str =
@@ -506,8 +506,14 @@ pub trait Shortcuts {
     ///
     /// # Errors
     /// The store is unusable.
-    fn expect_session(&self, config: &Config, user: &str, ticket: &Ticket, until: u64, now: u64)
-    -> Result<(), StoreFailure>;
+    fn expect_session(
+        &self,
+        config: &Config,
+        user: &str,
+        ticket: &Ticket,
+        until: u64,
+        now: u64,
+    ) -> Result<(), StoreFailure>;
     /// Takes `ticket` (once) and, if it was `user`'s and still valid, records `session`
     /// as verified for `user` until `until`; whether it did.
     ///
@@ -537,8 +543,13 @@ pub trait Shortcuts {
     ///
     /// # Errors
     /// The store is unusable.
-    fn close_session(&self, config: &Config, user: &str, session: AuditSession, now: u64)
-    -> Result<(), StoreFailure>;
+    fn close_session(
+        &self,
+        config: &Config,
+        user: &str,
+        session: AuditSession,
+        now: u64,
+    ) -> Result<(), StoreFailure>;
 }
 
 /// The stores a module was built with: the file store always, the database in

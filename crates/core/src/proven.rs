@@ -24,7 +24,10 @@ impl KeyFingerprint {
     /// The fingerprint of the key blob (the SSH wire encoding of the public key).
     #[must_use]
     pub fn of_blob(blob: &[u8]) -> KeyFingerprint {
-        KeyFingerprint(format!("SHA256:{}", Base64Unpadded::encode_string(&Sha256::digest(blob))))
+        KeyFingerprint(format!(
+            "SHA256:{}",
+            Base64Unpadded::encode_string(&Sha256::digest(blob))
+        ))
     }
 
     /// A fingerprint read back from the store: `SHA256:` and 43 base64 characters.
@@ -159,12 +162,13 @@ impl std::fmt::Debug for Ticket {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, b| {
-        let _ = write!(text, "{b:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, b| {
+            let _ = write!(text, "{b:02x}");
+            text
+        })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -194,7 +198,12 @@ mod tests {
         );
         assert_eq!(fingerprints(&info), [FP_A, FP_B]);
         // The same key twice is one key.
-        assert_eq!(fingerprints(&format!("publickey ssh-ed25519 {KEY_A}\npublickey ssh-ed25519 {KEY_A}")), [FP_A]);
+        assert_eq!(
+            fingerprints(&format!(
+                "publickey ssh-ed25519 {KEY_A}\npublickey ssh-ed25519 {KEY_A}"
+            )),
+            [FP_A]
+        );
     }
 
     #[test]
@@ -213,7 +222,10 @@ mod tests {
             "publickey ssh-ed25519 /////w==".to_owned(),
             format!("publickey ssh-ed25519\0 {KEY_A}"),
             "publickey".to_owned(),
-            format!("publickey ssh-ed25519 {KEY_A}\n{}", "x".repeat(MAX_AUTH_INFO_BYTES)),
+            format!(
+                "publickey ssh-ed25519 {KEY_A}\n{}",
+                "x".repeat(MAX_AUTH_INFO_BYTES)
+            ),
         ] {
             assert!(verified_keys(&info).is_empty(), "{info:.80}");
         }
@@ -229,7 +241,18 @@ mod tests {
     fn an_unset_or_malformed_session_id_is_never_believed() {
         assert_eq!(AuditSession::parse("42"), Some(AuditSession(42)));
         assert_eq!(AuditSession::parse("42\n"), Some(AuditSession(42)));
-        for text in ["4294967295", "4294967295\n", "", "-1", "+3", " 3", "3 ", "99999999999", "0x10", "1\n2"] {
+        for text in [
+            "4294967295",
+            "4294967295\n",
+            "",
+            "-1",
+            "+3",
+            " 3",
+            "3 ",
+            "99999999999",
+            "0x10",
+            "1\n2",
+        ] {
             assert_eq!(AuditSession::parse(text), None, "{text:?}");
         }
     }

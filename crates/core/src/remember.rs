@@ -9,7 +9,7 @@
 
 use pam_totp_config::Config;
 
-use crate::ports::{Login, LoginStore, Logger, Priority};
+use crate::ports::{Logger, Login, LoginStore, Priority};
 use crate::proven::KeyFingerprint;
 
 /// Before a prompt: whether one of the keys sshd verified in this login was remembered
@@ -46,7 +46,10 @@ pub fn remembered(
         Err(e) => {
             log.log(
                 Priority::Err,
-                &format!("cannot read remembered keys, asking for a code: {e}; {}", login.who()),
+                &format!(
+                    "cannot read remembered keys, asking for a code: {e}; {}",
+                    login.who()
+                ),
             );
             false
         }
@@ -77,4 +80,3 @@ pub fn after_code(
         );
     }
 }
-

@@ -16,7 +16,7 @@
 
 use pam_totp_config::Config;
 
-use crate::ports::{Conversation, Login, LoginStore, Logger, Priority, Stores};
+use crate::ports::{Conversation, Logger, Login, LoginStore, Priority, Stores};
 use crate::proven::{AuditSession, Ticket};
 
 /// The PAM environment variable that carries the ticket from auth to session.
@@ -29,7 +29,6 @@ const TICKET_SECONDS: u64 = 300;
 pub fn utc(unix: u64) -> String {
     pam_totp_config::clock::rfc3339(unix)
 }
-
 
 /// Before a prompt: whether this process's audit session was verified for this user
 /// and still is. Logged when it was; a store error is logged and means a prompt.
@@ -48,7 +47,10 @@ pub fn verified(
         if config.debug {
             log.log(
                 Priority::Debug,
-                &format!("no audit session id (pam_loginuid): asking for a code; {}", login.who()),
+                &format!(
+                    "no audit session id (pam_loginuid): asking for a code; {}",
+                    login.who()
+                ),
             );
         }
         return false;
@@ -73,7 +75,10 @@ pub fn verified(
         Err(e) => {
             log.log(
                 Priority::Err,
-                &format!("cannot read verified sessions, asking for a code: {e}; {}", login.who()),
+                &format!(
+                    "cannot read verified sessions, asking for a code: {e}; {}",
+                    login.who()
+                ),
             );
             false
         }
@@ -99,16 +104,25 @@ pub fn after_code(
         return;
     };
     let Ok(ticket) = Ticket::new() else {
-        log.log(Priority::Err, &format!("no randomness for a session ticket; {}", login.who()));
+        log.log(
+            Priority::Err,
+            &format!("no randomness for a session ticket; {}", login.who()),
+        );
         return;
     };
     let until = login.now.saturating_add(TICKET_SECONDS);
     if let Err(e) = shortcuts.expect_session(config, login.user, &ticket, until, login.now) {
-        log.log(Priority::Err, &format!("cannot record a session ticket: {e}; {}", login.who()));
+        log.log(
+            Priority::Err,
+            &format!("cannot record a session ticket: {e}; {}", login.who()),
+        );
         return;
     }
     if conv.set_env(TICKET_ENV, ticket.as_str()).is_err() {
-        log.log(Priority::Err, &format!("cannot set {TICKET_ENV}; {}", login.who()));
+        log.log(
+            Priority::Err,
+            &format!("cannot set {TICKET_ENV}; {}", login.who()),
+        );
     }
 }
 
@@ -162,7 +176,10 @@ pub fn open_session(event: &SessionEvent<'_>, ticket: Option<&str>, stores: Stor
         ),
         Err(e) => log.log(
             Priority::Err,
-            &format!("cannot record the verified session: {e}; user={}", crate::ports::client_field(event.user)),
+            &format!(
+                "cannot record the verified session: {e}; user={}",
+                crate::ports::client_field(event.user)
+            ),
         ),
     }
 }
@@ -178,7 +195,10 @@ pub fn close_session(event: &SessionEvent<'_>, stores: Stores<'_>, log: &dyn Log
     if let Err(e) = shortcuts.close_session(&config, event.user, session, event.now) {
         log.log(
             Priority::Err,
-            &format!("cannot forget the verified session: {e}; user={}", crate::ports::client_field(event.user)),
+            &format!(
+                "cannot forget the verified session: {e}; user={}",
+                crate::ports::client_field(event.user)
+            ),
         );
     }
 }
@@ -201,4 +221,3 @@ fn shortcuts_of<'s>(
     let shortcuts = stores.get(config.store)?.shortcuts()?;
     Some((config, shortcuts))
 }
-

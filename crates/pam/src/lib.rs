@@ -26,7 +26,9 @@ use pam::module::PamHandle;
 use zeroize::Zeroizing;
 
 use pam_totp_core::authenticate;
-use pam_totp_core::ports::{Conversation, ConversationError, Logger, Login, Outcome, Priority, Proofs, Stores};
+use pam_totp_core::ports::{
+    Conversation, ConversationError, Logger, Login, Outcome, Priority, Proofs, Stores,
+};
 use pam_totp_core::proven::{self, AuditSession};
 use pam_totp_core::step_up::{self, SessionEvent};
 
@@ -167,7 +169,8 @@ pub fn authenticate(
 /// before the keyboard-interactive PAM stack runs, and the client cannot), and this
 /// process's audit session.
 fn proofs(pamh: &PamHandle) -> Proofs {
-    let from_sshd = matches!(pamh.get_item::<Service>(), Ok(Some(service)) if service.0.to_bytes() == b"sshd");
+    let from_sshd =
+        matches!(pamh.get_item::<Service>(), Ok(Some(service)) if service.0.to_bytes() == b"sshd");
     let ssh_keys = if from_sshd {
         get_env(pamh, "SSH_AUTH_INFO_0")
             .map(|info| proven::verified_keys(&info))
@@ -232,7 +235,9 @@ pub fn open_session(pamh: &mut PamHandle, raw_args: &[&CStr], stores: Stores<'_>
 
 /// One `pam_sm_close_session`: this audit session is no longer verified.
 pub fn close_session(pamh: &mut PamHandle, raw_args: &[&CStr], stores: Stores<'_>) -> PamResultCode {
-    session_event(pamh, raw_args, |event, log| step_up::close_session(event, stores, log))
+    session_event(pamh, raw_args, |event, log| {
+        step_up::close_session(event, stores, log);
+    })
 }
 
 fn session_event(

@@ -40,7 +40,10 @@ pub enum ShortcutError {
     /// A line did not parse.
     Corrupt { file: &'static str },
     /// The new file could not be written.
-    Replace { file: &'static str, source: ReplaceError },
+    Replace {
+        file: &'static str,
+        source: ReplaceError,
+    },
     /// The user name cannot be stored.
     BadUser,
 }
@@ -51,7 +54,10 @@ impl fmt::Display for ShortcutError {
             ShortcutError::State(e) => e.fmt(f),
             ShortcutError::Refused { file, source } => write!(f, "{file} in state_dir refused: {source}"),
             ShortcutError::Corrupt { file } => {
-                write!(f, "{file} in state_dir is corrupt (remove it: every login asks for a code)")
+                write!(
+                    f,
+                    "{file} in state_dir is corrupt (remove it: every login asks for a code)"
+                )
             }
             ShortcutError::Replace { file, source } => write!(f, "{file} in state_dir: {source}"),
             ShortcutError::BadUser => f.write_str("user name cannot be stored"),
@@ -131,7 +137,9 @@ struct Dir(StateDir);
 
 impl Dir {
     fn open(config: &Config) -> Result<Dir, ShortcutError> {
-        StateDir::open(&config.state_dir).map(Dir).map_err(ShortcutError::State)
+        StateDir::open(&config.state_dir)
+            .map(Dir)
+            .map_err(ShortcutError::State)
     }
 
     fn rules(&self) -> Rules {
@@ -168,11 +176,12 @@ impl Dir {
         change: impl FnOnce(&mut Vec<Entry>) -> T,
     ) -> Result<T, ShortcutError> {
         let (dir, euid) = self.0.dir_and_owner();
-        let (lock, _) = trusted_file::open_or_create_in(dir, Path::new(LOCK_FILE), 0o600, &state_file_rules(euid))
-            .map_err(|source| ShortcutError::Refused {
-                file: LOCK_FILE,
-                source,
-            })?;
+        let (lock, _) =
+            trusted_file::open_or_create_in(dir, Path::new(LOCK_FILE), 0o600, &state_file_rules(euid))
+                .map_err(|source| ShortcutError::Refused {
+                    file: LOCK_FILE,
+                    source,
+                })?;
         wait_for_lock(&lock).map_err(ShortcutError::State)?;
         let mut entries = self.read(file)?.entries;
         let result = change(&mut entries);
@@ -210,10 +219,16 @@ impl Shortcuts for FileStore {
         now: u64,
     ) -> Result<Option<(KeyFingerprint, u64)>, StoreFailure> {
         checked_user(user)?;
-        let entries = Dir::open(config).and_then(|dir| dir.read(KEYS_FILE)).map_err(failure)?;
+        let entries = Dir::open(config)
+            .and_then(|dir| dir.read(KEYS_FILE))
+            .map_err(failure)?;
         Ok(entries
             .live("key", user, now)
-            .filter_map(|e| keys.iter().find(|k| k.as_str() == e.value).map(|k| (k.clone(), e.until)))
+            .filter_map(|e| {
+                keys.iter()
+                    .find(|k| k.as_str() == e.value)
+                    .map(|k| (k.clone(), e.until))
+            })
             .max_by_key(|(_, until)| *until))
     }
 
@@ -303,7 +318,9 @@ impl Shortcuts for FileStore {
     ) -> Result<Option<u64>, StoreFailure> {
         checked_user(user)?;
         let id = session.id().to_string();
-        let entries = Dir::open(config).and_then(|dir| dir.read(SESSIONS_FILE)).map_err(failure)?;
+        let entries = Dir::open(config)
+            .and_then(|dir| dir.read(SESSIONS_FILE))
+            .map_err(failure)?;
         Ok(entries
             .live("session", user, now)
             .filter(|e| e.value == id)
@@ -311,7 +328,13 @@ impl Shortcuts for FileStore {
             .max())
     }
 
-    fn close_session(&self, config: &Config, user: &str, session: AuditSession, now: u64) -> Result<(), StoreFailure> {
+    fn close_session(
+        &self,
+        config: &Config,
+        user: &str,
+        session: AuditSession,
+        now: u64,
+    ) -> Result<(), StoreFailure> {
         checked_user(user)?;
         let id = session.id().to_string();
         let dir = Dir::open(config).map_err(failure)?;
@@ -348,15 +371,37 @@ mod tests {
     fn a_key_is_remembered_for_its_user_until_its_end() {
         let dir = state_dir();
         let config = config(dir.path());
-        FileStore.remember_keys(&config, "alice", &[key(1)], 200, 100).unwrap();
-        assert_eq!(FileStore.remembered_key(&config, "alice", &[key(2), key(1)], 150).unwrap(), Some((key(1), 200)));
-        assert_eq!(FileStore.remembered_key(&config, "alice", &[key(2)], 150).unwrap(), None);
-        assert_eq!(FileStore.remembered_key(&config, "bob", &[key(1)], 150).unwrap(), None);
-        assert_eq!(FileStore.remembered_key(&config, "alice", &[key(1)], 200).unwrap(), None);
+        FileStore
+            .remember_keys(&config, "alice", &[key(1)], 200, 100)
+            .unwrap();
+        assert_eq!(
+            FileStore
+                .remembered_key(&config, "alice", &[key(2), key(1)], 150)
+                .unwrap(),
+            Some((key(1), 200))
+        );
+        assert_eq!(
+            FileStore
+                .remembered_key(&config, "alice", &[key(2)], 150)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            FileStore.remembered_key(&config, "bob", &[key(1)], 150).unwrap(),
+            None
+        );
+        assert_eq!(
+            FileStore
+                .remembered_key(&config, "alice", &[key(1)], 200)
+                .unwrap(),
+            None
+        );
         let meta = std::fs::metadata(dir.path().join(KEYS_FILE)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         // Ended entries are dropped at the next change.
-        FileStore.remember_keys(&config, "bob", &[key(3)], 400, 300).unwrap();
+        FileStore
+            .remember_keys(&config, "bob", &[key(3)], 400, 300)
+            .unwrap();
         let text = std::fs::read_to_string(dir.path().join(KEYS_FILE)).unwrap();
         assert!(!text.contains("alice"), "{text}");
     }
@@ -367,23 +412,59 @@ mod tests {
         let config = config(dir.path());
         let ticket = Ticket::new().unwrap();
         let session = AuditSession::parse("7").unwrap();
-        FileStore.expect_session(&config, "alice", &ticket, 300, 0).unwrap();
-        assert!(!FileStore.open_session(&config, "bob", &ticket, session, 1000, 10).unwrap());
-        assert!(FileStore.open_session(&config, "alice", &ticket, session, 1000, 10).unwrap());
-        assert!(!FileStore.open_session(&config, "alice", &ticket, session, 1000, 10).unwrap(), "once");
+        FileStore
+            .expect_session(&config, "alice", &ticket, 300, 0)
+            .unwrap();
+        assert!(
+            !FileStore
+                .open_session(&config, "bob", &ticket, session, 1000, 10)
+                .unwrap()
+        );
+        assert!(
+            FileStore
+                .open_session(&config, "alice", &ticket, session, 1000, 10)
+                .unwrap()
+        );
+        assert!(
+            !FileStore
+                .open_session(&config, "alice", &ticket, session, 1000, 10)
+                .unwrap(),
+            "once"
+        );
         let text = std::fs::read_to_string(dir.path().join(SESSIONS_FILE)).unwrap();
         assert!(!text.contains(ticket.as_str()), "only the hash is kept");
-        assert_eq!(FileStore.verified_session(&config, "alice", session, 20).unwrap(), Some(1000));
-        assert_eq!(FileStore.verified_session(&config, "bob", session, 20).unwrap(), None);
+        assert_eq!(
+            FileStore.verified_session(&config, "alice", session, 20).unwrap(),
+            Some(1000)
+        );
+        assert_eq!(
+            FileStore.verified_session(&config, "bob", session, 20).unwrap(),
+            None
+        );
         let other = AuditSession::parse("8").unwrap();
-        assert_eq!(FileStore.verified_session(&config, "alice", other, 20).unwrap(), None);
-        assert_eq!(FileStore.verified_session(&config, "alice", session, 1000).unwrap(), None);
+        assert_eq!(
+            FileStore.verified_session(&config, "alice", other, 20).unwrap(),
+            None
+        );
+        assert_eq!(
+            FileStore
+                .verified_session(&config, "alice", session, 1000)
+                .unwrap(),
+            None
+        );
         FileStore.close_session(&config, "alice", session, 30).unwrap();
-        assert_eq!(FileStore.verified_session(&config, "alice", session, 40).unwrap(), None);
+        assert_eq!(
+            FileStore.verified_session(&config, "alice", session, 40).unwrap(),
+            None
+        );
         // An expired ticket redeems nothing.
         let late = Ticket::new().unwrap();
         FileStore.expect_session(&config, "alice", &late, 300, 0).unwrap();
-        assert!(!FileStore.open_session(&config, "alice", &late, session, 1000, 300).unwrap());
+        assert!(
+            !FileStore
+                .open_session(&config, "alice", &late, session, 1000, 300)
+                .unwrap()
+        );
     }
 
     #[test]
@@ -391,17 +472,31 @@ mod tests {
         let dir = state_dir();
         let config = config(dir.path());
         let path = dir.path().join(KEYS_FILE);
-        for text in ["alice SHA256:x 99\n", "alice\n", &format!("alice {} 99 extra\n", key(1).as_str()), &format!(".x {} 99\n", key(1).as_str())] {
+        for text in [
+            "alice SHA256:x 99\n",
+            "alice\n",
+            &format!("alice {} 99 extra\n", key(1).as_str()),
+            &format!(".x {} 99\n", key(1).as_str()),
+        ] {
             std::fs::write(&path, text).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            assert!(FileStore.remembered_key(&config, "alice", &[key(1)], 0).is_err(), "{text}");
+            assert!(
+                FileStore.remembered_key(&config, "alice", &[key(1)], 0).is_err(),
+                "{text}"
+            );
         }
         std::fs::write(&path, format!("alice {} 99\n", key(1).as_str())).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(FileStore.remembered_key(&config, "alice", &[key(1)], 0).is_err(), "readable by others");
+        assert!(
+            FileStore.remembered_key(&config, "alice", &[key(1)], 0).is_err(),
+            "readable by others"
+        );
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
-        assert!(FileStore.remembered_key(&config, "alice", &[key(1)], 0).is_err(), "a symlink");
+        assert!(
+            FileStore.remembered_key(&config, "alice", &[key(1)], 0).is_err(),
+            "a symlink"
+        );
         assert!(FileStore.remember_keys(&config, "../x", &[key(1)], 9, 0).is_err());
     }
 }
