@@ -291,7 +291,9 @@ impl Sshd {
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
     }
 
-    /// The shipped `sshd_config` lines of `scenario`, then this server's own.
+    /// The shipped `sshd_config` lines of `scenario`, then this server's own. `AcceptEnv`
+    /// lets a client send the names the module reads from the PAM environment, so the
+    /// tests can show that what a client sends never reaches it.
     fn write_sshd_config(&self, scenario: Scenario) {
         let snippet = std::fs::read_to_string(scenario.sshd_snippet()).expect("sshd_config snippet");
         let dir = self.dir.path().display();
@@ -307,7 +309,8 @@ impl Sshd {
              LoginGraceTime 60\n\
              PrintMotd no\n\
              PrintLastLog no\n\
-             Subsystem sftp internal-sftp\n",
+             Subsystem sftp internal-sftp\n\
+             AcceptEnv SSH_AUTH_INFO_0 PAM_TOTP_TICKET\n",
             port = self.port
         );
         std::fs::write(self.path("sshd_config"), config).expect("sshd_config");

@@ -60,6 +60,36 @@ fn the_same_key_passes_without_a_code_for_a_while_and_another_key_is_asked() {
     assert!(other.refused(), "{other:?}");
     assert_eq!(other.prompts, [CODE_PROMPT]);
 
+    // A client naming the remembered key itself (sent as SSH_AUTH_INFO_0, which this
+    // server accepts from clients) while proving another key: asked.
+    let public_key = std::fs::read_to_string(&client_pub).unwrap();
+    let named = format!(
+        "publickey {}",
+        public_key
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let other_key = server.other_key().display().to_string();
+    let set_env = format!("SetEnv=SSH_AUTH_INFO_0=\"{named}\"");
+    let forged = server.ssh(
+        &[
+            "-i",
+            &other_key,
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PreferredAuthentications=publickey,keyboard-interactive",
+            "-o",
+            &set_env,
+        ],
+        &[&wrong_code(SECRET)],
+        "echo forged",
+    );
+    assert!(forged.refused(), "{forged:?}");
+    assert_eq!(forged.prompts, [CODE_PROMPT]);
+
     // After the time: asked again.
     std::thread::sleep(Duration::from_secs(21).saturating_sub(start.elapsed()));
     let late = server.ssh_key(&[&wrong_code(SECRET)], "echo late");
