@@ -140,7 +140,7 @@ fn sudo_skips_the_code_only_in_a_verified_session_until_logout() {
     settle_in_step(10);
     // Session 1 passed a code: sudo asks only the password. A process of the session
     // outlives the logout and tries sudo again after it.
-    let command = "sh sudo-check.sh; \
+    let command = "echo ticket-[$PAM_TOTP_TICKET]; sh sudo-check.sh; \
                    setsid sh -c 'sleep 5; sh sudo-check.sh > sudo-after-logout' \
                    </dev/null >/dev/null 2>&1 &";
     let verified = server.ssh_key(&[&oathtool(SECRET, 0)], command);
@@ -151,6 +151,8 @@ fn sudo_skips_the_code_only_in_a_verified_session_until_logout() {
         server.log()
     );
     assert!(!verified.output.contains("Verification code"), "{verified:?}");
+    // The session hook took the ticket out of the PAM environment: the shell has none.
+    assert!(verified.output.contains("ticket-[]"), "{verified:?}");
 
     // Session 2 passed by the remembered key, without a code: sudo asks for one.
     let unverified = server.ssh_key(&[], "sh sudo-check.sh");
