@@ -176,6 +176,40 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        what: "read .remembered-keys and .verified-sessions (remember_key_seconds, step_up_seconds)",
+        source: "crates/os/src/trusted_file.rs",
+        calls: &[Call::Open],
+        by: Domains::LoginAndSudo,
+        store: Store::Files,
+        needs: &[
+            path("/var/lib/pam_totp", "dir", &["search"]),
+            path("/var/lib/pam_totp/.verified-sessions", "file", READ_FILE),
+        ],
+    },
+    Operation {
+        what: "lock .shortcuts.lock and replace .remembered-keys / .verified-sessions",
+        source: "crates/os/src/trusted_file.rs",
+        calls: &[Call::Open, Call::Rename, Call::Unlink],
+        by: Domains::LoginAndSudo,
+        store: Store::Files,
+        needs: &[
+            path("/var/lib/pam_totp", "dir", ADD_ENTRY),
+            path(
+                "/var/lib/pam_totp/.shortcuts.lock",
+                "file",
+                &["create", "getattr", "open", "read", "write", "lock"],
+            ),
+            path(
+                "/var/lib/pam_totp/..verified-sessions.tmp.4242",
+                "file",
+                &[
+                    "create", "getattr", "open", "write", "setattr", "rename", "unlink",
+                ],
+            ),
+            path("/var/lib/pam_totp/.verified-sessions", "file", &["unlink"]),
+        ],
+    },
+    Operation {
         what: "write a record at login (enroll_at_login, system store)",
         source: "crates/store-file/src/record_store.rs",
         calls: &[Call::Unlink, Call::List],

@@ -38,13 +38,17 @@ pub enum Scenario {
     /// `pam.d/sshd-one-prompt` + `pam_totp-one-prompt.conf`: `forward_pass`, password
     /// and code in one answer, by the password method or keyboard-interactive.
     OnePrompt,
+    /// As [`Scenario::PublicKeyAndCode`], with the session lines of `pam.d/sshd-step-up`
+    /// (`pam_loginuid`, then `pam_totp`) and `pam.d/sudo-step-up` as the sudo service
+    /// inside the server's namespace; [`SSH_USER`] may use sudo.
+    PublicKeyStepUp,
 }
 
 impl Scenario {
     fn pam_snippet(self) -> PathBuf {
         repo_dir().join(match self {
             Scenario::PasswordAndCode => "pam.d/sshd",
-            Scenario::PublicKeyAndCode => "pam.d/sshd-publickey",
+            Scenario::PublicKeyAndCode | Scenario::PublicKeyStepUp => "pam.d/sshd-publickey",
             Scenario::OnePrompt => "pam.d/sshd-one-prompt",
         })
     }
@@ -52,7 +56,9 @@ impl Scenario {
     fn sshd_snippet(self) -> PathBuf {
         repo_dir().join(match self {
             Scenario::PasswordAndCode => "pam.d/sshd_config.d/pam_totp-password.conf",
-            Scenario::PublicKeyAndCode => "pam.d/sshd_config.d/pam_totp-publickey.conf",
+            Scenario::PublicKeyAndCode | Scenario::PublicKeyStepUp => {
+                "pam.d/sshd_config.d/pam_totp-publickey.conf"
+            }
             Scenario::OnePrompt => "pam.d/sshd_config.d/pam_totp-one-prompt.conf",
         })
     }
@@ -248,12 +254,24 @@ impl Sshd {
             self.config_path().display()
         );
         std::fs::create_dir(self.path("pam.d")).expect("pam.d");
-        std::fs::write(
-            self.path("pam.d/sshd"),
-            service_from_snippet(&scenario.pam_snippet(), module_line.trim_end()),
-        )
-        .expect("pam service");
-        for key in ["host_key", "client_key"] {
+        let mut sshd_service = service_from_snippet(&scenario.pam_snippet(), module_line.trim_end());
+        if scenario == Scenario::PublicKeyStepUp {
+            sshd_service.push_str(&service_from_snippet(
+                &repo_dir().join("pam.d/sshd-step-up"),
+                module_line.trim_end(),
+            ));
+            std::fs::write(
+                self.path("pam.d/sudo"),
+                service_from_snippet(&repo_dir().join("pam.d/sudo-step-up"), module_line.trim_end()),
+            )
+            .expect("sudo service");
+            // In the test binary's private /etc (testkit/run-hermetic).
+            let sudoers = Path::new("/etc/sudoers.d/pam_totp-test");
+            std::fs::write(sudoers, format!("{SSH_USER} ALL=(ALL) ALL\n")).expect("sudoers");
+            std::fs::set_permissions(sudoers, std::fs::Permissions::from_mode(0o440)).expect("chmod sudoers");
+        }
+        std::fs::write(self.path("pam.d/sshd"), sshd_service).expect("pam service");
+        for key in ["host_key", "client_key", "other_key"] {
             let status = Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-C", "pam_totp-test", "-f"])
                 .arg(self.path(key))
@@ -261,17 +279,21 @@ impl Sshd {
             assert!(status.is_ok_and(|s| s.success()), "ssh-keygen failed");
         }
         std::fs::create_dir(self.path("authorized_keys")).expect("authorized_keys dir");
-        std::fs::copy(
-            self.path("client_key.pub"),
-            self.path(&format!("authorized_keys/{SSH_USER}")),
-        )
-        .expect("authorized key");
+        // Both client keys may log in: the first factor of either is good.
+        let authorized = [self.path("client_key.pub"), self.path("other_key.pub")]
+            .iter()
+            .map(|key| std::fs::read_to_string(key).expect("public key"))
+            .collect::<String>();
+        std::fs::write(self.path(&format!("authorized_keys/{SSH_USER}")), authorized)
+            .expect("authorized keys");
         // sshd's privilege-separation directory (the openssh-server package makes it at
         // boot; a fresh container may not have it).
         std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
     }
 
-    /// The shipped `sshd_config` lines of `scenario`, then this server's own.
+    /// The shipped `sshd_config` lines of `scenario`, then this server's own. `AcceptEnv`
+    /// lets a client send the names the module reads from the PAM environment, so the
+    /// tests can show that what a client sends never reaches it.
     fn write_sshd_config(&self, scenario: Scenario) {
         let snippet = std::fs::read_to_string(scenario.sshd_snippet()).expect("sshd_config snippet");
         let dir = self.dir.path().display();
@@ -287,7 +309,8 @@ impl Sshd {
              LoginGraceTime 60\n\
              PrintMotd no\n\
              PrintLastLog no\n\
-             Subsystem sftp internal-sftp\n",
+             Subsystem sftp internal-sftp\n\
+             AcceptEnv SSH_AUTH_INFO_0 PAM_TOTP_TICKET\n",
             port = self.port
         );
         std::fs::write(self.path("sshd_config"), config).expect("sshd_config");
@@ -382,7 +405,19 @@ impl Sshd {
     /// Logs in with the authorized client key, then keyboard-interactive.
     #[must_use]
     pub fn ssh_key(&self, answers: &[&str], command: &str) -> Session {
-        let key = self.client_key().display().to_string();
+        self.ssh_with_key(&self.client_key(), answers, command)
+    }
+
+    /// A second authorized key, not [`Sshd::client_key`].
+    #[must_use]
+    pub fn other_key(&self) -> PathBuf {
+        self.path("other_key")
+    }
+
+    /// As [`Sshd::ssh_key`], with the private key `key`.
+    #[must_use]
+    pub fn ssh_with_key(&self, key: &Path, answers: &[&str], command: &str) -> Session {
+        let key = key.display().to_string();
         self.ssh(
             &[
                 "-i",

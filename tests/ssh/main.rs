@@ -1,6 +1,7 @@
 //! Real SSH logins end to end: OpenSSH's `sshd` in namespaces of its own
 //! (`testkit::sshd`) with the shipped `pam.d/` snippets, enrollment at first login over
-//! ssh, and `make demo` as a newcomer runs it.
+//! ssh, remembered keys and sudo in a verified session, and `make demo` as a newcomer
+//! runs it.
 
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -9,4 +10,5 @@ mod basics;
 mod db_enrollment;
 mod demo;
 mod enrollment;
+mod shortcuts;
 mod snippets;

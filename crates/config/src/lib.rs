@@ -99,6 +99,14 @@ pub struct Config {
     pub postgres: String,
     /// Deadline of each database step (connecting, each statement), in milliseconds.
     pub postgres_timeout_ms: u64,
+    /// After a right code over ssh with a public key, the same user with the same key
+    /// (as sshd verified it: `SSH_AUTH_INFO_0`) passes without a code for this long.
+    /// 0: off.
+    pub remember_key_seconds: u64,
+    /// After a login that passed a code, a check from a process of the same kernel audit
+    /// session (`pam_loginuid`), for the same user, passes without a code for this long
+    /// (sudo in a verified session). 0: off.
+    pub step_up_seconds: u64,
 }
 
 /// Where `secret_path` puts records: in users' homes (`~`, `${HOME}`) or in a
@@ -169,6 +177,8 @@ impl Default for Config {
             store: Store::File,
             postgres: String::new(),
             postgres_timeout_ms: 2000,
+            remember_key_seconds: 0,
+            step_up_seconds: 0,
         }
     }
 }
@@ -246,6 +256,17 @@ pub struct LockoutPolicy {
     pub seconds: u64,
     pub max_seconds: u64,
 }
+
+/// The shortcut section: when a proven earlier code stands in for a new one
+/// (`pam_totp_core::remember`, `pam_totp_core::step_up`). 0: off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortcutPolicy {
+    pub remember_key_seconds: u64,
+    pub step_up_seconds: u64,
+}
+
+/// Longest `remember_key_seconds` / `step_up_seconds`: a working day.
+pub const MAX_SHORTCUT_SECONDS: u64 = 12 * 3600;
 
 /// Why a configuration could not be used. The module fails closed on every one.
 #[derive(Debug)]
@@ -452,6 +473,15 @@ impl Config {
         }
     }
 
+    /// The shortcut keys (`pam_totp_core::remember`, `pam_totp_core::step_up`).
+    #[must_use]
+    pub fn shortcuts(&self) -> ShortcutPolicy {
+        ShortcutPolicy {
+            remember_key_seconds: self.remember_key_seconds,
+            step_up_seconds: self.step_up_seconds,
+        }
+    }
+
     /// Whether `user` is never locked out.
     #[must_use]
     pub fn is_lockout_exempt(&self, user: &str) -> bool {
@@ -509,9 +539,31 @@ impl Config {
         if !(100..=60_000).contains(&self.postgres_timeout_ms) {
             return Err(bad("postgres_timeout_ms", "must be between 100 and 60000"));
         }
-        // With store = "postgres" the connection string itself is checked by the database
-        // store (pam_totp_store_pg::check_settings), the one crate that knows its syntax;
-        // enroll_at_login goes through the database's host_enroll (migration 0006).
+        if self.remember_key_seconds > MAX_SHORTCUT_SECONDS {
+            return Err(bad("remember_key_seconds", "must be between 0 and 43200"));
+        }
+        if self.step_up_seconds > MAX_SHORTCUT_SECONDS {
+            return Err(bad("step_up_seconds", "must be between 0 and 43200"));
+        }
+        if self.store == Store::Postgres {
+            // The connection string itself is checked by the database store
+            // (pam_totp_store_pg::check_settings), the one crate that knows its syntax;
+            // enroll_at_login goes through the database's host_enroll (migration 0006).
+            // Remembered keys and verified sessions are kept by the file store only so
+            // far: refused rather than silently asking for every code.
+            if self.remember_key_seconds > 0 {
+                return Err(bad(
+                    "remember_key_seconds",
+                    "is not available with store = \"postgres\" yet",
+                ));
+            }
+            if self.step_up_seconds > 0 {
+                return Err(bad(
+                    "step_up_seconds",
+                    "is not available with store = \"postgres\" yet",
+                ));
+            }
+        }
         rollout::validate(self).map_err(|(key, message)| bad(key, message))
     }
 }
@@ -710,6 +762,13 @@ mod tests {
         let err = load_text("digits = 12\n", &[]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("digits")));
         assert!(load_text("window = 200\n", &[]).is_err());
+        for key in ["remember_key_seconds", "step_up_seconds"] {
+            assert!(load_text(&format!("{key} = 43200\n"), &[]).is_ok(), "{key}");
+            let err = load_text(&format!("{key} = 43201\n"), &[])
+                .err()
+                .map(|e| e.to_string());
+            assert!(err.is_some_and(|e| e.contains(key)), "{key}");
+        }
     }
 
     #[test]

@@ -20,13 +20,26 @@ use pam_totp_config::{Config, Store};
 
 use crate::ports::{
     Accounts, Conversation, Found, Judged, Logger, Login, LoginStore, Missing, NOT_ALLOWED, NoRecord,
-    Outcome, Priority, Settled, Stores, UNAVAILABLE_MESSAGE,
+    Outcome, Priority, Proofs, Settled, Stores, UNAVAILABLE_MESSAGE,
 };
-use crate::{forward_pass, login_enroll, rollout, self_enroll};
+use crate::{forward_pass, login_enroll, remember, rollout, self_enroll, step_up};
 
-/// Runs one authentication with the store the config names, among `stores`.
+/// Runs one authentication with the store the config names, among `stores`, with
+/// nothing proven before (every enrolled user is asked for a code).
 pub fn authenticate(
     login: &Login<'_>,
+    stores: Stores<'_>,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+) -> Outcome {
+    authenticate_with(login, &Proofs::default(), stores, conv, log)
+}
+
+/// [`authenticate`], where `proofs` may stand in for a code (`remember_key_seconds`,
+/// `step_up_seconds`).
+pub fn authenticate_with(
+    login: &Login<'_>,
+    proofs: &Proofs,
     stores: Stores<'_>,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
@@ -71,44 +84,21 @@ pub fn authenticate(
 
     let opened = match store.open(&config, login) {
         Ok(Found::Enrolled(opened)) => opened,
-        Ok(Found::Missing(Missing::Unknown)) => {
-            return refuse_after_prompt(login, &config, store, conv, log, "unknown user");
-        }
-        Ok(Found::Missing(Missing::NotEnrolled(proof))) => {
-            return not_enrolled(login, &config, store, stores.accounts, conv, log, &proof);
-        }
-        Ok(Found::Missing(Missing::MarkedForEnrollment)) => {
-            return match self_enroll::marked(login, &config, store, conv, log) {
-                Some(outcome) => outcome,
-                None => refuse_after_prompt(
-                    login,
-                    &config,
-                    store,
-                    conv,
-                    log,
-                    "reset by an admin, enroll_at_login is off",
-                ),
-            };
-        }
-        Ok(Found::Missing(Missing::NotAllowed)) => {
-            // Never a way in (nullok, grace period, enrollment at login): refused after
-            // the prompt, as anyone without a way in is.
-            return refuse_after_prompt(login, &config, store, conv, log, NOT_ALLOWED);
-        }
-        Ok(Found::Missing(Missing::Unproven(message))) => {
-            log.log(Priority::Err, &format!("{message}; {}", login.who()));
-            return refuse_after_prompt(login, &config, store, conv, log, "record directory missing");
-        }
-        Ok(Found::Missing(Missing::Unusable(message))) => {
-            log.log(Priority::Err, &format!("{message}; {}", login.who()));
-            conv.show_error(UNAVAILABLE_MESSAGE);
-            return Outcome::SystemError;
+        Ok(Found::Missing(missing)) => {
+            return without_enrollment(login, &config, store, stores.accounts, conv, log, missing);
         }
         Err(e) => return system_error(login, conv, log, &e),
     };
     // A locked-out user is told to wait and not prompted.
     if opened.locked_until > login.now {
         return refuse_locked_out(login, &config, conv, log, opened.locked_until);
+    }
+    // forward_pass needs the answer for the password: no shortcut there.
+    if !config.forward_pass
+        && (remember::remembered(&config, login, &proofs.ssh_keys, store, log)
+            || step_up::verified(&config, login, proofs.audit_session, store, log))
+    {
+        return Outcome::Success;
     }
 
     let reply = match conv.ask_hidden(forward_pass::prompt(config.prompt_settings())) {
@@ -131,10 +121,53 @@ pub fn authenticate(
     match judged {
         Ok(Judged::Settled(settled)) => {
             let outcome = report(login, &config, &settled, log);
+            if outcome == Outcome::Success {
+                remember::after_code(&config, login, &proofs.ssh_keys, store, log);
+                step_up::after_code(&config, login, proofs.audit_session, store, conv, log);
+            }
             self_enroll::after_success(login, &config, store, outcome, conv, log)
         }
         Ok(Judged::LockedOut(until)) => refuse_locked_out(login, &config, conv, log, until),
         Err(e) => system_error(login, conv, log, &e),
+    }
+}
+
+/// A user the store found no enrollment for, by why.
+fn without_enrollment(
+    login: &Login<'_>,
+    config: &Config,
+    store: &dyn LoginStore,
+    accounts: &dyn Accounts,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+    missing: Missing,
+) -> Outcome {
+    match missing {
+        Missing::Unknown => refuse_after_prompt(login, config, store, conv, log, "unknown user"),
+        Missing::NotEnrolled(proof) => not_enrolled(login, config, store, accounts, conv, log, &proof),
+        Missing::MarkedForEnrollment => match self_enroll::marked(login, config, store, conv, log) {
+            Some(outcome) => outcome,
+            None => refuse_after_prompt(
+                login,
+                config,
+                store,
+                conv,
+                log,
+                "reset by an admin, enroll_at_login is off",
+            ),
+        },
+        // Never a way in (nullok, grace period, enrollment at login): refused after the
+        // prompt, as anyone without a way in is.
+        Missing::NotAllowed => refuse_after_prompt(login, config, store, conv, log, NOT_ALLOWED),
+        Missing::Unproven(message) => {
+            log.log(Priority::Err, &format!("{message}; {}", login.who()));
+            refuse_after_prompt(login, config, store, conv, log, "record directory missing")
+        }
+        Missing::Unusable(message) => {
+            log.log(Priority::Err, &format!("{message}; {}", login.who()));
+            conv.show_error(UNAVAILABLE_MESSAGE);
+            Outcome::SystemError
+        }
     }
 }
 

@@ -8,6 +8,9 @@
 //! - [`authenticate`]: one login, start to verdict; [`forward_pass`], [`login_enroll`],
 //!   [`decoy`] (unknown users cost what enrolled ones do), [`rollout`] (grace period,
 //!   exemptions), [`lockout`] (the lock-out rule and its table of cases);
+//! - [`remember`], [`step_up`]: when an earlier right code stands in for a new one
+//!   (the same ssh key for a while; sudo in a verified session), over what
+//!   [`proven`] holds (verified ssh keys, audit sessions, tickets);
 //! - [`local_verdict`]: the verdict on an answer made on this host (the file store's);
 //! - [`answer`]: what the user typed, sorted once; [`verify`] (TOTP codes),
 //!   [`recovery`], [`scratch`] and their hashes ([`code_hash`]);
@@ -26,12 +29,15 @@ pub mod lockout;
 pub mod login_enroll;
 pub mod login_state;
 pub mod ports;
+pub mod proven;
 pub mod qr;
 pub mod record;
 pub mod recovery;
+pub mod remember;
 pub mod rollout;
 pub mod scratch;
 pub mod secret;
 pub mod self_enroll;
+pub mod step_up;
 pub mod uri;
 pub mod verify;

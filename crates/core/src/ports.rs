@@ -23,6 +23,7 @@ use pam_totp_config::{Config, Store};
 use pam_totp_os::account::{Account, AccountError};
 
 use crate::login_state::{Channel, LoginState};
+use crate::proven::{AuditSession, KeyFingerprint, Ticket};
 use crate::record::{Record, StoredRecord};
 use crate::recovery::RecoveryCode;
 
@@ -47,6 +48,14 @@ pub trait Conversation {
     /// # Errors
     /// The item could not be set (by default: not supported).
     fn set_authtok(&mut self, _password: &[u8]) -> Result<(), ConversationError> {
+        Err(ConversationError)
+    }
+    /// Sets `name=value` in the PAM environment (`step_up_seconds`' ticket for the
+    /// session hook).
+    ///
+    /// # Errors
+    /// The variable could not be set (by default: not supported).
+    fn set_env(&mut self, _name: &str, _value: &str) -> Result<(), ConversationError> {
         Err(ConversationError)
     }
 }
@@ -113,6 +122,15 @@ pub enum Outcome {
     /// `pam_totp.so`): nothing was asked or decided; the caller hands the whole login to
     /// `pam_totp_db.so`, installed beside it, which reads the config again.
     HandOver,
+}
+
+/// What others proved about this login before the module ran: the public keys sshd
+/// verified (`SSH_AUTH_INFO_0` of the `sshd` service's PAM environment), and the
+/// kernel audit session of the calling process.
+#[derive(Debug, Clone, Default)]
+pub struct Proofs {
+    pub ssh_keys: Vec<KeyFingerprint>,
+    pub audit_session: Option<AuditSession>,
 }
 
 /// Who is logging in and from where, as PAM reported it.
@@ -459,6 +477,11 @@ pub trait LoginStore {
     fn checked_enrollment(&self) -> Option<&dyn CheckedEnrollment> {
         None
     }
+    /// Where this store keeps remembered keys and verified sessions; `None`: it keeps
+    /// none, and every login is asked for a code.
+    fn shortcuts(&self) -> Option<&dyn Shortcuts> {
+        None
+    }
 }
 
 /// A new secret for the store to write, confirmed by `code` (digits only).
@@ -518,6 +541,84 @@ pub trait Replacement {
         login: &Login<'_>,
         new: &NewSecret<'_>,
     ) -> Result<Written, StoreFailure>;
+}
+
+/// What an earlier right code stands in for, kept in the root-owned state
+/// (`remember_key_seconds`: [`crate::remember`]; `step_up_seconds`: [`crate::step_up`]).
+/// Every entry has an end time; an entry whose end has passed is never believed.
+pub trait Shortcuts {
+    /// One of `keys` remembered for `user` and its end, if any ends after `now`.
+    ///
+    /// # Errors
+    /// The store is unusable (the caller asks for a code).
+    fn remembered_key(
+        &self,
+        config: &Config,
+        user: &str,
+        keys: &[KeyFingerprint],
+        now: u64,
+    ) -> Result<Option<(KeyFingerprint, u64)>, StoreFailure>;
+    /// Remembers `keys` for `user` until `until`.
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn remember_keys(
+        &self,
+        config: &Config,
+        user: &str,
+        keys: &[KeyFingerprint],
+        until: u64,
+        now: u64,
+    ) -> Result<(), StoreFailure>;
+    /// After a right code: a session of `user` that shows `ticket` before `until` may
+    /// become verified ([`Shortcuts::open_session`]).
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn expect_session(
+        &self,
+        config: &Config,
+        user: &str,
+        ticket: &Ticket,
+        until: u64,
+        now: u64,
+    ) -> Result<(), StoreFailure>;
+    /// Takes `ticket` (once) and, if it was `user`'s and still valid, records `session`
+    /// as verified for `user` until `until`; whether it did.
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn open_session(
+        &self,
+        config: &Config,
+        user: &str,
+        ticket: &Ticket,
+        session: AuditSession,
+        until: u64,
+        now: u64,
+    ) -> Result<bool, StoreFailure>;
+    /// The end of `session`'s verification for `user`, if it ends after `now`.
+    ///
+    /// # Errors
+    /// The store is unusable (the caller asks for a code).
+    fn verified_session(
+        &self,
+        config: &Config,
+        user: &str,
+        session: AuditSession,
+        now: u64,
+    ) -> Result<Option<u64>, StoreFailure>;
+    /// Forgets `session` (logout).
+    ///
+    /// # Errors
+    /// The store is unusable.
+    fn close_session(
+        &self,
+        config: &Config,
+        user: &str,
+        session: AuditSession,
+        now: u64,
+    ) -> Result<(), StoreFailure>;
 }
 
 /// The stores a module was built with: the file store always, the database in

@@ -21,12 +21,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
-use pam::items::{RHost, Tty};
+use pam::items::{RHost, Service, Tty};
 use pam::module::PamHandle;
 use zeroize::Zeroizing;
 
 use pam_totp_core::authenticate;
-use pam_totp_core::ports::{Conversation, ConversationError, Logger, Login, Outcome, Priority, Stores};
+use pam_totp_core::ports::{
+    Conversation, ConversationError, Logger, Login, Outcome, Priority, Proofs, Stores,
+};
+use pam_totp_core::proven::{self, AuditSession};
+use pam_totp_core::step_up::{self, SessionEvent};
 
 /// pam-bindings, for [`pam_module!`]'s expansion.
 pub use pam;
@@ -40,6 +44,12 @@ unsafe extern "C" {
     /// `PAM_AUTHTOK` only (`forward_pass`); pam-bindings' `AuthTok` cannot be built from
     /// our own bytes, so its `set_item_str` cannot set it. libpam copies the string.
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+    /// `const char *pam_getenv(pam_handle_t *pamh, const char *name)`: the PAM
+    /// environment (what modules and sshd put there), not the process's.
+    fn pam_getenv(pamh: *const PamHandle, name: *const c_char) -> *const c_char;
+    /// `int pam_putenv(pam_handle_t *pamh, const char *name_value)`: `NAME=value` sets,
+    /// a bare `NAME` removes; libpam copies the string.
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
 }
 
 /// `PAM_AUTHTOK` from `<security/_pam_types.h>`.
@@ -64,6 +74,22 @@ macro_rules! pam_module {
                 flags: $crate::pam::constants::PamFlag,
             ) -> $crate::pam::constants::PamResultCode {
                 $crate::authenticate(pamh, &args, flags, $stores)
+            }
+
+            fn sm_open_session(
+                pamh: &mut $crate::pam::module::PamHandle,
+                args: Vec<&std::ffi::CStr>,
+                _flags: $crate::pam::constants::PamFlag,
+            ) -> $crate::pam::constants::PamResultCode {
+                $crate::open_session(pamh, &args, $stores)
+            }
+
+            fn sm_close_session(
+                pamh: &mut $crate::pam::module::PamHandle,
+                args: Vec<&std::ffi::CStr>,
+                _flags: $crate::pam::constants::PamFlag,
+            ) -> $crate::pam::constants::PamResultCode {
+                $crate::close_session(pamh, &args, $stores)
             }
 
             fn sm_setcred(
@@ -125,8 +151,9 @@ pub fn authenticate(
         args: &args,
         now: now.as_secs(),
     };
+    let proofs = proofs(pamh);
     let mut conv = PamConversation(pamh);
-    let outcome = authenticate::authenticate(&login, stores, &mut conv, &PamLogger(pamh));
+    let outcome = authenticate::authenticate_with(&login, &proofs, stores, &mut conv, &PamLogger(pamh));
     match outcome {
         Outcome::Success => PamResultCode::PAM_SUCCESS,
         Outcome::Denied => PamResultCode::PAM_AUTH_ERR,
@@ -135,6 +162,107 @@ pub fn authenticate(
         Outcome::SystemError => PamResultCode::PAM_SYSTEM_ERR,
         Outcome::HandOver => handover::authenticate(pamh, raw_args, flags),
     }
+}
+
+/// What sshd and the kernel proved before this call: the keys sshd verified (read from
+/// the PAM environment of the `sshd` service only: sshd sets `SSH_AUTH_INFO_0` there
+/// before the keyboard-interactive PAM stack runs, and the client cannot), and this
+/// process's audit session.
+fn proofs(pamh: &PamHandle) -> Proofs {
+    let from_sshd =
+        matches!(pamh.get_item::<Service>(), Ok(Some(service)) if service.0.to_bytes() == b"sshd");
+    let ssh_keys = if from_sshd {
+        get_env(pamh, "SSH_AUTH_INFO_0")
+            .map(|info| proven::verified_keys(&info))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Proofs {
+        ssh_keys,
+        audit_session: audit_session(),
+    }
+}
+
+fn audit_session() -> Option<AuditSession> {
+    pam_totp_os::audit_session::session_id_text()
+        .ok()
+        .and_then(|text| AuditSession::parse(&text))
+}
+
+/// `name` in the PAM environment, if set and UTF-8.
+fn get_env(pamh: &PamHandle, name: &str) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: `pamh` is the live handle PAM passed to this call and `name` a valid
+    // NUL-terminated string; the result is NULL or a NUL-terminated string owned by
+    // libpam, valid until the environment changes, and copied before anything else runs.
+    let value = unsafe { pam_getenv(pamh, name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL, NUL-terminated, alive for this statement (see above).
+    let value = unsafe { CStr::from_ptr(value) };
+    value.to_str().ok().map(str::to_owned)
+}
+
+/// Sets (`NAME=value`) or removes (`NAME`) a PAM environment variable.
+fn put_env(pamh: &PamHandle, name_value: &str) -> Result<(), ConversationError> {
+    let text = CString::new(name_value).map_err(|_| ConversationError)?;
+    let handle = std::ptr::from_ref::<PamHandle>(pamh).cast_mut();
+    // SAFETY: `handle` is the live handle PAM passed to this call (an opaque marker type:
+    // libpam's writes touch no Rust-visible memory); `text` is NUL-terminated and lives
+    // across the call; libpam copies it.
+    let status = unsafe { pam_putenv(handle, text.as_ptr()) };
+    if status == PamResultCode::PAM_SUCCESS as c_int {
+        Ok(())
+    } else {
+        Err(ConversationError)
+    }
+}
+
+/// One `pam_sm_open_session`: `step_up_seconds`' ticket taken out of the PAM
+/// environment (the user's shell never gets it) and redeemed for this audit session.
+/// Never fails the session.
+pub fn open_session(pamh: &mut PamHandle, raw_args: &[&CStr], stores: Stores<'_>) -> PamResultCode {
+    let ticket = get_env(pamh, step_up::TICKET_ENV);
+    if ticket.is_some() {
+        let _ = put_env(pamh, step_up::TICKET_ENV);
+    }
+    session_event(pamh, raw_args, |event, log| {
+        step_up::open_session(event, ticket.as_deref(), stores, log);
+    })
+}
+
+/// One `pam_sm_close_session`: this audit session is no longer verified.
+pub fn close_session(pamh: &mut PamHandle, raw_args: &[&CStr], stores: Stores<'_>) -> PamResultCode {
+    session_event(pamh, raw_args, |event, log| {
+        step_up::close_session(event, stores, log);
+    })
+}
+
+fn session_event(
+    pamh: &mut PamHandle,
+    raw_args: &[&CStr],
+    run: impl FnOnce(&SessionEvent<'_>, &dyn Logger),
+) -> PamResultCode {
+    let args: Vec<String> = raw_args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+        return PamResultCode::PAM_SUCCESS;
+    };
+    let Ok(user) = pamh.get_user(None) else {
+        return PamResultCode::PAM_SUCCESS;
+    };
+    let event = SessionEvent {
+        user: &user,
+        args: &args,
+        now: now.as_secs(),
+        session: audit_session(),
+    };
+    run(&event, &PamLogger(pamh));
+    PamResultCode::PAM_SUCCESS
 }
 
 struct PamConversation<'a>(&'a PamHandle);
@@ -181,6 +309,13 @@ impl Conversation for PamConversation<'_> {
         } else {
             Err(ConversationError)
         }
+    }
+
+    fn set_env(&mut self, name: &str, value: &str) -> Result<(), ConversationError> {
+        if name.contains('=') {
+            return Err(ConversationError);
+        }
+        put_env(self.0, &format!("{name}={value}"))
     }
 }
 

@@ -10,7 +10,7 @@ use pam_totp_core::local_verdict;
 use pam_totp_core::login_state::{Channel, LoginState};
 use pam_totp_core::ports::{
     Decoy, DecoyWrite, Enrollment, EnrollmentLock, Found, Judged, Login, LoginStore, Missing, Opened,
-    Session, Settled, StoreFailure,
+    Session, Settled, Shortcuts, StoreFailure,
 };
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_os::account::Account;
@@ -89,6 +89,10 @@ impl LoginStore for FileStore {
             location,
             state_dir: config.state_dir.clone(),
         }))
+    }
+
+    fn shortcuts(&self) -> Option<&dyn Shortcuts> {
+        Some(self)
     }
 }
 

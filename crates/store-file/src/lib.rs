@@ -7,6 +7,8 @@
 //! - [`state`]: the state file (A/B slots, flock): one durable write per login;
 //! - [`seal`]: secrets sealed to the host key (`crypto_box` sealed box), key file checks;
 //! - [`file_store`]: the login's [`LoginStore`](pam_totp_core::ports::LoginStore) over them;
+//! - [`shortcuts`]: remembered keys and verified sessions (files of their own in
+//!   `state_dir`);
 //! - [`admin`]: `totp-enroll`'s [`AdminStore`](pam_totp_core::ports::AdminStore) over them;
 //! - [`accounts`]: the login's [`Accounts`](pam_totp_core::ports::Accounts) over passwd
 //!   and group (both modules' and the tests').
@@ -18,6 +20,7 @@ pub mod admin;
 pub mod file_store;
 pub mod record_store;
 pub mod seal;
+pub mod shortcuts;
 pub mod state;
 pub mod template;
 

@@ -143,6 +143,12 @@ impl StateDir {
         Ok(StateDir { dir, euid })
     }
 
+    /// The checked directory and the module's uid, for the files of
+    /// [`crate::shortcuts`] beside the state files.
+    pub(crate) fn dir_and_owner(&self) -> (&File, u32) {
+        (&self.dir, self.euid)
+    }
+
     /// Opens (creating if needed) and exclusively locks `user`'s state file, waiting up
     /// to [`LOCK_TIMEOUT`] for a concurrent login of the same user.
     ///
@@ -289,7 +295,7 @@ fn check_state_file(file: &File, euid: u32) -> Result<(), StateError> {
     check_size(meta.len())
 }
 
-fn state_file_rules(euid: u32) -> Rules {
+pub(crate) fn state_file_rules(euid: u32) -> Rules {
     Rules {
         owner: Owner::Uid(euid),
         forbidden_mode: 0o077,
@@ -330,7 +336,7 @@ fn check_size(len: u64) -> Result<(), StateError> {
     Ok(())
 }
 
-fn wait_for_lock(file: &File) -> Result<(), StateError> {
+pub(crate) fn wait_for_lock(file: &File) -> Result<(), StateError> {
     let deadline = Instant::now() + LOCK_TIMEOUT;
     loop {
         match file.try_lock() {
