@@ -22,7 +22,7 @@ use crate::ports::{
     Accounts, Conversation, Found, Judged, Logger, Login, LoginStore, Missing, NOT_ALLOWED, NoRecord,
     Outcome, Priority, Settled, Stores, UNAVAILABLE_MESSAGE,
 };
-use crate::{forward_pass, login_enroll, rollout};
+use crate::{clock_hint, failed_report, forward_pass, login_enroll, rollout};
 
 /// Runs one authentication with the store the config names, among `stores`.
 pub fn authenticate(
@@ -116,7 +116,11 @@ pub fn authenticate(
     let judged = opened.session.judge(&config, login, &reply);
     drop(reply);
     match judged {
-        Ok(Judged::Settled(settled)) => report(login, &config, &settled, log),
+        Ok(Judged::Settled(settled)) => {
+            clock_hint::tell(login, &settled, conv, log);
+            failed_report::tell(&settled, login.now, conv);
+            report(login, &config, &settled, log)
+        }
         Ok(Judged::LockedOut(until)) => refuse_locked_out(login, &config, conv, log, until),
         Err(e) => system_error(login, conv, log, &e),
     }

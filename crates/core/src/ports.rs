@@ -371,6 +371,11 @@ pub struct Settled {
     pub recovery_left: Option<usize>,
     /// The attempt was counted on the console's own counters (`lockout_exempt`).
     pub console: bool,
+    /// A refused code was right for a time this many seconds from the verdict's clock
+    /// (positive: ahead), outside the window ([`crate::clock_hint`]).
+    pub clock_offset: Option<i64>,
+    /// An accepted answer ended these failed attempts ([`crate::failed_report`]).
+    pub failed_since: Option<crate::failed_report::FailedReport>,
 }
 
 /// What an unknown, unenrolled or not allowed user's answer costs, so that the time

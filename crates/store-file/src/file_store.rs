@@ -162,7 +162,8 @@ impl Session for FileSession {
         if locked_until_before > login.now {
             return Ok(Judged::LockedOut(locked_until_before));
         }
-        let verdict = local_verdict::judge(config, &self.record, before, reply, login.now, channel);
+        let source = state::failure_source(login.rhost.filter(|rhost| !rhost.is_empty()).or(login.tty));
+        let verdict = local_verdict::judge(config, &self.record, before, reply, login.now, channel, source);
         locked.save(verdict.after).map_err(StoreFailure::new)?;
         let (failures, locked_until) = verdict.after.counters(channel);
         Ok(Judged::Settled(Settled {
@@ -172,6 +173,8 @@ impl Session for FileSession {
             locked_until_before,
             recovery_left: verdict.recovery_left,
             console: channel == Channel::Console,
+            clock_offset: verdict.clock_offset,
+            failed_since: verdict.failed_since,
         }))
     }
 }

@@ -160,6 +160,8 @@ impl Session for PgSession {
                 locked_until_before: 0,
                 recovery_left: None,
                 console: false,
+                clock_offset: None,
+                failed_since: None,
             }));
         };
         let failure = match verified.verdict {
@@ -185,6 +187,10 @@ impl Session for PgSession {
                 .map(|left| usize::try_from(left).unwrap_or(usize::MAX)),
             // Whose attempts have the console's counters is the database's policy.
             console: false,
+            clock_offset: verified.clock_offset.filter(|_| verified.verdict == Verdict::InvalidCode),
+            failed_since: verified
+                .failed_since
+                .filter(|_| matches!(verified.verdict, Verdict::Accepted | Verdict::AcceptedRecovery)),
         }))
     }
 }

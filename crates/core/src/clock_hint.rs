@@ -1,0 +1,74 @@
+//! Clock trouble explained: a refused code that is right for a time near, but outside,
+//! the window is still refused and counted, and the user is told which way and how far
+//! their phone's clock is off (the most common reason a right code is refused).
+//!
+//! Only an enrolled user's verdict carries an offset: the decoy does the same search
+//! for the cost and throws it away, so an unknown or unenrolled user is never told.
+
+use crate::ports::{Conversation, Logger, Login, Priority, Settled};
+
+/// How far from the window a code is still recognised, in seconds either side.
+pub const REACH_SECONDS: u64 = 600;
+
+/// What the user is told about a code `offset` seconds ahead of (positive) or behind
+/// the clock that checked it.
+#[must_use]
+pub fn message(offset: i64) -> String {
+    let minutes = offset.unsigned_abs().saturating_add(30) / 60;
+    let size = match minutes {
+        0 => "less than a minute".to_owned(),
+        1 => "about 1 minute".to_owned(),
+        n => format!("about {n} minutes"),
+    };
+    let direction = if offset > 0 { "ahead of" } else { "behind" };
+    format!(
+        "Your code is for a time {size} {direction} this server's clock: \
+         set your phone's time to automatic."
+    )
+}
+
+/// The log field for an offset (never the code).
+#[must_use]
+pub fn log_field(offset: i64) -> String {
+    format!(" clock_offset={offset:+}s")
+}
+
+/// Tells the user about a refused code's clock offset, if the verdict found one.
+pub fn tell(login: &Login<'_>, settled: &Settled, conv: &mut dyn Conversation, log: &dyn Logger) {
+    let Some(offset) = settled.clock_offset else {
+        return;
+    };
+    conv.show_error(&message(offset));
+    log.log(
+        Priority::Notice,
+        &format!(
+            "code for another time refused; {}{}",
+            login.who(),
+            log_field(offset)
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_says_the_direction_and_rough_size() {
+        assert_eq!(
+            message(180),
+            "Your code is for a time about 3 minutes ahead of this server's clock: \
+             set your phone's time to automatic."
+        );
+        assert_eq!(
+            message(-300),
+            "Your code is for a time about 5 minutes behind this server's clock: \
+             set your phone's time to automatic."
+        );
+        assert!(message(60).contains("about 1 minute ahead"));
+        assert!(message(-90).contains("about 2 minutes behind"));
+        assert!(message(20).contains("less than a minute ahead"));
+        assert_eq!(log_field(-270), " clock_offset=-270s");
+        assert_eq!(log_field(90), " clock_offset=+90s");
+    }
+}
