@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod bad_input;
+mod clock_and_failures;
 mod basics;
 mod hostile_files;
 mod lockout;
