@@ -26,6 +26,9 @@ fn a_right_code_logs_in_once_and_its_replay_is_refused() {
     assert_eq!(saved.failures, 1, "the replay counts as a failure");
     let on_host = std::fs::read_dir(host.fixture.state_dir())
         .expect("state directory")
+        .flatten()
+        // The hourly clock warning's marker, on a host whose clock is not synchronised.
+        .filter(|entry| entry.file_name() != ".clock-warned")
         .count();
     assert_eq!(on_host, 0, "no state file on the host");
 }

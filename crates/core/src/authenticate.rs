@@ -53,6 +53,7 @@ pub fn authenticate(
         conv.show_error(UNAVAILABLE_MESSAGE);
         return Outcome::SystemError;
     }
+    clock_hint::warn_host_clock(store, &config, log);
     if config.debug && config.store == Store::Postgres {
         log.log(
             Priority::Debug,

@@ -5,7 +5,9 @@
 //! Only an enrolled user's verdict carries an offset: the decoy does the same search
 //! for the cost and throws it away, so an unknown or unenrolled user is never told.
 
-use crate::ports::{Conversation, Logger, Login, Priority, Settled};
+use pam_totp_config::Config;
+
+use crate::ports::{Conversation, Logger, Login, LoginStore, Priority, Settled};
 
 /// How far from the window a code is still recognised, in seconds either side.
 pub const REACH_SECONDS: u64 = 600;
@@ -47,6 +49,18 @@ pub fn tell(login: &Login<'_>, settled: &Settled, conv: &mut dyn Conversation, l
             log_field(offset)
         ),
     );
+}
+
+/// The admin's warning that this host's clock is not synchronised, when the store says
+/// it is due (at most once an hour).
+pub fn warn_host_clock(store: &dyn LoginStore, config: &Config, log: &dyn Logger) {
+    if store.host_clock_warning_due(config) {
+        log.log(
+            Priority::Warning,
+            "this host's clock is not synchronised (adjtimex): right codes may be refused; \
+             enable a time service (chrony, systemd-timesyncd)",
+        );
+    }
 }
 
 #[cfg(test)]

@@ -436,6 +436,11 @@ pub trait LoginStore {
     fn check_config(&self, _config: &Config) -> Result<(), StoreFailure> {
         Ok(())
     }
+    /// Whether this login should warn that the host's clock is not synchronised (the
+    /// store keeps the "at most once an hour"; by default never).
+    fn host_clock_warning_due(&self, _config: &Config) -> bool {
+        false
+    }
     /// Finds whether `login`'s user is enrolled (and allowed on this host), whether
     /// locked out on this login's counters, and holds what the verdict needs.
     ///

@@ -29,6 +29,10 @@ const NOT_PROVEN: &str = "refusing: nullok, enforce_after and enroll_at_login pa
 pub struct FileStore;
 
 impl LoginStore for FileStore {
+    fn host_clock_warning_due(&self, config: &Config) -> bool {
+        crate::clock_watch::warning_due(config)
+    }
+
     fn open(&self, config: &Config, login: &Login<'_>) -> Result<Found, StoreFailure> {
         let user = login.user;
         let channel = login.channel(config);

@@ -33,6 +33,11 @@ pub use pam_totp_core::login_state::{Channel, FailureSource, LoginState};
 const MAGIC: &[u8; 4] = b"PTS2";
 /// The decoy's file name: no user name starts with a dot, so it is no one's state.
 const DECOY_FILE: &str = ".decoy";
+/// The empty file whose mtime says when the module last warned that this host's clock
+/// is not synchronised (no user name starts with a dot).
+pub const CLOCK_WARNED_FILE: &str = ".clock-warned";
+/// How often at most that warning is logged.
+pub const CLOCK_WARNING_EVERY: Duration = Duration::from_secs(3600);
 const SLOT_BYTES: usize = 128;
 const FILE_BYTES: u64 = 2 * SLOT_BYTES as u64;
 /// The previous version's slot format, still read: two 64-byte slots holding the last
@@ -205,6 +210,32 @@ impl StateDir {
             file,
             euid: self.euid,
         })
+    }
+
+    /// Whether the unsynchronised-clock warning is due at `now` (none in the last
+    /// [`CLOCK_WARNING_EVERY`]), by [`CLOCK_WARNED_FILE`]'s mtime; if so, its mtime
+    /// becomes `now` (created, root's and private, the first time).
+    ///
+    /// # Errors
+    /// An unsafe marker (a link, another owner, ...) or I/O failure.
+    pub fn clock_warning_due(&self, now: std::time::SystemTime) -> Result<bool, StateError> {
+        let name = Path::new(CLOCK_WARNED_FILE);
+        let file = match trusted_file::open_in(&self.dir, name, &self.file_rules()) {
+            Ok((file, _)) => {
+                let warned = file.metadata().and_then(|meta| meta.modified()).map_err(io_err("stat the clock marker"))?;
+                let recent = now.duration_since(warned).is_ok_and(|since| since < CLOCK_WARNING_EVERY);
+                if recent {
+                    return Ok(false);
+                }
+                file
+            }
+            Err(Refused::Missing) => trusted_file::open_or_create_in(&self.dir, name, 0o600, &self.file_rules())
+                .map_err(refused)?
+                .0,
+            Err(other) => return Err(refused(other)),
+        };
+        file.set_modified(now).map_err(io_err("touch the clock marker"))?;
+        Ok(true)
     }
 
     /// Opens (creating if needed) and checks `user`'s state file.

@@ -80,6 +80,12 @@ impl LoginStore for PgStore {
         crate::check_settings(config).map_err(|e| StoreFailure::new(BadSettings(e)))
     }
 
+    /// The database checks codes with its own clock; a host's clock still matters to
+    /// everything else it logs and signs.
+    fn host_clock_warning_due(&self, config: &Config) -> bool {
+        pam_totp_store_file::clock_watch::warning_due(config)
+    }
+
     fn open(&self, config: &Config, login: &Login<'_>) -> Result<Found, StoreFailure> {
         let account = match Account::lookup(login.user) {
             Ok(account) => account,
