@@ -41,8 +41,10 @@ fn a_code_minutes_ahead_or_behind_is_refused_counted_and_explained() {
     assert_eq!(ahead.status, AUTH_ERR, "{ahead:?}");
     assert_eq!(
         errors(&ahead),
-        ["Your code is for a time about 3 minutes ahead of this server's clock: \
-          set your phone's time to automatic."]
+        [
+            "Your code is for a time about 3 minutes ahead of this server's clock: \
+          set your phone's time to automatic."
+        ]
     );
     let state = fixture.state();
     assert_eq!((state.failures, state.clock_offset), (1, 180));
@@ -51,11 +53,36 @@ fn a_code_minutes_ahead_or_behind_is_refused_counted_and_explained() {
     assert_eq!(behind.status, AUTH_ERR, "{behind:?}");
     assert_eq!(
         errors(&behind),
-        ["Your code is for a time about 5 minutes behind this server's clock: \
-          set your phone's time to automatic."]
+        [
+            "Your code is for a time about 5 minutes behind this server's clock: \
+          set your phone's time to automatic."
+        ]
     );
     let state = fixture.state();
     assert_eq!((state.failures, state.clock_offset), (2, -300));
+
+    // `totp-enroll status` shows the last offset, the failures since the last login,
+    // and what the kernel says of this host's clock.
+    let out = fixture.enroll(&["status", "--user", TEST_USER, "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert_eq!(status["last_clock_offset"], -300, "{status}");
+    assert_eq!(status["failures_since_login"], 2, "{status}");
+    assert_eq!(
+        status["host_clock_synchronised"],
+        !testkit::product::clock_watch::host_unsynchronised(),
+        "{status}"
+    );
+    let human = fixture.enroll(&["status", "--user", TEST_USER]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("the last refused code was for a time 300s behind the clock that checked it"),
+        "{text}"
+    );
+    assert_eq!(
+        text.contains("host clock:      NOT synchronised (adjtimex)"),
+        testkit::product::clock_watch::host_unsynchronised(),
+        "{text}"
+    );
 }
 
 #[test]

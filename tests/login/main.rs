@@ -6,8 +6,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod bad_input;
-mod clock_and_failures;
 mod basics;
+mod clock_and_failures;
 mod hostile_files;
 mod lockout;
 mod races;

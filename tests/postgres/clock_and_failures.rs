@@ -28,8 +28,10 @@ fn a_code_minutes_off_is_refused_counted_and_explained_with_the_databases_clock(
     assert_eq!(ahead.status, AUTH_ERR, "{ahead:?}\n{}", cluster.log());
     assert_eq!(
         shown(&ahead, true),
-        ["Your code is for a time about 3 minutes ahead of this server's clock: \
-          set your phone's time to automatic."]
+        [
+            "Your code is for a time about 3 minutes ahead of this server's clock: \
+          set your phone's time to automatic."
+        ]
     );
     let behind = host.fixture.login(&oathtool(SECRET, -10));
     assert_eq!(behind.status, AUTH_ERR);

@@ -67,7 +67,10 @@ fn db_init_twice_creates_the_schema_once_and_migrate_finds_nothing_pending() {
     let first = fixture.enroll(&["db", "init"]);
     assert_ok(&first);
     assert!(
-        text(&first.stdout).contains(&format!("Schema created: version {}", db::migrate::latest_version())),
+        text(&first.stdout).contains(&format!(
+            "Schema created: version {}",
+            db::migrate::latest_version()
+        )),
         "{}",
         show(&first)
     );

@@ -368,7 +368,11 @@ fn an_unknown_user_and_another_realms_user_cost_the_same_hmacs_as_a_wrong_code()
         )
         .unwrap();
         let wrong = hmacs_of(&mut host, "alice", "000000");
-        assert_eq!(wrong, 2 * 20 + 1, "every step within 600 s: the window's, then the clock hint's");
+        assert_eq!(
+            wrong,
+            2 * 20 + 1,
+            "every step within 600 s: the window's, then the clock hint's"
+        );
         assert_eq!(hmacs_of(&mut host, "nobody", "000000"), wrong, "not enrolled");
         assert_eq!(hmacs_of(&mut host, "bob", "000000"), wrong, "not allowed");
     }
@@ -384,7 +388,10 @@ fn a_code_for_another_time_tells_its_offset_only_for_an_enrolled_user_of_the_hos
     testkit::settle_in_step(3);
     let ahead = testkit::oathtool(SECRET, 6);
     let told = verify(&mut host, "alice", &ahead, false);
-    assert_eq!((told.verdict.as_str(), told.offset_seconds), ("invalid_code", Some(180)));
+    assert_eq!(
+        (told.verdict.as_str(), told.offset_seconds),
+        ("invalid_code", Some(180))
+    );
     assert_eq!(told.failures, 1, "still refused and counted");
     // Another realm's user, an unknown one: the same code, nothing told.
     for user in ["bob", "nobody"] {

@@ -91,7 +91,14 @@ pub fn judge(
             // Only a wrong code pays for the wider search: a right one costs what it did.
             Verdict::Invalid => failure_at(
                 Failure::InvalidCode,
-                verify::clock_offset(record, code, now, config.window, used_until, clock_hint::REACH_SECONDS),
+                verify::clock_offset(
+                    record,
+                    code,
+                    now,
+                    config.window,
+                    used_until,
+                    clock_hint::REACH_SECONDS,
+                ),
             ),
         },
         Answer::Recovery(_) | Answer::Scratch(_) => match answer::check_answer(record, &answer, &before) {

@@ -76,7 +76,14 @@ pub fn check(record: &Record, code: &TypedCode, now: u64, window: u8, used_until
 /// seconds of `now` but outside the window, not used yet; `None` if none matches. Every
 /// such step is computed and compared, as in the window (the nearest match wins).
 #[must_use]
-pub fn clock_offset(record: &Record, code: &TypedCode, now: u64, window: u8, used_until: u64, reach: u64) -> Option<i64> {
+pub fn clock_offset(
+    record: &Record,
+    code: &TypedCode,
+    now: u64,
+    window: u8,
+    used_until: u64,
+    reach: u64,
+) -> Option<i64> {
     let totp = generator(record);
     let period = record.period;
     let current = now / period;
@@ -88,7 +95,10 @@ pub fn clock_offset(record: &Record, code: &TypedCode, now: u64, window: u8, use
     for step in outside {
         let expected = Zeroizing::new(totp.generate(step.saturating_mul(period)).to_string());
         let matches = constant_time_eq(expected.as_bytes(), code.0.as_bytes());
-        if matches && step >= first_fresh && nearest.is_none_or(|n| step.abs_diff(current) < n.abs_diff(current)) {
+        if matches
+            && step >= first_fresh
+            && nearest.is_none_or(|n| step.abs_diff(current) < n.abs_diff(current))
+        {
             nearest = Some(step);
         }
     }

@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn time_error_or_the_unsync_bit_means_unsynchronised() {
         assert_eq!(interpret(libc::TIME_OK, 0x2001), ClockSync::Synchronised);
-        assert_eq!(interpret(libc::TIME_OK, libc::STA_UNSYNC), ClockSync::Unsynchronised);
+        assert_eq!(
+            interpret(libc::TIME_OK, libc::STA_UNSYNC),
+            ClockSync::Unsynchronised
+        );
         assert_eq!(interpret(libc::TIME_ERROR, 0), ClockSync::Unsynchronised);
         assert_eq!(interpret(libc::TIME_INS, 0x2001), ClockSync::Synchronised);
         assert_eq!(interpret(-1, 0), ClockSync::Unknown);

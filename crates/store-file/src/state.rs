@@ -222,16 +222,23 @@ impl StateDir {
         let name = Path::new(CLOCK_WARNED_FILE);
         let file = match trusted_file::open_in(&self.dir, name, &self.file_rules()) {
             Ok((file, _)) => {
-                let warned = file.metadata().and_then(|meta| meta.modified()).map_err(io_err("stat the clock marker"))?;
-                let recent = now.duration_since(warned).is_ok_and(|since| since < CLOCK_WARNING_EVERY);
+                let warned = file
+                    .metadata()
+                    .and_then(|meta| meta.modified())
+                    .map_err(io_err("stat the clock marker"))?;
+                let recent = now
+                    .duration_since(warned)
+                    .is_ok_and(|since| since < CLOCK_WARNING_EVERY);
                 if recent {
                     return Ok(false);
                 }
                 file
             }
-            Err(Refused::Missing) => trusted_file::open_or_create_in(&self.dir, name, 0o600, &self.file_rules())
-                .map_err(refused)?
-                .0,
+            Err(Refused::Missing) => {
+                trusted_file::open_or_create_in(&self.dir, name, 0o600, &self.file_rules())
+                    .map_err(refused)?
+                    .0
+            }
             Err(other) => return Err(refused(other)),
         };
         file.set_modified(now).map_err(io_err("touch the clock marker"))?;
@@ -738,7 +745,10 @@ mod tests {
         for (source, kept) in [
             (Some(v6), v6),
             (Some("pts/0"), "pts/0"),
-            (Some("a-rather-long-host-name.example.org"), "a-rather-long-host-name"),
+            (
+                Some("a-rather-long-host-name.example.org"),
+                "a-rather-long-host-name",
+            ),
             (None, ""),
         ] {
             let state = LoginState {

@@ -20,7 +20,10 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_checked_in_the_database.sql")),
     // Parts of issue #17 were written apart: 0004 needs nothing of 0005/0006, and each
     // version not yet applied is applied in order, whichever were before it.
-    (4, include_str!("migrations/0004_clock_offset_and_failed_report.sql")),
+    (
+        4,
+        include_str!("migrations/0004_clock_offset_and_failed_report.sql"),
+    ),
 ];
 
 /// The version whose SQL leaves record text to move into columns ([`move_records`]).

@@ -193,7 +193,9 @@ impl Session for PgSession {
                 .map(|left| usize::try_from(left).unwrap_or(usize::MAX)),
             // Whose attempts have the console's counters is the database's policy.
             console: false,
-            clock_offset: verified.clock_offset.filter(|_| verified.verdict == Verdict::InvalidCode),
+            clock_offset: verified
+                .clock_offset
+                .filter(|_| verified.verdict == Verdict::InvalidCode),
             failed_since: verified
                 .failed_since
                 .filter(|_| matches!(verified.verdict, Verdict::Accepted | Verdict::AcceptedRecovery)),
