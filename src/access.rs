@@ -176,6 +176,26 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        what: "the hourly warning that the host clock is not synchronised: open or create \
+               .clock-warned in the state directory, set its mtime",
+        source: "crates/store-file/src/state.rs",
+        calls: &[Call::Open],
+        by: Domains::LoginAndSudo,
+        store: Store::Any,
+        needs: &[
+            path(
+                "/var/lib/pam_totp",
+                "dir",
+                &["getattr", "open", "read", "search", "write", "add_name"],
+            ),
+            path(
+                "/var/lib/pam_totp/.clock-warned",
+                "file",
+                &["create", "getattr", "open", "read", "write", "setattr"],
+            ),
+        ],
+    },
+    Operation {
         what: "write a record at login (enroll_at_login, system store)",
         source: "crates/store-file/src/record_store.rs",
         calls: &[Call::Unlink, Call::List],
