@@ -52,8 +52,9 @@ pub struct Status {
     pub last_clock_offset: Option<i32>,
     /// Failed attempts since the last successful login (shown at the next one).
     pub failures_since_login: Option<u32>,
-    /// Whether the kernel keeps this host's clock synchronised (`adjtimex`).
-    pub host_clock_synchronised: bool,
+    /// What the kernel says of this host's clock (`adjtimex`): `synchronised` or `not
+    /// synchronised` (no time service keeps it).
+    pub host_clock: &'static str,
 }
 
 /// The status of `user`'s record at `place`; the state is read only if `as_root`.
@@ -80,7 +81,11 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         realms: None,
         last_clock_offset: None,
         failures_since_login: None,
-        host_clock_synchronised: !pam_totp_store_file::clock_watch::host_unsynchronised(),
+        host_clock: if pam_totp_store_file::clock_watch::host_unsynchronised() {
+            "not synchronised"
+        } else {
+            "synchronised"
+        },
     };
     // The record with its secret when it can be had (plain, or sealed and opened by
     // root), and what it says besides the secret in any case.
@@ -183,7 +188,7 @@ fn print_human(status: &Status) {
     if let Some(realms) = &status.realms {
         println!("realms:          {}", realms.join(", "));
     }
-    if !status.host_clock_synchronised {
+    if status.host_clock != "synchronised" {
         println!(
             "host clock:      NOT synchronised (adjtimex): enable a time service (chrony, systemd-timesyncd)"
         );

@@ -540,12 +540,12 @@ fn encode_slot(state: &LoginState, seq: u64) -> [u8; SLOT_BYTES] {
 }
 
 /// The checked body of a slot of `size` bytes with `magic`.
-fn checked_body<'a>(slot: &'a [u8], size: usize, magic: &[u8; 4]) -> Option<&'a [u8]> {
+fn checked_body(slot: &[u8], size: usize, magic: [u8; 4]) -> Option<&[u8]> {
     if slot.len() != size {
         return None;
     }
     let (body, crc) = slot.split_at(size - 4);
-    if &body[..4] != magic || crc32fast::hash(body).to_le_bytes() != crc {
+    if body[..4] != magic || crc32fast::hash(body).to_le_bytes() != crc {
         return None;
     }
     Some(body)
@@ -557,7 +557,7 @@ fn checked_fields<'a>(
     size: usize,
     magic: &[u8; 4],
 ) -> Option<impl Fn(usize) -> Option<u64> + 'a> {
-    let body = checked_body(slot, size, magic)?;
+    let body = checked_body(slot, size, *magic)?;
     Some(move |i: usize| -> Option<u64> {
         Some(u64::from_le_bytes(
             body.get(4 + i * 8..12 + i * 8)?.try_into().ok()?,
@@ -567,7 +567,7 @@ fn checked_fields<'a>(
 
 fn decode_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
     let field = checked_fields(slot, SLOT_BYTES, MAGIC)?;
-    let body = checked_body(slot, SLOT_BYTES, MAGIC)?;
+    let body = checked_body(slot, SLOT_BYTES, *MAGIC)?;
     let bytes4 = |at: usize| -> Option<[u8; 4]> { body.get(at..at + 4)?.try_into().ok() };
     let last_failure: [u8; 8] = body.get(LAST_FAILURE_AT..LAST_FAILURE_AT + 8)?.try_into().ok()?;
     let state = LoginState {
