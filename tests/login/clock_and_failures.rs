@@ -37,18 +37,7 @@ fn a_code_minutes_ahead_or_behind_is_refused_counted_and_explained() {
     let fixture = Fixture::new("", "");
     fixture.provision(SECRET);
     settle_in_step(3);
-    let ahead = fixture.login(&oathtool(SECRET, 6));
-    assert_eq!(ahead.status, AUTH_ERR, "{ahead:?}");
-    assert_eq!(
-        errors(&ahead),
-        [
-            "Your code is for a time about 3 minutes ahead of this server's clock: \
-          set your phone's time to automatic."
-        ]
-    );
-    let state = fixture.state();
-    assert_eq!((state.failures, state.clock_offset), (1, 180));
-
+    // Behind first: a step behind the window never comes back, so it holds no later hint.
     let behind = fixture.login(&oathtool(SECRET, -10));
     assert_eq!(behind.status, AUTH_ERR, "{behind:?}");
     assert_eq!(
@@ -59,13 +48,25 @@ fn a_code_minutes_ahead_or_behind_is_refused_counted_and_explained() {
         ]
     );
     let state = fixture.state();
-    assert_eq!((state.failures, state.clock_offset), (2, -300));
+    assert_eq!((state.failures, state.clock_offset), (1, -300));
+
+    let ahead = fixture.login(&oathtool(SECRET, 6));
+    assert_eq!(ahead.status, AUTH_ERR, "{ahead:?}");
+    assert_eq!(
+        errors(&ahead),
+        [
+            "Your code is for a time about 3 minutes ahead of this server's clock: \
+          set your phone's time to automatic."
+        ]
+    );
+    let state = fixture.state();
+    assert_eq!((state.failures, state.clock_offset), (2, 180));
 
     // `totp-enroll status` shows the last offset, the failures since the last login,
     // and what the kernel says of this host's clock.
     let out = fixture.enroll(&["status", "--user", TEST_USER, "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
-    assert_eq!(status["last_clock_offset"], -300, "{status}");
+    assert_eq!(status["last_clock_offset"], 180, "{status}");
     assert_eq!(status["failures_since_login"], 2, "{status}");
     let expected = if testkit::product::clock_watch::host_unsynchronised() {
         "not synchronised"
@@ -76,7 +77,7 @@ fn a_code_minutes_ahead_or_behind_is_refused_counted_and_explained() {
     let human = fixture.enroll(&["status", "--user", TEST_USER]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(
-        text.contains("the last refused code was for a time 300s behind the clock that checked it"),
+        text.contains("the last refused code was for a time 180s ahead of the clock that checked it"),
         "{text}"
     );
     assert_eq!(
@@ -159,4 +160,25 @@ fn an_admin_unlock_clears_the_lock_out_but_not_the_report() {
         shown[0].starts_with("1 failed verification code since your last login, the last from pts/3 at "),
         "{good:?}"
     );
+}
+
+#[test]
+fn the_code_a_hint_was_given_for_is_never_accepted_and_no_second_hint_comes_meanwhile() {
+    let fixture = Fixture::new("", "");
+    fixture.provision(SECRET);
+    settle_in_step(3);
+    // A guesser told "a minute ahead" ...
+    let hinted = oathtool(SECRET, 2);
+    let told = fixture.login(&hinted);
+    assert_eq!(told.status, AUTH_ERR);
+    assert_eq!(errors(&told).len(), 1, "{told:?}");
+    // ... is told nothing about another code while that step may still come,
+    let again = fixture.login(&oathtool(SECRET, 6));
+    assert_eq!(again.status, AUTH_ERR);
+    assert!(errors(&again).is_empty(), "{again:?}");
+    // and the hinted code is refused once its step is in the window (a wider window
+    // here, rather than a minute's wait).
+    fixture.write_config("window = 2");
+    assert_eq!(fixture.login(&hinted).status, AUTH_ERR, "a burnt step");
+    assert_eq!(fixture.login(&oathtool(SECRET, 0)).status, SUCCESS);
 }

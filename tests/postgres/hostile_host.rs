@@ -404,3 +404,40 @@ fn a_code_for_another_time_tells_its_offset_only_for_an_enrolled_user_of_the_hos
     assert_eq!((far.verdict.as_str(), far.offset_seconds), ("invalid_code", None));
     assert_eq!(testkit::postgres::state(&cluster, "alice").clock_offset, 180);
 }
+
+#[test]
+fn the_step_a_hint_was_given_for_is_burnt_in_the_database() {
+    let cluster = Cluster::start();
+    enroll(&cluster, "alice", SECRET, &["p1"]);
+    drop(host_in(&cluster, "host_a", &["p1"]));
+    let (mut host, _dir) = crate::schema::connect_host(&cluster, "host_a");
+    testkit::settle_in_step(3);
+    let hinted = testkit::oathtool(SECRET, 2);
+    assert_eq!(
+        verify(&mut host, "alice", &hinted, false).offset_seconds,
+        Some(60)
+    );
+    // No second hint while that step may still come into the window.
+    let next = verify(&mut host, "alice", &testkit::oathtool(SECRET, 6), false);
+    assert_eq!(
+        (next.verdict.as_str(), next.offset_seconds),
+        ("invalid_code", None)
+    );
+    // Once it is in the window (a wider one here), its code is refused as used.
+    admin::write_policy(
+        &mut cluster.admin(),
+        &admin::Policy {
+            window: 2,
+            ..admin::read_policy(&mut cluster.admin()).unwrap()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&mut host, "alice", &hinted, false).verdict,
+        "replayed_code"
+    );
+    assert_eq!(
+        verify(&mut host, "alice", &testkit::oathtool(SECRET, 0), false).verdict,
+        "accepted"
+    );
+}

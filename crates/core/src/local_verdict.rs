@@ -54,16 +54,17 @@ pub fn judge(
     // The record may say which step its enrollment was confirmed with (a user's
     // `totp-enroll` cannot write the root-only state): that code is used up too.
     let used_until = floor.max(record.confirmed_until);
-    let failure_at = |reason, clock_offset: Option<i64>| LocalVerdict {
+    let failure_at = |reason, hinted: Option<(i64, u64)>| LocalVerdict {
         failure: Some(reason),
         after: LoginState {
-            clock_offset: clock_offset.map_or(before.clock_offset, |offset| {
+            clock_offset: hinted.map_or(before.clock_offset, |(offset, _)| {
                 i32::try_from(offset).unwrap_or(i32::MAX)
             }),
+            hinted_step_start: hinted.map_or(before.hinted_step_start, |(_, start)| start),
             ..lockout::record_failure(&config.lockout(), before, now, channel).with_failure_noted(now, source)
         },
         recovery_left: None,
-        clock_offset,
+        clock_offset: hinted.map(|(offset, _)| offset),
         failed_since: None,
     };
     let failure = |reason| failure_at(reason, None);
@@ -79,6 +80,10 @@ pub fn judge(
     };
     match &answer {
         Answer::Code(code) => match verify::check(record, code, now, config.window, used_until) {
+            // The code a clock hint was given for is never accepted (see clock_hint).
+            Verdict::Accepted { step } if clock_hint::burnt(&before, step, record.period) => {
+                failure(Failure::ReplayedCode)
+            }
             Verdict::Accepted { step } => success(
                 LoginState {
                     used_until: verify::step_end(step, record.period),
@@ -91,13 +96,19 @@ pub fn judge(
             // Only a wrong code pays for the wider search: a right one costs what it did.
             Verdict::Invalid => failure_at(
                 Failure::InvalidCode,
-                verify::clock_offset(
-                    record,
-                    code,
+                clock_hint::hint(
+                    &before,
+                    verify::clock_offset(
+                        record,
+                        code,
+                        now,
+                        config.window,
+                        used_until,
+                        clock_hint::REACH_SECONDS,
+                    ),
                     now,
+                    record.period,
                     config.window,
-                    used_until,
-                    clock_hint::REACH_SECONDS,
                 ),
             ),
         },

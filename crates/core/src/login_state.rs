@@ -47,6 +47,9 @@ pub struct LoginState {
     /// window and this host's clock, positive when the code was ahead (0: none seen):
     /// what `totp-enroll status` shows ([`crate::clock_hint`]).
     pub clock_offset: i32,
+    /// Unix time at which the step a clock hint was given for starts (0: none): its
+    /// code is refused as used ([`crate::clock_hint`]).
+    pub hinted_step_start: u64,
 }
 
 /// Where a failed attempt came from (`PAM_RHOST`, else the tty), as text of at most

@@ -462,11 +462,13 @@ fn read_at_most(file: &File, buf: &mut [u8]) -> Result<usize, StateError> {
 
 /// Where the report's fields sit in a slot, after the ten `u64` fields and before the
 /// CRC; a slot written before they existed holds zeros there (no report, no offset).
+/// The offset is kept as an `i16` (seconds; the hint's reach is 600).
 const OFFSET_AT: usize = 84;
-const SINCE_SUCCESS_AT: usize = 88;
-const LAST_FAILURE_AT: usize = 92;
-const SOURCE_LEN_AT: usize = 100;
-const SOURCE_AT: usize = 101;
+const SINCE_SUCCESS_AT: usize = 86;
+const LAST_FAILURE_AT: usize = 90;
+const HINTED_AT: usize = 98;
+const SOURCE_LEN_AT: usize = 106;
+const SOURCE_AT: usize = 107;
 /// The longest source kept as text; an IPv6 address is kept as its 16 bytes.
 pub const SOURCE_BYTES: usize = SLOT_BYTES - 4 - SOURCE_AT;
 /// The length byte of a source kept as an IPv6 address.
@@ -530,7 +532,13 @@ fn encode_slot(state: &LoginState, seq: u64) -> [u8; SLOT_BYTES] {
     for (i, field) in fields.iter().enumerate() {
         slot[4 + i * 8..12 + i * 8].copy_from_slice(&field.to_le_bytes());
     }
-    slot[OFFSET_AT..OFFSET_AT + 4].copy_from_slice(&state.clock_offset.to_le_bytes());
+    let offset = i16::try_from(state.clock_offset).unwrap_or(if state.clock_offset < 0 {
+        i16::MIN
+    } else {
+        i16::MAX
+    });
+    slot[OFFSET_AT..OFFSET_AT + 2].copy_from_slice(&offset.to_le_bytes());
+    slot[HINTED_AT..HINTED_AT + 8].copy_from_slice(&state.hinted_step_start.to_le_bytes());
     slot[SINCE_SUCCESS_AT..SINCE_SUCCESS_AT + 4].copy_from_slice(&state.failures_since_success.to_le_bytes());
     slot[LAST_FAILURE_AT..LAST_FAILURE_AT + 8].copy_from_slice(&state.last_failure.to_le_bytes());
     encode_source(&state.last_failure_source, &mut slot);
@@ -569,7 +577,8 @@ fn decode_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
     let field = checked_fields(slot, SLOT_BYTES, MAGIC)?;
     let body = checked_body(slot, SLOT_BYTES, *MAGIC)?;
     let bytes4 = |at: usize| -> Option<[u8; 4]> { body.get(at..at + 4)?.try_into().ok() };
-    let last_failure: [u8; 8] = body.get(LAST_FAILURE_AT..LAST_FAILURE_AT + 8)?.try_into().ok()?;
+    let bytes8 = |at: usize| -> Option<[u8; 8]> { body.get(at..at + 8)?.try_into().ok() };
+    let offset: [u8; 2] = body.get(OFFSET_AT..OFFSET_AT + 2)?.try_into().ok()?;
     let state = LoginState {
         used_until: field(1)?,
         legacy_step: field(2)?,
@@ -580,9 +589,10 @@ fn decode_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
         last_success: field(7)?,
         recovery_epoch: field(8)?,
         recovery_used: field(9)?,
-        clock_offset: i32::from_le_bytes(bytes4(OFFSET_AT)?),
+        clock_offset: i32::from(i16::from_le_bytes(offset)),
         failures_since_success: u32::from_le_bytes(bytes4(SINCE_SUCCESS_AT)?),
-        last_failure: u64::from_le_bytes(last_failure),
+        last_failure: u64::from_le_bytes(bytes8(LAST_FAILURE_AT)?),
+        hinted_step_start: u64::from_le_bytes(bytes8(HINTED_AT)?),
         last_failure_source: decode_source(body)?,
     };
     Some((state, field(0)?))
@@ -736,6 +746,7 @@ mod tests {
             last_failure: 1_740_000_001,
             last_failure_source: failure_source(Some("192.0.2.7")),
             clock_offset: -180,
+            hinted_step_start: 1_739_999_820,
         }
     }
 
@@ -745,10 +756,7 @@ mod tests {
         for (source, kept) in [
             (Some(v6), v6),
             (Some("pts/0"), "pts/0"),
-            (
-                Some("a-rather-long-host-name.example.org"),
-                "a-rather-long-host-name",
-            ),
+            (Some("a-rather-long-host-name.example.org"), "a-rather-long-hos"),
             (None, ""),
         ] {
             let state = LoginState {
@@ -1034,13 +1042,19 @@ mod tests {
                     any::<u32>(),
                 ),
                 (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
-                (any::<u32>(), any::<u64>(), "[ -~]{0,23}", any::<i32>()),
+                (
+                    any::<u32>(),
+                    any::<u64>(),
+                    "[ -~]{0,17}",
+                    any::<i16>(),
+                    any::<u64>(),
+                ),
             )
                 .prop_map(
                     |(
                         (used_until, legacy_step, failures, locked_until, console_failures),
                         (console_locked_until, last_success, recovery_epoch, recovery_used),
-                        (failures_since_success, last_failure, source, clock_offset),
+                        (failures_since_success, last_failure, source, clock_offset, hinted_step_start),
                     )| LoginState {
                         used_until,
                         legacy_step,
@@ -1054,7 +1068,8 @@ mod tests {
                         failures_since_success,
                         last_failure,
                         last_failure_source: failure_source(Some(&source)),
-                        clock_offset,
+                        clock_offset: i32::from(clock_offset),
+                        hinted_step_start,
                     },
                 )
         }

@@ -25,7 +25,7 @@ pub const DEFAULT_REALM: &str = "default";
 /// The state columns, in the order [`state_from_row`] reads them.
 const STATE_COLUMNS: &str = "used_until, failures, locked_until, console_failures, \
      console_locked_until, last_success, recovery_epoch, recovery_used, \
-     failures_since_success, last_failure, last_failure_source, last_offset";
+     failures_since_success, last_failure, last_failure_source, last_offset, hinted_step_start";
 
 fn state_from_row(row: &Row, action: &'static str) -> Result<LoginState, DbError> {
     let q = |source| DbError::Query { action, source };
@@ -46,6 +46,7 @@ fn state_from_row(row: &Row, action: &'static str) -> Result<LoginState, DbError
         last_failure: from_db(row.try_get(9).map_err(q)?),
         last_failure_source: FailureSource::new(row.try_get(10).map_err(q)?, FailureSource::CAPACITY),
         clock_offset: row.try_get(11).map_err(q)?,
+        hinted_step_start: from_db(row.try_get(12).map_err(q)?),
     })
 }
 

@@ -6,12 +6,17 @@
 -- counted; the host tells the user which way their clock is off), and, on acceptance,
 -- failures_before / last_failure / last_failure_source (the failed attempts this
 -- success ends, which 0003 already kept in login_state). login_state keeps the last
--- offset seen (last_offset, for `totp-enroll status`). decoy_work searches as many
+-- offset seen (last_offset, for `totp-enroll status`) and the hinted step, burnt
+-- (hinted_step_start). decoy_work searches as many
 -- steps as an enrolled user's wrong code now costs, so that the time still does not
 -- tell who is enrolled. Changing a function's result needs DROP + CREATE + GRANT.
 
 ALTER TABLE pam_totp.login_state
-    ADD COLUMN last_offset integer NOT NULL DEFAULT 0 CHECK (abs(last_offset) <= 86400);
+    ADD COLUMN last_offset integer NOT NULL DEFAULT 0 CHECK (abs(last_offset) <= 86400),
+    -- The start (Unix time) of the step a hint was given for: its code is refused as
+    -- used, and no other hint is given while it may still come into the window, so a
+    -- guesser told "your code is for 3 minutes from now" cannot use it then.
+    ADD COLUMN hinted_step_start bigint NOT NULL DEFAULT 0;
 
 -- An enrolled user's wrong code: the window's steps, then every step within 600 s
 -- outside it (2 * 600 / 30 + 1 = 41 HMACs at the usual period, whatever the window).
@@ -131,7 +136,7 @@ BEGIN
         v_step := greatest(v_current - pol.window_steps, 0);
         WHILE v_step <= v_current + pol.window_steps LOOP
             IF pam_totp.hotp(v_secret, v_step, e.algorithm, e.digits) = v_code THEN
-                IF v_step >= v_first_fresh THEN
+                IF v_step >= v_first_fresh AND v_step * e.period <> st.hinted_step_start THEN
                     v_fresh := v_step;
                 ELSE
                     v_replayed := true;
@@ -153,7 +158,9 @@ BEGIN
                 END IF;
                 v_step := v_step + 1;
             END LOOP;
-            v_offset := ((v_near - v_current) * e.period)::integer;
+            IF st.hinted_step_start < (v_current - pol.window_steps) * e.period THEN
+                v_offset := ((v_near - v_current) * e.period)::integer;
+            END IF;
         END IF;
         v_secret := NULL;
         IF v_fresh IS NOT NULL THEN
@@ -231,7 +238,9 @@ BEGIN
         failures_since_success = least(s.failures_since_success, 2147483646) + 1,
         last_failure = v_now,
         last_failure_source = left(coalesce(p_source, ''), 64),
-        last_offset = coalesce(v_offset, s.last_offset)
+        last_offset = coalesce(v_offset, s.last_offset),
+        hinted_step_start = CASE WHEN v_offset IS NULL THEN s.hinted_step_start
+                                 ELSE v_near * e.period END
     WHERE s.user_name = p_user
     RETURNING CASE WHEN v_console THEN s.console_locked_until ELSE s.locked_until END INTO v_floor;
     RETURN QUERY SELECT v_verdict, v_failures,
