@@ -173,21 +173,8 @@ pub const OPERATIONS: &[Operation] = &[
                 "file",
                 &["create", "getattr", "open", "read", "write", "lock"],
             ),
-        ],
-    },
-    Operation {
-        what: "the hourly warning that the host clock is not synchronised: open or create \
-               .clock-warned in the state directory, set its mtime",
-        source: "crates/store-file/src/state.rs",
-        calls: &[Call::Open],
-        by: Domains::LoginAndSudo,
-        store: Store::Any,
-        needs: &[
-            path(
-                "/var/lib/pam_totp",
-                "dir",
-                &["getattr", "open", "read", "search", "write", "add_name"],
-            ),
+            // The hourly warning that the host clock is not synchronised: its marker's
+            // mtime (both stores).
             path(
                 "/var/lib/pam_totp/.clock-warned",
                 "file",

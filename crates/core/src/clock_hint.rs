@@ -26,8 +26,8 @@ pub fn burnt(state: &LoginState, step: u64, period: u64) -> bool {
 }
 
 /// The hint to give for a wrong code found `offset` seconds from `now`, and the start
-/// of the step to burn: none while an earlier hinted step may still come into the
-/// window.
+/// of the step to burn (a step ahead; for one behind, the one burnt before): none while
+/// an earlier hinted step may still come into the window.
 #[must_use]
 pub fn hint(
     state: &LoginState,
@@ -42,6 +42,10 @@ pub fn hint(
         .saturating_mul(period);
     if state.hinted_step_start >= window_start {
         return None;
+    }
+    // A step behind the window never comes back (but for a wider window): no burn.
+    if offset < 0 {
+        return Some((offset, state.hinted_step_start));
     }
     let current = (now / period).saturating_mul(period);
     let start = current.checked_add_signed(offset)?;
@@ -139,6 +143,7 @@ mod tests {
         assert_eq!(hint(&hinted, Some(-300), now, 30, 1), None);
         assert_eq!(hint(&hinted, Some(300), now + 180, 30, 1), None);
         // Once it is behind the window, a new hint (and a new burnt step).
-        assert_eq!(hint(&hinted, Some(-300), now + 240, 30, 1), Some((-300, 29_940)));
+        assert_eq!(hint(&hinted, Some(-300), now + 240, 30, 1), Some((-300, 30_180)));
+        assert_eq!(hint(&hinted, Some(300), now + 240, 30, 1), Some((300, 30_540)));
     }
 }

@@ -13,9 +13,9 @@
 
 ALTER TABLE pam_totp.login_state
     ADD COLUMN last_offset integer NOT NULL DEFAULT 0 CHECK (abs(last_offset) <= 86400),
-    -- The start (Unix time) of the step a hint was given for: its code is refused as
-    -- used, and no other hint is given while it may still come into the window, so a
-    -- guesser told "your code is for 3 minutes from now" cannot use it then.
+    -- The start (Unix time) of the step ahead a hint was given for: its code is refused
+    -- as used, and no other hint is given while it may still come into the window, so
+    -- a guesser told "your code is for 3 minutes from now" cannot use it then.
     ADD COLUMN hinted_step_start bigint NOT NULL DEFAULT 0;
 
 -- An enrolled user's wrong code: the window's steps, then every step within 600 s
@@ -239,8 +239,8 @@ BEGIN
         last_failure = v_now,
         last_failure_source = left(coalesce(p_source, ''), 64),
         last_offset = coalesce(v_offset, s.last_offset),
-        hinted_step_start = CASE WHEN v_offset IS NULL THEN s.hinted_step_start
-                                 ELSE v_near * e.period END
+        hinted_step_start = CASE WHEN v_offset > 0 THEN v_near * e.period
+                                 ELSE s.hinted_step_start END
     WHERE s.user_name = p_user
     RETURNING CASE WHEN v_console THEN s.console_locked_until ELSE s.locked_until END INTO v_floor;
     RETURN QUERY SELECT v_verdict, v_failures,
