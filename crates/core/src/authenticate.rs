@@ -53,7 +53,6 @@ pub fn authenticate(
         conv.show_error(UNAVAILABLE_MESSAGE);
         return Outcome::SystemError;
     }
-    clock_hint::warn_host_clock(store, &config, log);
     if config.debug && config.store == Store::Postgres {
         log.log(
             Priority::Debug,
@@ -69,6 +68,7 @@ pub fn authenticate(
         );
         return Outcome::Ignore;
     }
+    clock_hint::warn_host_clock(store, &config, log);
 
     let opened = match store.open(&config, login) {
         Ok(Found::Enrolled(opened)) => opened,
