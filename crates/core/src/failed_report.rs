@@ -1,30 +1,8 @@
 //! Failed attempts shown at the next good login, as `pam_lastlog showfailed` does: how
 //! many since the previous success, and the last one's source and time (UTC).
 
-use crate::login_state::{FailureSource, LoginState};
+pub use crate::ports::FailedReport;
 use crate::ports::{Conversation, Settled, client_field};
-
-/// The failed attempts a success ends, as the store kept them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailedReport {
-    pub count: u32,
-    /// Unix time of the last one.
-    pub last_at: u64,
-    /// Its `PAM_RHOST`, else its tty (may be empty).
-    pub source: FailureSource,
-}
-
-impl FailedReport {
-    /// The report a success after `before` shows; `None` if there were no failures.
-    #[must_use]
-    pub fn since(before: &LoginState) -> Option<FailedReport> {
-        (before.failures_since_success > 0).then_some(FailedReport {
-            count: before.failures_since_success,
-            last_at: before.last_failure,
-            source: before.last_failure_source,
-        })
-    }
-}
 
 /// "3 failed verification codes since your last login, the last from 192.0.2.7 at
 /// 14:02 UTC." (the date too when that was not today, UTC).
@@ -62,6 +40,7 @@ pub fn tell(settled: &Settled, now: u64, conv: &mut dyn Conversation) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::login_state::{FailureSource, LoginState};
 
     #[test]
     fn the_report_says_count_source_and_time_in_utc() {
