@@ -173,6 +173,13 @@ pub const OPERATIONS: &[Operation] = &[
                 "file",
                 &["create", "getattr", "open", "read", "write", "lock"],
             ),
+            // The hourly warning that the host clock is not synchronised: its marker's
+            // mtime (both stores).
+            path(
+                "/var/lib/pam_totp/.clock-warned",
+                "file",
+                &["create", "getattr", "open", "read", "write", "setattr"],
+            ),
         ],
     },
     Operation {

@@ -159,7 +159,9 @@ impl From<AlgorithmArg> for Algorithm {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the enrollment: since when, parameters, recovery codes left, and (root only:
-    /// the login state is root's) failures, lock-out and last login. Never the secret.
+    /// the login state is root's) failures, lock-out, last login, failed attempts since
+    /// it and the last clock offset seen; and whether this host's clock is synchronised
+    /// (adjtimex). Never the secret.
     Status {
         /// One JSON object on standard output, for scripts.
         #[arg(long)]

@@ -47,6 +47,14 @@ pub struct Status {
     pub last_login: Option<u64>,
     /// With the database: the realms whose hosts check this user's codes.
     pub realms: Option<Vec<String>>,
+    /// The last refused code that was right for another time: seconds from the clock
+    /// that checked it (positive: ahead); `None` if none was seen.
+    pub last_clock_offset: Option<i32>,
+    /// Failed attempts since the last successful login (shown at the next one).
+    pub failures_since_login: Option<u32>,
+    /// What the kernel says of this host's clock (`adjtimex`): `synchronised` or `not
+    /// synchronised` (no time service keeps it).
+    pub host_clock: &'static str,
 }
 
 /// The status of `user`'s record at `place`; the state is read only if `as_root`.
@@ -71,6 +79,13 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         console_locked_until: None,
         last_login: None,
         realms: None,
+        last_clock_offset: None,
+        failures_since_login: None,
+        host_clock: if pam_totp_store_file::clock_watch::host_unsynchronised() {
+            "not synchronised"
+        } else {
+            "synchronised"
+        },
     };
     // The record with its secret when it can be had (plain, or sealed and opened by
     // root), and what it says besides the secret in any case.
@@ -131,6 +146,8 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         status.console_locked_until =
             (state.console_locked_until > now).then_some(state.console_locked_until);
         status.last_login = (state.last_success != 0).then_some(state.last_success);
+        status.last_clock_offset = (state.clock_offset != 0).then_some(state.clock_offset);
+        status.failures_since_login = Some(state.failures_since_success);
     }
     Ok(status)
 }
@@ -170,6 +187,11 @@ fn print_human(status: &Status) {
     );
     if let Some(realms) = &status.realms {
         println!("realms:          {}", realms.join(", "));
+    }
+    if status.host_clock != "synchronised" {
+        println!(
+            "host clock:      NOT synchronised (adjtimex): enable a time service (chrony, systemd-timesyncd)"
+        );
     }
     if !status.login_state {
         if status.enrolled {
@@ -211,6 +233,16 @@ fn print_human(status: &Status) {
     match status.last_login {
         Some(at) => println!("last login:      {}", when(at)),
         None => println!("last login:      never"),
+    }
+    if let Some(n) = status.failures_since_login.filter(|n| *n > 0) {
+        println!("since then:      {n} failed attempts (shown at the next login)");
+    }
+    if let Some(offset) = status.last_clock_offset {
+        let way = if offset > 0 { "ahead of" } else { "behind" };
+        println!(
+            "clock offset:    the last refused code was for a time {}s {way} the clock that checked it",
+            offset.unsigned_abs()
+        );
     }
 }
 

@@ -13,6 +13,7 @@ pub use pam_totp_core::ports::{
 pub use pam_totp_core::record::Record;
 pub use pam_totp_core::recovery::new_set;
 pub use pam_totp_core::secret::SecretKey;
+pub use pam_totp_store_file::clock_watch;
 pub use pam_totp_store_file::seal::HostKey;
 pub use pam_totp_store_file::state::{Channel, LoginState, StateDir};
 pub use pam_totp_store_file::{FileStore, SystemAccounts};

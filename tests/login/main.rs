@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod basics;
+mod clock_and_failures;
 mod hostile_files;
 mod lockout;
 mod races;

@@ -75,7 +75,13 @@ fn during_the_grace_period_an_enrolled_user_still_needs_the_code() {
     assert_eq!(fixture.login(&wrong_code(SECRET)).status, AUTH_ERR);
     let transcript = fixture.login(&oathtool(SECRET, 0));
     assert_eq!(transcript.status, SUCCESS, "{transcript:?}");
-    assert!(transcript.messages().is_empty(), "no warning for the enrolled");
+    // No grace-period warning for the enrolled; only the report of the wrong code.
+    let messages = transcript.messages();
+    assert_eq!(messages.len(), 1, "{transcript:?}");
+    assert!(
+        messages[0].starts_with("1 failed verification code since your last login"),
+        "{transcript:?}"
+    );
 }
 
 #[test]

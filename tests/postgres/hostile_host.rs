@@ -373,8 +373,76 @@ fn an_unknown_user_and_another_realms_user_cost_the_same_hmacs_as_a_wrong_code()
         )
         .unwrap();
         let wrong = hmacs_of(&mut host, "alice", "000000");
-        assert_eq!(wrong, 2 * i64::from(window) + 1, "the window's steps");
+        assert_eq!(
+            wrong,
+            2 * 20 + 1,
+            "every step within 600 s: the window's, then the clock hint's"
+        );
         assert_eq!(hmacs_of(&mut host, "nobody", "000000"), wrong, "not enrolled");
         assert_eq!(hmacs_of(&mut host, "bob", "000000"), wrong, "not allowed");
     }
+}
+
+#[test]
+fn a_code_for_another_time_tells_its_offset_only_for_an_enrolled_user_of_the_hosts_realms() {
+    let cluster = Cluster::start();
+    enroll(&cluster, "alice", SECRET, &["p1"]);
+    enroll(&cluster, "bob", SECRET, &["p2"]);
+    drop(host_in(&cluster, "host_a", &["p1"]));
+    let (mut host, _dir) = crate::schema::connect_host(&cluster, "host_a");
+    testkit::settle_in_step(3);
+    let ahead = testkit::oathtool(SECRET, 6);
+    let told = verify(&mut host, "alice", &ahead, false);
+    assert_eq!(
+        (told.verdict.as_str(), told.offset_seconds),
+        ("invalid_code", Some(180))
+    );
+    assert_eq!(told.failures, 1, "still refused and counted");
+    // Another realm's user, an unknown one: the same code, nothing told.
+    for user in ["bob", "nobody"] {
+        let answered = verify(&mut host, user, &ahead, false);
+        assert_eq!(answered.offset_seconds, None, "{user}: {answered:?}");
+        assert_eq!(answered.failures_before, None, "{user}: {answered:?}");
+    }
+    // Eleven minutes off: plain invalid.
+    let far = verify(&mut host, "alice", &testkit::oathtool(SECRET, 22), false);
+    assert_eq!((far.verdict.as_str(), far.offset_seconds), ("invalid_code", None));
+    assert_eq!(testkit::postgres::state(&cluster, "alice").clock_offset, 180);
+}
+
+#[test]
+fn the_step_a_hint_was_given_for_is_burnt_in_the_database() {
+    let cluster = Cluster::start();
+    enroll(&cluster, "alice", SECRET, &["p1"]);
+    drop(host_in(&cluster, "host_a", &["p1"]));
+    let (mut host, _dir) = crate::schema::connect_host(&cluster, "host_a");
+    testkit::settle_in_step(3);
+    let hinted = testkit::oathtool(SECRET, 2);
+    assert_eq!(
+        verify(&mut host, "alice", &hinted, false).offset_seconds,
+        Some(60)
+    );
+    // No second hint while that step may still come into the window.
+    let next = verify(&mut host, "alice", &testkit::oathtool(SECRET, 6), false);
+    assert_eq!(
+        (next.verdict.as_str(), next.offset_seconds),
+        ("invalid_code", None)
+    );
+    // Once it is in the window (a wider one here), its code is refused as used.
+    admin::write_policy(
+        &mut cluster.admin(),
+        &admin::Policy {
+            window: 2,
+            ..admin::read_policy(&mut cluster.admin()).unwrap()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&mut host, "alice", &hinted, false).verdict,
+        "replayed_code"
+    );
+    assert_eq!(
+        verify(&mut host, "alice", &testkit::oathtool(SECRET, 0), false).verdict,
+        "accepted"
+    );
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod at_rest;
+mod clock_and_failures;
 mod enrollment;
 mod hostile_host;
 mod hosts;

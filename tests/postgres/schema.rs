@@ -48,6 +48,9 @@ pub struct Answered {
     pub locked_until: i64,
     pub locked_until_before: i64,
     pub recovery_left: Option<i32>,
+    /// A wrong code's clock offset (0004); on acceptance, the failures it ended.
+    pub offset_seconds: Option<i32>,
+    pub failures_before: Option<i32>,
 }
 
 /// Calls `pam_totp.host_verify` as `client`'s role.
@@ -76,6 +79,8 @@ pub fn try_verify(
         locked_until: row.get(2),
         locked_until_before: row.get(3),
         recovery_left: row.get(4),
+        offset_seconds: row.get(5),
+        failures_before: row.get(6),
     })
 }
 

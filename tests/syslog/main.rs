@@ -8,6 +8,7 @@
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod clock;
 mod enrollment;
 mod logins;
 mod missing_directories;

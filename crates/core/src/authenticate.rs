@@ -22,7 +22,7 @@ use crate::ports::{
     Accounts, Conversation, Found, Judged, Logger, Login, LoginStore, Missing, NOT_ALLOWED, NoRecord,
     Outcome, Priority, Proofs, Settled, Stores, UNAVAILABLE_MESSAGE,
 };
-use crate::{forward_pass, login_enroll, remember, rollout, self_enroll, step_up};
+use crate::{clock_hint, failed_report, forward_pass, login_enroll, remember, rollout, self_enroll, step_up};
 
 /// Runs one authentication with the store the config names, among `stores`, with
 /// nothing proven before (every enrolled user is asked for a code).
@@ -81,6 +81,7 @@ pub fn authenticate_with(
         );
         return Outcome::Ignore;
     }
+    clock_hint::warn_host_clock(store, &config, log);
 
     let opened = match store.open(&config, login) {
         Ok(Found::Enrolled(opened)) => opened,
@@ -120,6 +121,8 @@ pub fn authenticate_with(
     drop(reply);
     match judged {
         Ok(Judged::Settled(settled)) => {
+            clock_hint::tell(login, &settled, conv, log);
+            failed_report::tell(&settled, login.now, conv);
             let outcome = report(login, &config, &settled, log);
             if outcome == Outcome::Success {
                 remember::after_code(&config, login, &proofs.ssh_keys, store, log);

@@ -1,7 +1,8 @@
 //! Users without a record cost what enrolled users do, so that one try does not tell
 //! who is enrolled.
 //!
-//! An enrolled user's wrong answer costs the window's HMACs (or one argon2 verification
+//! An enrolled user's wrong answer costs the HMACs of every step within
+//! [`crate::clock_hint::REACH_SECONDS`] of now (the window's, then the clock hint's; or one argon2 verification
 //! for an answer shaped like a recovery code) and one durable write of the login state.
 //! A login of an unknown or unenrolled user does the same work: the answer is checked,
 //! with the same functions, against a throwaway record of the usual shape (a 160-bit key,
@@ -41,7 +42,17 @@ pub fn spend(
         let answer = Answer::parse(reply, &record);
         match &answer {
             Answer::Code(code) => {
+                // The throwaway key never matches: an enrolled user's wrong code, whose
+                // verdict also searches near the window (`clock_hint`).
                 black_box(verify::check(&record, code, now, codes.window, 0));
+                black_box(verify::clock_offset(
+                    &record,
+                    code,
+                    now,
+                    codes.window,
+                    0,
+                    crate::clock_hint::REACH_SECONDS,
+                ));
             }
             Answer::Recovery(_) | Answer::Scratch(_) | Answer::Malformed => {
                 black_box(answer::check_answer(&record, &answer, &LoginState::default()));

@@ -21,8 +21,10 @@
 
 pub mod answer;
 pub mod authenticate;
+pub mod clock_hint;
 pub mod code_hash;
 pub mod decoy;
+pub mod failed_report;
 pub mod forward_pass;
 pub mod local_verdict;
 pub mod lockout;

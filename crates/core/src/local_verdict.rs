@@ -6,8 +6,10 @@
 use pam_totp_config::Config;
 
 use crate::answer::{self, Answer};
+use crate::clock_hint;
+use crate::failed_report::FailedReport;
 use crate::lockout;
-use crate::login_state::{Channel, LoginState};
+use crate::login_state::{Channel, FailureSource, LoginState};
 use crate::ports::Failure;
 use crate::record::Record;
 use crate::recovery::RecoveryVerdict;
@@ -22,10 +24,15 @@ pub struct LocalVerdict {
     pub after: LoginState,
     /// Recovery codes left after this login, when one was used.
     pub recovery_left: Option<usize>,
+    /// A refused code's clock offset ([`verify::clock_offset`]).
+    pub clock_offset: Option<i64>,
+    /// The failed attempts an acceptance ends.
+    pub failed_since: Option<FailedReport>,
 }
 
 /// Judges `reply` against `record` and the state read under the lock (`state`), at
-/// `now`, charging a failure to `channel` under `config`'s lock-out rule.
+/// `now`, charging a failure to `channel` under `config`'s lock-out rule and noting it,
+/// with `source` (the client), for the next good login's report.
 #[must_use]
 pub fn judge(
     config: &Config,
@@ -34,6 +41,7 @@ pub fn judge(
     reply: &[u8],
     now: u64,
     channel: Channel,
+    source: FailureSource,
 ) -> LocalVerdict {
     let answer = Answer::parse(reply, record);
     // A state of the previous version is converted here, where the period is known.
@@ -46,36 +54,74 @@ pub fn judge(
     // The record may say which step its enrollment was confirmed with (a user's
     // `totp-enroll` cannot write the root-only state): that code is used up too.
     let used_until = floor.max(record.confirmed_until);
-    let failure = |reason| LocalVerdict {
+    let failure_at = |reason, hinted: Option<(i64, u64)>| LocalVerdict {
         failure: Some(reason),
-        after: lockout::record_failure(&config.lockout(), before, now, channel),
+        after: LoginState {
+            clock_offset: hinted.map_or(before.clock_offset, |(offset, _)| {
+                i32::try_from(offset).unwrap_or(i32::MAX)
+            }),
+            hinted_step_start: hinted.map_or(before.hinted_step_start, |(_, start)| start),
+            ..lockout::record_failure(&config.lockout(), before, now, channel).with_failure_noted(now, source)
+        },
         recovery_left: None,
+        clock_offset: hinted.map(|(offset, _)| offset),
+        failed_since: None,
+    };
+    let failure = |reason| failure_at(reason, None);
+    let success = |after: LoginState, recovery_left| LocalVerdict {
+        failure: None,
+        after: LoginState {
+            failures_since_success: 0,
+            ..after
+        },
+        recovery_left,
+        clock_offset: None,
+        failed_since: FailedReport::since(&before),
     };
     match &answer {
         Answer::Code(code) => match verify::check(record, code, now, config.window, used_until) {
-            Verdict::Accepted { step } => LocalVerdict {
-                failure: None,
-                after: LoginState {
+            // The code a clock hint was given for is never accepted (see clock_hint).
+            Verdict::Accepted { step } if clock_hint::burnt(&before, step, record.period) => {
+                failure(Failure::ReplayedCode)
+            }
+            Verdict::Accepted { step } => success(
+                LoginState {
                     used_until: verify::step_end(step, record.period),
                     last_success: now,
                     ..before.with_counters(channel, 0, 0)
                 },
-                recovery_left: None,
-            },
+                None,
+            ),
             Verdict::Replayed => failure(Failure::ReplayedCode),
-            Verdict::Invalid => failure(Failure::InvalidCode),
+            // Only a wrong code pays for the wider search: a right one costs what it did.
+            Verdict::Invalid => failure_at(
+                Failure::InvalidCode,
+                clock_hint::hint(
+                    &before,
+                    verify::clock_offset(
+                        record,
+                        code,
+                        now,
+                        config.window,
+                        used_until,
+                        clock_hint::REACH_SECONDS,
+                    ),
+                    now,
+                    record.period,
+                    config.window,
+                ),
+            ),
         },
         Answer::Recovery(_) | Answer::Scratch(_) => match answer::check_answer(record, &answer, &before) {
-            RecoveryVerdict::Accepted { used, remaining } => LocalVerdict {
-                failure: None,
-                after: LoginState {
+            RecoveryVerdict::Accepted { used, remaining } => success(
+                LoginState {
                     last_success: now,
                     recovery_epoch: record.recovery_epoch,
                     recovery_used: used,
                     ..before.with_counters(channel, 0, 0)
                 },
-                recovery_left: Some(remaining),
-            },
+                Some(remaining),
+            ),
             RecoveryVerdict::AlreadyUsed => failure(Failure::RecoveryCodeAlreadyUsed),
             RecoveryVerdict::Invalid => failure(Failure::InvalidRecoveryCode),
         },
@@ -117,6 +163,7 @@ mod tests {
             typed.as_bytes(),
             1_000_000,
             Channel::Shared,
+            FailureSource::default(),
         );
         assert_eq!(first.failure, None);
         assert_eq!(first.recovery_left, Some(2));
@@ -131,6 +178,7 @@ mod tests {
             typed.as_bytes(),
             1_000_001,
             Channel::Shared,
+            FailureSource::default(),
         );
         assert_eq!(again.failure, Some(Failure::RecoveryCodeAlreadyUsed));
         assert_eq!(again.after.failures, 1);

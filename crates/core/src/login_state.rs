@@ -1,5 +1,6 @@
 //! What the module remembers about a user between logins, whatever the store: replay
-//! protection, failure counters and lock-outs per channel, burnt recovery codes.
+//! protection, failure counters and lock-outs per channel, burnt recovery codes, the
+//! failed attempts since the last success, the last clock offset seen.
 
 /// Which failure counter and lock-out an attempt is charged to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,67 @@ pub struct LoginState {
     pub recovery_epoch: u64,
     /// One bit per burnt recovery code of that set.
     pub recovery_used: u64,
+    /// Failed attempts since the last success, both channels, for the report at the
+    /// next good login ([`crate::failed_report`]); an admin's unlock leaves it.
+    pub failures_since_success: u32,
+    /// Unix time of the last failed attempt (0: none), and where it came from.
+    pub last_failure: u64,
+    pub last_failure_source: FailureSource,
+    /// Seconds between the time of the last refused code that matched a step near the
+    /// window and this host's clock, positive when the code was ahead (0: none seen):
+    /// what `totp-enroll status` shows ([`crate::clock_hint`]).
+    pub clock_offset: i32,
+    /// Unix time at which the step a clock hint was given for starts (0: none): its
+    /// code is refused as used ([`crate::clock_hint`]).
+    pub hinted_step_start: u64,
+}
+
+/// Where a failed attempt came from (`PAM_RHOST`, else the tty), as text of at most
+/// [`FailureSource::CAPACITY`] bytes: a copyable value, as the rest of the state is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FailureSource {
+    len: u8,
+    bytes: [u8; FailureSource::CAPACITY],
+}
+
+impl FailureSource {
+    /// The most kept (the database keeps 64 characters; the state file fewer).
+    pub const CAPACITY: usize = 64;
+
+    /// `text` cut to at most `max` bytes (and [`FailureSource::CAPACITY`]) on a
+    /// character boundary.
+    #[must_use]
+    pub fn new(text: &str, max: usize) -> FailureSource {
+        let mut end = text.len().min(max).min(FailureSource::CAPACITY);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; FailureSource::CAPACITY];
+        bytes[..end].copy_from_slice(&text.as_bytes()[..end]);
+        FailureSource {
+            len: u8::try_from(end).unwrap_or(0),
+            bytes,
+        }
+    }
+
+    /// The text kept.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        let kept = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(kept).unwrap_or_default()
+    }
+}
+
+impl Default for FailureSource {
+    fn default() -> FailureSource {
+        FailureSource::new("", 0)
+    }
+}
+
+impl std::fmt::Debug for FailureSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
 }
 
 impl LoginState {
@@ -62,6 +124,17 @@ impl LoginState {
         match channel {
             Channel::Shared => (self.failures, self.locked_until),
             Channel::Console => (self.console_failures, self.console_locked_until),
+        }
+    }
+
+    /// One more failed attempt at `now` from `source`, for the next good login's report.
+    #[must_use]
+    pub fn with_failure_noted(self, now: u64, source: FailureSource) -> LoginState {
+        LoginState {
+            failures_since_success: self.failures_since_success.saturating_add(1),
+            last_failure: now,
+            last_failure_source: source,
+            ..self
         }
     }
 

@@ -22,7 +22,7 @@ use nix::unistd::Gid;
 use pam_totp_config::{Config, Store};
 use pam_totp_os::account::{Account, AccountError};
 
-use crate::login_state::{Channel, LoginState};
+use crate::login_state::{Channel, FailureSource, LoginState};
 use crate::proven::{AuditSession, KeyFingerprint, Ticket};
 use crate::record::{Record, StoredRecord};
 use crate::recovery::RecoveryCode;
@@ -394,6 +394,33 @@ pub struct Settled {
     pub recovery_left: Option<usize>,
     /// The attempt was counted on the console's own counters (`lockout_exempt`).
     pub console: bool,
+    /// A refused code was right for a time this many seconds from the verdict's clock
+    /// (positive: ahead), outside the window (shown by `clock_hint`).
+    pub clock_offset: Option<i64>,
+    /// An accepted answer ended these failed attempts (shown by `failed_report`).
+    pub failed_since: Option<FailedReport>,
+}
+
+/// The failed attempts a success ends, as the store kept them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedReport {
+    pub count: u32,
+    /// Unix time of the last one.
+    pub last_at: u64,
+    /// Its `PAM_RHOST`, else its tty (may be empty).
+    pub source: FailureSource,
+}
+
+impl FailedReport {
+    /// The report a success after `before` shows; `None` if there were no failures.
+    #[must_use]
+    pub fn since(before: &LoginState) -> Option<FailedReport> {
+        (before.failures_since_success > 0).then_some(FailedReport {
+            count: before.failures_since_success,
+            last_at: before.last_failure,
+            source: before.last_failure_source,
+        })
+    }
 }
 
 /// What an unknown, unenrolled or not allowed user's answer costs, so that the time
@@ -453,6 +480,11 @@ pub trait LoginStore {
     /// The message names the key and the problem.
     fn check_config(&self, _config: &Config) -> Result<(), StoreFailure> {
         Ok(())
+    }
+    /// Whether this login should warn that the host's clock is not synchronised (the
+    /// store keeps the "at most once an hour"; by default never).
+    fn host_clock_warning_due(&self, _config: &Config) -> bool {
+        false
     }
     /// Finds whether `login`'s user is enrolled (and allowed on this host), whether
     /// locked out on this login's counters, and holds what the verdict needs.

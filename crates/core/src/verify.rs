@@ -71,6 +71,47 @@ pub fn check(record: &Record, code: &TypedCode, now: u64, window: u8, used_until
     })
 }
 
+/// For a code [`check`] found invalid: the offset in seconds (the matching step's start
+/// minus the current step's; positive: the code is ahead) of a step within `reach`
+/// seconds of `now` but outside the window, not used yet; `None` if none matches. Every
+/// such step is computed and compared, as in the window (the nearest match wins).
+#[must_use]
+pub fn clock_offset(
+    record: &Record,
+    code: &TypedCode,
+    now: u64,
+    window: u8,
+    used_until: u64,
+    reach: u64,
+) -> Option<i64> {
+    let totp = generator(record);
+    let period = record.period;
+    let current = now / period;
+    let steps = (reach / period).max(u64::from(window));
+    let first_fresh = used_until.div_ceil(period);
+    let mut nearest: Option<u64> = None;
+    let outside = (current.saturating_sub(steps)..current.saturating_sub(u64::from(window)))
+        .chain(current.saturating_add(u64::from(window)).saturating_add(1)..=current.saturating_add(steps));
+    for step in outside {
+        let expected = Zeroizing::new(totp.generate(step.saturating_mul(period)).to_string());
+        let matches = constant_time_eq(expected.as_bytes(), code.0.as_bytes());
+        if matches
+            && step >= first_fresh
+            && nearest.is_none_or(|n| step.abs_diff(current) < n.abs_diff(current))
+        {
+            nearest = Some(step);
+        }
+    }
+    let seconds = |steps: u64| i64::try_from(steps.saturating_mul(period)).unwrap_or(i64::MAX);
+    nearest.map(|step| {
+        if step > current {
+            seconds(step - current)
+        } else {
+            -seconds(current - step)
+        }
+    })
+}
+
 /// totp-rs's generator for `record`'s secret and parameters.
 fn generator(record: &Record) -> totp_rs::Totp {
     totp_rs::Builder::new()
@@ -187,6 +228,22 @@ mod tests {
         assert_eq!(check(&record, &c, 0, 1, 0), Verdict::Accepted { step: 1 });
         assert_eq!(check(&record, &c, 89, 0, 0), Verdict::Invalid);
         assert_eq!(check(&record, &c, 120, 1, 0), Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_code_near_the_window_gives_its_offset_and_one_inside_or_far_gives_none() {
+        let record = rfc_record(Algorithm::Sha1);
+        // 94287082 is step 1; at t = 300 (step 10) it is 9 steps (270 s) behind.
+        let c = code("94287082", 8);
+        assert_eq!(check(&record, &c, 300, 1, 0), Verdict::Invalid);
+        assert_eq!(clock_offset(&record, &c, 300, 1, 0, 600), Some(-270));
+        // Ahead: step 1 seen from step 0 with no window.
+        assert_eq!(clock_offset(&record, &c, 0, 0, 0, 600), Some(30));
+        // Beyond the reach, or a step already used: nothing.
+        assert_eq!(clock_offset(&record, &c, 30 * 30, 1, 0, 600), None);
+        assert_eq!(clock_offset(&record, &c, 300, 1, 60, 600), None);
+        // Inside the window it is check's, not this one's.
+        assert_eq!(clock_offset(&record, &c, 60, 1, 0, 600), None);
     }
 
     #[test]

@@ -29,6 +29,10 @@ const NOT_PROVEN: &str = "refusing: nullok, enforce_after and enroll_at_login pa
 pub struct FileStore;
 
 impl LoginStore for FileStore {
+    fn host_clock_warning_due(&self, config: &Config) -> bool {
+        crate::clock_watch::warning_due(config)
+    }
+
     fn open(&self, config: &Config, login: &Login<'_>) -> Result<Found, StoreFailure> {
         let user = login.user;
         let channel = login.channel(config);
@@ -166,7 +170,8 @@ impl Session for FileSession {
         if locked_until_before > login.now {
             return Ok(Judged::LockedOut(locked_until_before));
         }
-        let verdict = local_verdict::judge(config, &self.record, before, reply, login.now, channel);
+        let source = state::failure_source(login.rhost.filter(|rhost| !rhost.is_empty()).or(login.tty));
+        let verdict = local_verdict::judge(config, &self.record, before, reply, login.now, channel, source);
         locked.save(verdict.after).map_err(StoreFailure::new)?;
         let (failures, locked_until) = verdict.after.counters(channel);
         Ok(Judged::Settled(Settled {
@@ -176,6 +181,8 @@ impl Session for FileSession {
             locked_until_before,
             recovery_left: verdict.recovery_left,
             console: channel == Channel::Console,
+            clock_offset: verdict.clock_offset,
+            failed_since: verdict.failed_since,
         }))
     }
 }

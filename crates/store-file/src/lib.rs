@@ -11,12 +11,14 @@
 //!   `state_dir`);
 //! - [`admin`]: `totp-enroll`'s [`AdminStore`](pam_totp_core::ports::AdminStore) over them;
 //! - [`accounts`]: the login's [`Accounts`](pam_totp_core::ports::Accounts) over passwd
-//!   and group (both modules' and the tests').
+//!   and group (both modules' and the tests');
+//! - [`clock_watch`]: the hourly warning that this host's clock is not synchronised.
 
 #![forbid(unsafe_code)]
 
 pub mod accounts;
 pub mod admin;
+pub mod clock_watch;
 pub mod file_store;
 pub mod record_store;
 pub mod seal;

@@ -27,12 +27,17 @@ use nix::unistd;
 use pam_totp_os::account::check_user_name;
 use pam_totp_os::trusted_file::{self, Owner, Refused, Rules};
 
-pub use pam_totp_core::login_state::{Channel, LoginState};
+pub use pam_totp_core::login_state::{Channel, FailureSource, LoginState};
 
 /// The slot format written by this version (and read).
 const MAGIC: &[u8; 4] = b"PTS2";
 /// The decoy's file name: no user name starts with a dot, so it is no one's state.
 const DECOY_FILE: &str = ".decoy";
+/// The empty file whose mtime says when the module last warned that this host's clock
+/// is not synchronised (no user name starts with a dot).
+pub const CLOCK_WARNED_FILE: &str = ".clock-warned";
+/// How often at most that warning is logged.
+pub const CLOCK_WARNING_EVERY: Duration = Duration::from_secs(3600);
 const SLOT_BYTES: usize = 128;
 const FILE_BYTES: u64 = 2 * SLOT_BYTES as u64;
 /// The previous version's slot format, still read: two 64-byte slots holding the last
@@ -211,6 +216,39 @@ impl StateDir {
             file,
             euid: self.euid,
         })
+    }
+
+    /// Whether the unsynchronised-clock warning is due at `now` (none in the last
+    /// [`CLOCK_WARNING_EVERY`]), by [`CLOCK_WARNED_FILE`]'s mtime; if so, its mtime
+    /// becomes `now` (created, root's and private, the first time).
+    ///
+    /// # Errors
+    /// An unsafe marker (a link, another owner, ...) or I/O failure.
+    pub fn clock_warning_due(&self, now: std::time::SystemTime) -> Result<bool, StateError> {
+        let name = Path::new(CLOCK_WARNED_FILE);
+        let file = match trusted_file::open_in(&self.dir, name, &self.file_rules()) {
+            Ok((file, _)) => {
+                let warned = file
+                    .metadata()
+                    .and_then(|meta| meta.modified())
+                    .map_err(io_err("stat the clock marker"))?;
+                let recent = now
+                    .duration_since(warned)
+                    .is_ok_and(|since| since < CLOCK_WARNING_EVERY);
+                if recent {
+                    return Ok(false);
+                }
+                file
+            }
+            Err(Refused::Missing) => {
+                trusted_file::open_or_create_in(&self.dir, name, 0o600, &self.file_rules())
+                    .map_err(refused)?
+                    .0
+            }
+            Err(other) => return Err(refused(other)),
+        };
+        file.set_modified(now).map_err(io_err("touch the clock marker"))?;
+        Ok(true)
     }
 
     /// Opens (creating if needed) and checks `user`'s state file.
@@ -428,6 +466,60 @@ fn read_at_most(file: &File, buf: &mut [u8]) -> Result<usize, StateError> {
     Ok(filled)
 }
 
+/// Where the report's fields sit in a slot, after the ten `u64` fields and before the
+/// CRC; a slot written before they existed holds zeros there (no report, no offset).
+/// The offset is kept as an `i16` (seconds; the hint's reach is 600).
+const OFFSET_AT: usize = 84;
+const SINCE_SUCCESS_AT: usize = 86;
+const LAST_FAILURE_AT: usize = 90;
+const HINTED_AT: usize = 98;
+const SOURCE_LEN_AT: usize = 106;
+const SOURCE_AT: usize = 107;
+/// The longest source kept as text; an IPv6 address is kept as its 16 bytes.
+pub const SOURCE_BYTES: usize = SLOT_BYTES - 4 - SOURCE_AT;
+/// The length byte of a source kept as an IPv6 address.
+const SOURCE_IPV6: u8 = 0xff;
+
+/// A failed attempt's source (`PAM_RHOST`, else the tty) as the slot keeps it: an IP
+/// address whole, other text cut to [`SOURCE_BYTES`].
+#[must_use]
+pub fn failure_source(source: Option<&str>) -> FailureSource {
+    let text = source.unwrap_or("");
+    if text.len() > SOURCE_BYTES
+        && let Ok(ip) = text.parse::<std::net::Ipv6Addr>()
+    {
+        return FailureSource::new(&ip.to_string(), FailureSource::CAPACITY);
+    }
+    FailureSource::new(text, SOURCE_BYTES)
+}
+
+fn encode_source(source: &FailureSource, slot: &mut [u8; SLOT_BYTES]) {
+    let text = source.as_str();
+    let tail = &mut slot[SOURCE_AT..SLOT_BYTES - 4];
+    if let Ok(ip) = text.parse::<std::net::Ipv6Addr>()
+        && text.len() > SOURCE_BYTES
+    {
+        slot[SOURCE_LEN_AT] = SOURCE_IPV6;
+        slot[SOURCE_AT..SOURCE_AT + 16].copy_from_slice(&ip.octets());
+        return;
+    }
+    let kept = FailureSource::new(text, SOURCE_BYTES);
+    let bytes = kept.as_str().as_bytes();
+    tail[..bytes.len()].copy_from_slice(bytes);
+    slot[SOURCE_LEN_AT] = u8::try_from(bytes.len()).unwrap_or(0);
+}
+
+fn decode_source(body: &[u8]) -> Option<FailureSource> {
+    let len = *body.get(SOURCE_LEN_AT)?;
+    if len == SOURCE_IPV6 {
+        let octets: [u8; 16] = body.get(SOURCE_AT..SOURCE_AT + 16)?.try_into().ok()?;
+        let text = std::net::Ipv6Addr::from(octets).to_string();
+        return Some(FailureSource::new(&text, FailureSource::CAPACITY));
+    }
+    let bytes = body.get(SOURCE_AT..SOURCE_AT + usize::from(len))?;
+    Some(FailureSource::new(std::str::from_utf8(bytes).ok()?, SOURCE_BYTES))
+}
+
 fn encode_slot(state: &LoginState, seq: u64) -> [u8; SLOT_BYTES] {
     let mut slot = [0u8; SLOT_BYTES];
     let fields: [u64; 10] = [
@@ -446,9 +538,31 @@ fn encode_slot(state: &LoginState, seq: u64) -> [u8; SLOT_BYTES] {
     for (i, field) in fields.iter().enumerate() {
         slot[4 + i * 8..12 + i * 8].copy_from_slice(&field.to_le_bytes());
     }
+    let offset = i16::try_from(state.clock_offset).unwrap_or(if state.clock_offset < 0 {
+        i16::MIN
+    } else {
+        i16::MAX
+    });
+    slot[OFFSET_AT..OFFSET_AT + 2].copy_from_slice(&offset.to_le_bytes());
+    slot[HINTED_AT..HINTED_AT + 8].copy_from_slice(&state.hinted_step_start.to_le_bytes());
+    slot[SINCE_SUCCESS_AT..SINCE_SUCCESS_AT + 4].copy_from_slice(&state.failures_since_success.to_le_bytes());
+    slot[LAST_FAILURE_AT..LAST_FAILURE_AT + 8].copy_from_slice(&state.last_failure.to_le_bytes());
+    encode_source(&state.last_failure_source, &mut slot);
     let crc = crc32fast::hash(&slot[..SLOT_BYTES - 4]);
     slot[SLOT_BYTES - 4..].copy_from_slice(&crc.to_le_bytes());
     slot
+}
+
+/// The checked body of a slot of `size` bytes with `magic`.
+fn checked_body(slot: &[u8], size: usize, magic: [u8; 4]) -> Option<&[u8]> {
+    if slot.len() != size {
+        return None;
+    }
+    let (body, crc) = slot.split_at(size - 4);
+    if body[..4] != magic || crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    Some(body)
 }
 
 /// The checked body of a slot of `size` bytes with `magic`, and a reader of its fields.
@@ -457,13 +571,7 @@ fn checked_fields<'a>(
     size: usize,
     magic: &[u8; 4],
 ) -> Option<impl Fn(usize) -> Option<u64> + 'a> {
-    if slot.len() != size {
-        return None;
-    }
-    let (body, crc) = slot.split_at(size - 4);
-    if &body[..4] != magic || crc32fast::hash(body).to_le_bytes() != crc {
-        return None;
-    }
+    let body = checked_body(slot, size, *magic)?;
     Some(move |i: usize| -> Option<u64> {
         Some(u64::from_le_bytes(
             body.get(4 + i * 8..12 + i * 8)?.try_into().ok()?,
@@ -473,6 +581,10 @@ fn checked_fields<'a>(
 
 fn decode_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
     let field = checked_fields(slot, SLOT_BYTES, MAGIC)?;
+    let body = checked_body(slot, SLOT_BYTES, *MAGIC)?;
+    let bytes4 = |at: usize| -> Option<[u8; 4]> { body.get(at..at + 4)?.try_into().ok() };
+    let bytes8 = |at: usize| -> Option<[u8; 8]> { body.get(at..at + 8)?.try_into().ok() };
+    let offset: [u8; 2] = body.get(OFFSET_AT..OFFSET_AT + 2)?.try_into().ok()?;
     let state = LoginState {
         used_until: field(1)?,
         legacy_step: field(2)?,
@@ -483,6 +595,11 @@ fn decode_slot(slot: &[u8]) -> Option<(LoginState, u64)> {
         last_success: field(7)?,
         recovery_epoch: field(8)?,
         recovery_used: field(9)?,
+        clock_offset: i32::from(i16::from_le_bytes(offset)),
+        failures_since_success: u32::from_le_bytes(bytes4(SINCE_SUCCESS_AT)?),
+        last_failure: u64::from_le_bytes(bytes8(LAST_FAILURE_AT)?),
+        hinted_step_start: u64::from_le_bytes(bytes8(HINTED_AT)?),
+        last_failure_source: decode_source(body)?,
     };
     Some((state, field(0)?))
 }
@@ -631,6 +748,30 @@ mod tests {
             last_success: 7,
             recovery_epoch: 5,
             recovery_used: 0b101,
+            failures_since_success: 4,
+            last_failure: 1_740_000_001,
+            last_failure_source: failure_source(Some("192.0.2.7")),
+            clock_offset: -180,
+            hinted_step_start: 1_739_999_820,
+        }
+    }
+
+    #[test]
+    fn a_failure_source_is_kept_whole_as_an_address_and_cut_as_other_text() {
+        let v6 = "2001:db8:85a3:1234:5678:8a2e:370:7334";
+        for (source, kept) in [
+            (Some(v6), v6),
+            (Some("pts/0"), "pts/0"),
+            (Some("a-rather-long-host-name.example.org"), "a-rather-long-hos"),
+            (None, ""),
+        ] {
+            let state = LoginState {
+                last_failure_source: failure_source(source),
+                ..sample()
+            };
+            let (read, _) = decode_slot(&encode_slot(&state, 1)).unwrap();
+            assert_eq!(read.last_failure_source.as_str(), kept);
+            assert_eq!(read, state);
         }
     }
 
@@ -907,11 +1048,19 @@ mod tests {
                     any::<u32>(),
                 ),
                 (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+                (
+                    any::<u32>(),
+                    any::<u64>(),
+                    "[ -~]{0,17}",
+                    any::<i16>(),
+                    any::<u64>(),
+                ),
             )
                 .prop_map(
                     |(
                         (used_until, legacy_step, failures, locked_until, console_failures),
                         (console_locked_until, last_success, recovery_epoch, recovery_used),
+                        (failures_since_success, last_failure, source, clock_offset, hinted_step_start),
                     )| LoginState {
                         used_until,
                         legacy_step,
@@ -922,6 +1071,11 @@ mod tests {
                         last_success,
                         recovery_epoch,
                         recovery_used,
+                        failures_since_success,
+                        last_failure,
+                        last_failure_source: failure_source(Some(&source)),
+                        clock_offset: i32::from(clock_offset),
+                        hinted_step_start,
                     },
                 )
         }

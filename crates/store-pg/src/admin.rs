@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::{Client, DbError, bits_from_db, bits_to_db, from_db, to_db};
 use pam_totp_config::algorithm::Algorithm;
-use pam_totp_core::login_state::LoginState;
+use pam_totp_core::login_state::{FailureSource, LoginState};
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_core::secret::SecretKey;
 use pam_totp_os::account::check_user_name;
@@ -24,7 +24,8 @@ pub const DEFAULT_REALM: &str = "default";
 
 /// The state columns, in the order [`state_from_row`] reads them.
 const STATE_COLUMNS: &str = "used_until, failures, locked_until, console_failures, \
-     console_locked_until, last_success, recovery_epoch, recovery_used";
+     console_locked_until, last_success, recovery_epoch, recovery_used, \
+     failures_since_success, last_failure, last_failure_source, last_offset, hinted_step_start";
 
 fn state_from_row(row: &Row, action: &'static str) -> Result<LoginState, DbError> {
     let q = |source| DbError::Query { action, source };
@@ -41,6 +42,11 @@ fn state_from_row(row: &Row, action: &'static str) -> Result<LoginState, DbError
         last_success: from_db(row.try_get(5).map_err(q)?),
         recovery_epoch: bits_from_db(row.try_get(6).map_err(q)?),
         recovery_used: bits_from_db(row.try_get(7).map_err(q)?),
+        failures_since_success: count(8)?,
+        last_failure: from_db(row.try_get(9).map_err(q)?),
+        last_failure_source: FailureSource::new(row.try_get(10).map_err(q)?, FailureSource::CAPACITY),
+        clock_offset: row.try_get(11).map_err(q)?,
+        hinted_step_start: from_db(row.try_get(12).map_err(q)?),
     })
 }
 

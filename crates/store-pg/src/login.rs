@@ -7,6 +7,8 @@
 use tokio_postgres::Row;
 
 use crate::{Client, DbError, from_db};
+use pam_totp_core::failed_report::FailedReport;
+use pam_totp_core::login_state::FailureSource;
 use pam_totp_os::account::check_user_name;
 
 /// The longest answer a host sends; a longer one the host refuses as malformed itself.
@@ -73,6 +75,11 @@ pub struct Verified {
     pub locked_until_before: u64,
     /// Recovery codes left after [`Verdict::AcceptedRecovery`].
     pub recovery_left: Option<u32>,
+    /// After [`Verdict::InvalidCode`]: the code was right this many seconds from the
+    /// database's clock, outside the window (migration 0004).
+    pub clock_offset: Option<i64>,
+    /// After an acceptance: the failed attempts it ended (migration 0004).
+    pub failed_since: Option<FailedReport>,
 }
 
 fn query_error(action: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
@@ -125,7 +132,8 @@ pub fn verify(
     let source: String = source.chars().take(MAX_SOURCE_CHARS).collect();
     let rows = client.query(
         ACTION,
-        "SELECT verdict, failures, locked_until, locked_until_before, recovery_left \
+        "SELECT verdict, failures, locked_until, locked_until_before, recovery_left, \
+         offset_seconds, failures_before, last_failure, last_failure_source \
          FROM pam_totp.host_verify($1, $2, $3, $4)",
         &[&user, &answer, &console, &source],
     )?;
@@ -138,11 +146,22 @@ fn verified_from_row(row: &Row, action: &'static str) -> Result<Verified, DbErro
     let verdict = Verdict::from_db(&verdict).ok_or(DbError::UnknownAnswer { action })?;
     let count = |value: Option<i32>| value.and_then(|n| u32::try_from(n).ok());
     let time = |value: Option<i64>| value.map_or(0, from_db);
+    let offset: Option<i32> = row.try_get(5).map_err(query_error(action))?;
+    let failures_before = count(row.try_get(6).map_err(query_error(action))?).filter(|n| *n > 0);
+    let last_failure = time(row.try_get(7).map_err(query_error(action))?);
+    let source: Option<String> = row.try_get(8).map_err(query_error(action))?;
+    let failed_since = failures_before.map(|count| FailedReport {
+        count,
+        last_at: last_failure,
+        source: FailureSource::new(source.as_deref().unwrap_or(""), MAX_SOURCE_CHARS * 4),
+    });
     Ok(Verified {
         verdict,
         failures: count(row.try_get(1).map_err(query_error(action))?).unwrap_or(0),
         locked_until: time(row.try_get(2).map_err(query_error(action))?),
         locked_until_before: time(row.try_get(3).map_err(query_error(action))?),
         recovery_left: count(row.try_get(4).map_err(query_error(action))?),
+        clock_offset: offset.map(i64::from),
+        failed_since,
     })
 }

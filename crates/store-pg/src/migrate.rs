@@ -18,8 +18,12 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_used_until_and_console.sql")),
     (3, include_str!("migrations/0003_checked_in_the_database.sql")),
-    // 4 and 5 belong to other parts of issue #17; a version is applied whenever it is
-    // not recorded yet, in this list's order, so 6 needs neither.
+    // The parts of issue #17 were written apart, each with its own version: a version
+    // not recorded yet is applied in this list's order, whichever were before it.
+    (
+        4,
+        include_str!("migrations/0004_clock_offset_and_failed_report.sql"),
+    ),
     (6, include_str!("migrations/0006_self_enrollment.sql")),
 ];
 

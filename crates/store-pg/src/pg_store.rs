@@ -84,6 +84,12 @@ impl LoginStore for PgStore {
         crate::check_settings(config).map_err(|e| StoreFailure::new(BadSettings(e)))
     }
 
+    /// The database checks codes with its own clock; a host's clock still matters to
+    /// everything else it logs and signs.
+    fn host_clock_warning_due(&self, config: &Config) -> bool {
+        pam_totp_store_file::clock_watch::warning_due(config)
+    }
+
     fn open(&self, config: &Config, login: &Login<'_>) -> Result<Found, StoreFailure> {
         let account = match Account::lookup(login.user) {
             Ok(account) => account,
@@ -252,6 +258,8 @@ impl Session for PgSession {
                 locked_until_before: 0,
                 recovery_left: None,
                 console: false,
+                clock_offset: None,
+                failed_since: None,
             }));
         };
         let failure = match verified.verdict {
@@ -277,6 +285,12 @@ impl Session for PgSession {
                 .map(|left| usize::try_from(left).unwrap_or(usize::MAX)),
             // Whose attempts have the console's counters is the database's policy.
             console: false,
+            clock_offset: verified
+                .clock_offset
+                .filter(|_| verified.verdict == Verdict::InvalidCode),
+            failed_since: verified
+                .failed_since
+                .filter(|_| matches!(verified.verdict, Verdict::Accepted | Verdict::AcceptedRecovery)),
         }))
     }
 }
