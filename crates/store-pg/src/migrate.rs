@@ -18,8 +18,10 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_used_until_and_console.sql")),
     (3, include_str!("migrations/0003_checked_in_the_database.sql")),
-    // 4 and 5 belong to other parts of issue #17; a version is applied whenever it is
-    // not recorded yet, in this list's order, so 6 needs neither.
+    // 4 belongs to another part of issue #17; a version is applied whenever it is not
+    // recorded yet, in this list's order, so 5 and 6 need it not (5's functions read
+    // 6's table when called, so 5 may also come after 6 in a database that has 6).
+    (5, include_str!("migrations/0005_shortcuts.sql")),
     (6, include_str!("migrations/0006_self_enrollment.sql")),
 ];
 
