@@ -5,13 +5,15 @@
 //! hashes. Hostile arguments (NULL, negative, huge, malformed, another realm's user) get
 //! nothing.
 
-use testkit::oathtool_at;
-use testkit::postgres::Cluster;
+use pam_client::SUCCESS;
+use testkit::postgres::{Cluster, PgHost};
 use testkit::product::{Client, DbError};
+use testkit::{TEST_USER, oathtool, oathtool_at, settle_in_step};
 
 use crate::hostile_host::{enroll, host_in};
 use crate::schema::{SECRET, db_now, verify};
 
+const CODE_PROMPT: &str = "Verification code: ";
 const TICKET: &str = "0123456789abcdef0123456789abcdef";
 
 fn fingerprint(c: char) -> String {
@@ -277,4 +279,115 @@ fn a_shortcut_call_for_a_user_outside_the_hosts_realms_errs_nowhere_and_reveals_
         &[&"b".repeat(100_000)],
     );
     assert!(too_long.unwrap()[0].get::<_, Option<i64>>(0).is_none());
+}
+
+#[test]
+fn a_database_migrated_to_6_without_5_gets_5_next_and_its_functions_work() {
+    let cluster = Cluster::start();
+    enroll(&cluster, "alice", SECRET, &["p1"]);
+    // As a build without version 5 left it: 6 applied, none of 5's objects.
+    cluster
+        .admin()
+        .batch_execute(
+            "undo version 5",
+            "DROP FUNCTION pam_totp.host_remembered_key(text, text[]), pam_totp.host_remember_keys(text, text[], integer),
+                           pam_totp.host_expect_session(text, text, integer),
+                           pam_totp.host_open_session(text, text, bigint, integer),
+                           pam_totp.host_verified_session(text, bigint), pam_totp.host_close_session(text, bigint),
+                           pam_totp.take_shortcut_grant(text, text), pam_totp.shortcut_seconds(integer);
+             DROP TABLE pam_totp.remembered_keys, pam_totp.session_tickets, pam_totp.verified_sessions,
+                        pam_totp.shortcut_grants;
+             DELETE FROM pam_totp.schema_migrations WHERE version = 5",
+        )
+        .unwrap();
+    assert_eq!(testkit::product::db::migrate(&mut cluster.admin()).unwrap(), vec![5]);
+    let (mut host_a, _a) = host_in(&cluster, "host_a", &["p1"]);
+    testkit::settle_in_step(5);
+    accept(&mut host_a, "alice");
+    let key = vec![fingerprint('A')];
+    assert!(remember(&mut host_a, Some("alice"), Some(&key), Some(600)));
+    assert!(remembered(&mut host_a, "alice", &key).is_some());
+}
+
+/// `SSH_AUTH_INFO_0` as sshd sets it after verifying a new ed25519 key of `dir`'s.
+fn auth_info_of_new_key(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    let mut words = public.split_whitespace();
+    let (kind, blob) = (words.next().unwrap(), words.next().unwrap());
+    format!("SSH_AUTH_INFO_0=publickey {kind} {blob}\n")
+}
+
+/// One login of the `sshd` service (the only one whose `SSH_AUTH_INFO_0` counts) on
+/// `host` through real libpam, with `auth_info` in the PAM environment.
+fn sshd_login(host: &PgHost, auth_info: &str, answers: &[&[u8]]) -> pam_client::Transcript {
+    let dir = host.fixture.dir.path();
+    let service = dir.join("sshd");
+    if !service.exists() {
+        std::fs::copy(dir.join(&host.fixture.service), &service).unwrap();
+    }
+    let login = pam_client::Login {
+        confdir: dir,
+        service: "sshd",
+        user: TEST_USER,
+        rhost: Some("192.0.2.7"),
+    };
+    pam_client::authenticate_with_env(&login, &[auth_info], answers)
+}
+
+#[test]
+fn through_libpam_the_same_key_passes_without_a_code_on_the_same_host_only() {
+    let cluster = Cluster::start();
+    testkit::postgres::enroll(&cluster, TEST_USER, SECRET);
+    let host_a = PgHost::new(&cluster, "host_a", "remember_key_seconds = 600\n");
+    let host_b = PgHost::new(&cluster, "host_b", "remember_key_seconds = 600\n");
+    let keys = tempfile::tempdir().unwrap();
+    let key_1 = auth_info_of_new_key(keys.path(), "one");
+    let key_2 = auth_info_of_new_key(keys.path(), "two");
+    settle_in_step(5);
+
+    let first = sshd_login(&host_a, &key_1, &[oathtool(SECRET, 0).as_bytes()]);
+    assert_eq!(first.status, SUCCESS, "{first:?}\n{}", cluster.log());
+    assert_eq!(first.prompts(), [CODE_PROMPT]);
+    let remembered: Vec<String> = cluster
+        .admin()
+        .query(
+            "remembered keys",
+            "SELECT user_name || ' ' || host_role FROM pam_totp.remembered_keys",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(remembered, [format!("{TEST_USER} host_a")]);
+
+    let again = sshd_login(&host_a, &key_1, &[]);
+    assert_eq!(again.status, SUCCESS, "{again:?}\n{}", cluster.log());
+    assert!(again.prompts().is_empty(), "{again:?}");
+
+    let other_key = sshd_login(&host_a, &key_2, &[]);
+    assert_ne!(other_key.status, SUCCESS, "{other_key:?}");
+    assert_eq!(other_key.prompts(), [CODE_PROMPT]);
+
+    let other_host = sshd_login(&host_b, &key_1, &[]);
+    assert_ne!(other_host.status, SUCCESS, "{other_host:?}");
+    assert_eq!(other_host.prompts(), [CODE_PROMPT]);
+
+    // The same key named to another service (not sshd, which verified it) is no proof.
+    let login = pam_client::Login {
+        confdir: host_a.fixture.dir.path(),
+        service: &host_a.fixture.service,
+        user: TEST_USER,
+        rhost: Some("192.0.2.7"),
+    };
+    let not_sshd = pam_client::authenticate_with_env(&login, &[&key_1], &[]);
+    assert_ne!(not_sshd.status, SUCCESS, "{not_sshd:?}");
+    assert_eq!(not_sshd.prompts(), [CODE_PROMPT]);
 }
