@@ -377,13 +377,10 @@ pub fn authenticate_on_tty(login: &Login<'_>, tty: &str, answers: &[&[u8]]) -> T
 /// # Panics
 /// libpam refused an entry (a bug in the caller).
 #[must_use]
-#[allow(clippy::panic)]
 pub fn authenticate_with_env(login: &Login<'_>, env: &[&str], answers: &[&[u8]]) -> Transcript {
     run(Transaction::start(login, answers).map(|mut transaction| {
         for entry in env {
-            if !transaction.set_env(entry) {
-                panic!("pam_putenv refused {entry}");
-            }
+            assert!(transaction.set_env(entry), "pam_putenv refused {entry}");
         }
         transaction
     }))

@@ -20,6 +20,9 @@ fn fingerprint(c: char) -> String {
     format!("SHA256:{}", c.to_string().repeat(43))
 }
 
+/// The arguments of `host_remember_keys`: user, fingerprints, seconds.
+type RememberCall<'a> = (Option<&'a str>, Option<&'a [String]>, Option<i32>);
+
 fn remember(host: &mut Client, user: Option<&str>, keys: Option<&[String]>, seconds: Option<i32>) -> bool {
     let rows = host
         .query(
@@ -87,7 +90,11 @@ fn close(host: &mut Client, user: &str, session: i64) {
 /// `host` has `user`'s current code accepted by the database.
 fn accept(host: &mut Client, user: &str) {
     let now = u64::try_from(db_now(host)).unwrap();
-    assert_eq!(verify(host, user, &oathtool_at(SECRET, now), false).verdict, "accepted", "{user}");
+    assert_eq!(
+        verify(host, user, &oathtool_at(SECRET, now), false).verdict,
+        "accepted",
+        "{user}"
+    );
 }
 
 #[test]
@@ -112,7 +119,12 @@ fn a_host_remembers_a_key_only_right_after_its_own_accepted_code_once_and_for_it
     assert!(!remember(&mut host_a, Some("alice"), Some(&key), Some(600)));
     assert!(remember(&mut host_b, Some("alice"), Some(&key), Some(600)));
     // Once per acceptance.
-    assert!(!remember(&mut host_b, Some("alice"), Some(&[fingerprint('B')]), Some(600)));
+    assert!(!remember(
+        &mut host_b,
+        Some("alice"),
+        Some(&[fingerprint('B')]),
+        Some(600)
+    ));
     let now = db_now(&mut host_b);
     let (seen, until) = remembered(&mut host_b, "alice", &[fingerprint('C'), fingerprint('A')]).unwrap();
     assert_eq!(seen, fingerprint('A'));
@@ -127,7 +139,7 @@ fn a_host_remembers_a_key_only_right_after_its_own_accepted_code_once_and_for_it
     let seventeen: Vec<String> = (0..17).map(|i| fingerprint(char::from(b'a' + i))).collect();
     let malformed = vec!["SHA256:short".to_owned()];
     let sql = vec!["'; DELETE FROM pam_totp.remembered_keys; --".to_owned()];
-    let cases: Vec<(Option<&str>, Option<&[String]>, Option<i32>)> = vec![
+    let cases: Vec<RememberCall<'_>> = vec![
         (Some("dave"), Some(&key), Some(0)),
         (Some("dave"), Some(&key), Some(-1)),
         (Some("dave"), Some(&key), Some(43_201)),
@@ -142,7 +154,10 @@ fn a_host_remembers_a_key_only_right_after_its_own_accepted_code_once_and_for_it
         (None, Some(&key), Some(600)),
     ];
     for (user, keys, seconds) in cases {
-        assert!(!remember(&mut host_a, user, keys, seconds), "{user:?} {keys:?} {seconds:?}");
+        assert!(
+            !remember(&mut host_a, user, keys, seconds),
+            "{user:?} {keys:?} {seconds:?}"
+        );
     }
     let nulls: Vec<Option<String>> = vec![Some(fingerprint('A')), None];
     let rows = host_a
@@ -217,10 +232,16 @@ fn a_session_is_verified_only_with_its_hosts_ticket_once_and_only_there() {
         (Some(TICKET), Some(601)),
         (Some(TICKET), None),
     ] {
-        assert!(!expect(&mut host_a, "dave", ticket, seconds), "{ticket:?} {seconds:?}");
+        assert!(
+            !expect(&mut host_a, "dave", ticket, seconds),
+            "{ticket:?} {seconds:?}"
+        );
     }
     assert!(expect(&mut host_a, "dave", Some(TICKET), Some(300)));
-    assert!(!expect(&mut host_a, "dave", Some(TICKET), Some(300)), "once per acceptance");
+    assert!(
+        !expect(&mut host_a, "dave", Some(TICKET), Some(300)),
+        "once per acceptance"
+    );
     // Only the hash is kept.
     let kept = cluster
         .admin()
@@ -239,15 +260,25 @@ fn a_session_is_verified_only_with_its_hosts_ticket_once_and_only_there() {
     assert!(!open(&mut host_a, "alice", TICKET, Some(42), Some(600)));
     assert!(!open(&mut host_a, "dave", &"f".repeat(32), Some(42), Some(600)));
     assert!(open(&mut host_a, "dave", TICKET, Some(42), Some(600)));
-    assert!(!open(&mut host_a, "dave", TICKET, Some(43), Some(600)), "a ticket is redeemed once");
+    assert!(
+        !open(&mut host_a, "dave", TICKET, Some(43), Some(600)),
+        "a ticket is redeemed once"
+    );
     let now = db_now(&mut host_a);
     let until = verified(&mut host_a, "dave", 42).unwrap();
     assert!((now + 599..=now + 601).contains(&until), "{until} {now}");
-    assert_eq!(verified(&mut host_b, "dave", 42), None, "another host's session 42");
+    assert_eq!(
+        verified(&mut host_b, "dave", 42),
+        None,
+        "another host's session 42"
+    );
     assert_eq!(verified(&mut host_a, "alice", 42), None);
     assert_eq!(verified(&mut host_a, "dave", 43), None);
     close(&mut host_b, "dave", 42);
-    assert!(verified(&mut host_a, "dave", 42).is_some(), "another host cannot end it");
+    assert!(
+        verified(&mut host_a, "dave", 42).is_some(),
+        "another host cannot end it"
+    );
     close(&mut host_a, "dave", 42);
     assert_eq!(verified(&mut host_a, "dave", 42), None, "after close_session");
 
@@ -260,8 +291,14 @@ fn a_session_is_verified_only_with_its_hosts_ticket_once_and_only_there() {
         accept(&mut host_a, user);
         let ticket = format!("{:0>32}", user.len() * 10 + usize::from(user.as_bytes()[0] % 10));
         assert!(expect(&mut host_a, user, Some(&ticket), Some(300)));
-        assert!(!open(&mut host_a, user, &ticket, session, seconds), "{user} {session:?}");
-        assert!(!open(&mut host_a, user, &ticket, Some(7), Some(600)), "used up: {user}");
+        assert!(
+            !open(&mut host_a, user, &ticket, session, seconds),
+            "{user} {session:?}"
+        );
+        assert!(
+            !open(&mut host_a, user, &ticket, Some(7), Some(600)),
+            "used up: {user}"
+        );
     }
 }
 
@@ -300,7 +337,10 @@ fn a_database_migrated_to_6_without_5_gets_5_next_and_its_functions_work() {
              DELETE FROM pam_totp.schema_migrations WHERE version = 5",
         )
         .unwrap();
-    assert_eq!(testkit::product::db::migrate(&mut cluster.admin()).unwrap(), vec![5]);
+    assert_eq!(
+        testkit::product::db::migrate(&mut cluster.admin()).unwrap(),
+        vec![5]
+    );
     let (mut host_a, _a) = host_in(&cluster, "host_a", &["p1"]);
     testkit::settle_in_step(5);
     accept(&mut host_a, "alice");

@@ -44,14 +44,22 @@ struct Refused {
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the database refused to {} (no code accepted from this host just before)", self.action)
+        write!(
+            f,
+            "the database refused to {} (no code accepted from this host just before)",
+            self.action
+        )
     }
 }
 
 impl std::error::Error for Refused {}
 
 fn minted(action: &'static str, yes: bool) -> Result<(), StoreFailure> {
-    if yes { Ok(()) } else { Err(StoreFailure::new(Refused { action })) }
+    if yes {
+        Ok(())
+    } else {
+        Err(StoreFailure::new(Refused { action }))
+    }
 }
 
 /// Whether a host function that answers a boolean said yes.
@@ -62,7 +70,10 @@ fn said_yes(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<bool, StoreFailure> {
     let rows = client.query(action, sql, params).map_err(unavailable)?;
-    let row = rows.first().ok_or(DbError::NoResultRow { action }).map_err(unavailable)?;
+    let row = rows
+        .first()
+        .ok_or(DbError::NoResultRow { action })
+        .map_err(unavailable)?;
     let yes: Option<bool> = row
         .try_get(0)
         .map_err(|source| unavailable(DbError::Query { action, source }))?;
@@ -92,7 +103,12 @@ impl Shortcuts for PgStore {
         let (text, until): (String, i64) = row
             .try_get(0)
             .and_then(|text| Ok((text, row.try_get(1)?)))
-            .map_err(|source| unavailable(DbError::Query { action: ACTION, source }))?;
+            .map_err(|source| {
+                unavailable(DbError::Query {
+                    action: ACTION,
+                    source,
+                })
+            })?;
         // Only one of the keys asked about: anything else is not this login's key.
         Ok(keys
             .iter()
@@ -108,8 +124,8 @@ impl Shortcuts for PgStore {
         until: u64,
         now: u64,
     ) -> Result<(), StoreFailure> {
-        let mut client = connect(config, user)?;
         const ACTION: &str = "remember the key";
+        let mut client = connect(config, user)?;
         let yes = said_yes(
             &mut client,
             ACTION,
@@ -127,8 +143,8 @@ impl Shortcuts for PgStore {
         until: u64,
         now: u64,
     ) -> Result<(), StoreFailure> {
-        let mut client = connect(config, user)?;
         const ACTION: &str = "record a session ticket";
+        let mut client = connect(config, user)?;
         let yes = said_yes(
             &mut client,
             ACTION,
@@ -181,9 +197,12 @@ impl Shortcuts for PgStore {
             .first()
             .ok_or(DbError::NoResultRow { action: ACTION })
             .map_err(unavailable)?;
-        let until: Option<i64> = row
-            .try_get(0)
-            .map_err(|source| unavailable(DbError::Query { action: ACTION, source }))?;
+        let until: Option<i64> = row.try_get(0).map_err(|source| {
+            unavailable(DbError::Query {
+                action: ACTION,
+                source,
+            })
+        })?;
         Ok(until.map(unix_time))
     }
 
