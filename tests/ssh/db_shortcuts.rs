@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use testkit::postgres::Cluster;
 use testkit::sshd::{SSH_USER, Scenario, Sshd};
-use testkit::{SECRET, oathtool, settle_in_step, wrong_code};
+use testkit::{ModuleBuild, SECRET, module, oathtool, settle_in_step, wrong_code};
 
 use crate::shortcuts::{CODE_PROMPT, write_sudo_check};
 
@@ -42,6 +42,17 @@ fn rows(cluster: &Cluster, sql: &str) -> Vec<String> {
 
 #[test]
 fn on_the_database_the_same_key_passes_and_sudo_skips_the_code_in_the_verified_session() {
+    keys_and_sessions_on_the_database(false);
+}
+
+/// As the packages install it: the pam.d lines name the slim `pam_totp.so`, which hands
+/// the login and both session hooks to `pam_totp_db.so` beside it.
+#[test]
+fn through_the_slim_module_the_session_hooks_reach_the_database_too() {
+    keys_and_sessions_on_the_database(true);
+}
+
+fn keys_and_sessions_on_the_database(slim: bool) {
     let cluster = Cluster::start();
     testkit::postgres::enroll(&cluster, SSH_USER, SECRET);
     let server = Sshd::start(
@@ -49,6 +60,10 @@ fn on_the_database_the_same_key_passes_and_sudo_skips_the_code_in_the_verified_s
         "step_up_seconds=300 remember_key_seconds=300",
     );
     use_database(&server, &cluster, "host_a");
+    if slim {
+        std::fs::copy(server.path("pam_totp.so"), server.path("pam_totp_db.so")).unwrap();
+        std::fs::copy(module(ModuleBuild::FileStore), server.path("pam_totp.so")).unwrap();
+    }
     write_sudo_check();
     settle_in_step(10);
 
