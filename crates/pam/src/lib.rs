@@ -260,11 +260,15 @@ pub fn close_session(
 /// `pam_totp.so` (no database store) with `store = "postgres"` and `step_up_seconds`:
 /// the session hooks belong to `pam_totp_db.so`, as the login did.
 fn hands_over_sessions(raw_args: &[&CStr], stores: Stores<'_>) -> bool {
-    let args: Vec<String> = raw_args
+    step_up::hands_over_sessions(&text_args(raw_args), stores)
+}
+
+/// The module arguments as text (a non-UTF-8 byte becomes U+FFFD: no such key exists).
+fn text_args(raw_args: &[&CStr]) -> Vec<String> {
+    raw_args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    step_up::hands_over_sessions(&args, stores)
+        .collect()
 }
 
 fn session_event(
@@ -272,10 +276,7 @@ fn session_event(
     raw_args: &[&CStr],
     run: impl FnOnce(&SessionEvent<'_>, &dyn Logger),
 ) -> PamResultCode {
-    let args: Vec<String> = raw_args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = text_args(raw_args);
     let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
         return PamResultCode::PAM_SUCCESS;
     };
