@@ -72,6 +72,7 @@ unsafe extern "C" {
     fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_end(pamh: *mut PamHandle, status: c_int) -> c_int;
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
 }
 
 /// One message the module sent, as the user would see it.
@@ -321,6 +322,18 @@ impl Transaction {
         unsafe { pam_set_item(self.pamh, PAM_TTY, tty.as_ptr().cast()) };
     }
 
+    /// `pam_putenv("NAME=value")` into the transaction's PAM environment, as sshd puts
+    /// `SSH_AUTH_INFO_0` there before it calls the modules; whether libpam took it.
+    ///
+    /// # Panics
+    /// An entry with an interior NUL (a bug in the caller).
+    #[allow(clippy::expect_used)]
+    pub fn set_env(&mut self, name_value: &str) -> bool {
+        let entry = CString::new(name_value).expect("environment entry without NUL");
+        // SAFETY: `pamh` is live until drop; libpam copies the string.
+        unsafe { pam_putenv(self.pamh, entry.as_ptr()) == PAM_SUCCESS }
+    }
+
     /// `pam_authenticate`; returns its status.
     pub fn authenticate(&mut self) -> i32 {
         // SAFETY: `pamh` is live until drop.
@@ -354,6 +367,21 @@ pub fn authenticate(login: &Login<'_>, answers: &[&[u8]]) -> Transcript {
 pub fn authenticate_on_tty(login: &Login<'_>, tty: &str, answers: &[&[u8]]) -> Transcript {
     run(Transaction::start(login, answers).map(|mut transaction| {
         transaction.set_tty(tty);
+        transaction
+    }))
+}
+
+/// As [`authenticate`], with `env` (`NAME=value` entries) put in the PAM environment
+/// first, as sshd does.
+///
+/// # Panics
+/// libpam refused an entry (a bug in the caller).
+#[must_use]
+pub fn authenticate_with_env(login: &Login<'_>, env: &[&str], answers: &[&[u8]]) -> Transcript {
+    run(Transaction::start(login, answers).map(|mut transaction| {
+        for entry in env {
+            assert!(transaction.set_env(entry), "pam_putenv refused {entry}");
+        }
         transaction
     }))
 }

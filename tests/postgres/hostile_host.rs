@@ -2,9 +2,10 @@
 //! (another realm's user, NULL, negative or huge values, overlong answers, SQL in the
 //! user name, the old functions that took a step or a verdict): no secret or hash comes
 //! back, no counter goes back, no lock-out is lifted. And what it may do at all, from
-//! `pg_catalog`: exactly the functions of the contract (0003's two, 0006's three for
-//! enrollment at login, whose hostile arguments are in `self_enrollment.rs`), and no
-//! privilege on a table.
+//! `pg_catalog`: exactly the functions of the contract (0003's two, 0005's six for
+//! remembered keys and verified sessions, whose hostile arguments are in
+//! `shortcuts.rs`, 0006's three for enrollment at login, whose hostile arguments are in
+//! `self_enrollment.rs`), and no privilege on a table.
 
 use testkit::postgres::Cluster;
 use testkit::product::{Client, admin};
@@ -90,10 +91,16 @@ fn a_host_may_execute_exactly_the_functions_of_the_contract_and_has_no_privilege
     assert_eq!(
         functions,
         vec![
+            "pam_totp.host_close_session(text,bigint)".to_owned(),
             "pam_totp.host_enroll(text,bytea,text,integer,integer,text,text[])".to_owned(),
+            "pam_totp.host_expect_session(text,text,integer)".to_owned(),
             "pam_totp.host_lookup(text,boolean)".to_owned(),
+            "pam_totp.host_open_session(text,text,bigint,integer)".to_owned(),
             "pam_totp.host_reenroll(text,text,bytea,text,integer,integer,text,text[])".to_owned(),
             "pam_totp.host_reenroll_ticket(text,bigint)".to_owned(),
+            "pam_totp.host_remember_keys(text,text[],integer)".to_owned(),
+            "pam_totp.host_remembered_key(text,text[])".to_owned(),
+            "pam_totp.host_verified_session(text,bigint)".to_owned(),
             "pam_totp.host_verify(text,text,boolean,text)".to_owned(),
         ]
     );

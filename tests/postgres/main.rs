@@ -16,6 +16,7 @@ mod outage;
 mod pgbouncer;
 mod schema;
 mod self_enrollment;
+mod shortcuts;
 mod slim_module;
 mod sql_codes;
 mod tls;

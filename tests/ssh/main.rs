@@ -8,6 +8,7 @@
 
 mod basics;
 mod db_enrollment;
+mod db_shortcuts;
 mod demo;
 mod enrollment;
 mod shortcuts;

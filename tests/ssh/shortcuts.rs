@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use testkit::sshd::{SSH_PASSWORD, SSH_USER, Scenario, Session, Sshd};
 use testkit::{SECRET, oathtool, settle_in_step, wrong_code};
 
-const CODE_PROMPT: &str = "Verification code: ";
+pub const CODE_PROMPT: &str = "Verification code: ";
 const PASSWORD_PROMPT: &str = "Password: ";
 
 fn logged_in_without_prompt(session: &Session, printed: &str) -> bool {
@@ -112,7 +112,7 @@ fn a_password_login_is_always_asked_for_a_code_with_remember_key_seconds() {
 /// Writes `~/sudo-check.sh` of [`SSH_USER`]: sudo with the password on stdin and
 /// nothing for a code; prints `sudo-exit-N [what sudo showed]`, with `:` turned into
 /// `_` so that the ssh driver sees no prompt.
-fn write_sudo_check() -> std::path::PathBuf {
+pub fn write_sudo_check() -> std::path::PathBuf {
     let home = nix::unistd::User::from_name(SSH_USER).unwrap().unwrap().dir;
     let script = home.join("sudo-check.sh");
     std::fs::write(

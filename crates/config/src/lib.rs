@@ -545,25 +545,10 @@ impl Config {
         if self.step_up_seconds > MAX_SHORTCUT_SECONDS {
             return Err(bad("step_up_seconds", "must be between 0 and 43200"));
         }
-        if self.store == Store::Postgres {
-            // The connection string itself is checked by the database store
-            // (pam_totp_store_pg::check_settings), the one crate that knows its syntax;
-            // enroll_at_login goes through the database's host_enroll (migration 0006).
-            // Remembered keys and verified sessions are kept by the file store only so
-            // far: refused rather than silently asking for every code.
-            if self.remember_key_seconds > 0 {
-                return Err(bad(
-                    "remember_key_seconds",
-                    "is not available with store = \"postgres\" yet",
-                ));
-            }
-            if self.step_up_seconds > 0 {
-                return Err(bad(
-                    "step_up_seconds",
-                    "is not available with store = \"postgres\" yet",
-                ));
-            }
-        }
+        // With store = "postgres", the connection string itself is checked by the database
+        // store (pam_totp_store_pg::check_settings), the one crate that knows its syntax;
+        // enroll_at_login goes through the database's host_enroll (migration 0006),
+        // remembered keys and verified sessions through its shortcut functions (0005).
         rollout::validate(self).map_err(|(key, message)| bad(key, message))
     }
 }
@@ -844,6 +829,10 @@ mod tests {
                 .unwrap_or_default()
         };
         assert!(load_text("store = \"postgres\"\nenroll_at_login = true\n", &[]).is_ok());
+        for key in ["remember_key_seconds", "step_up_seconds"] {
+            let config = load_text(&format!("store = \"postgres\"\n{key} = 600\n"), &[]);
+            assert!(config.is_ok(), "{key}");
+        }
         assert!(error("postgres_timeout_ms = 5\n").contains("postgres_timeout_ms"));
         assert!(error("store = \"ldap\"\n").contains("store"));
         let args = load_text("", &["store=postgres", "postgres_timeout_ms=500"]).unwrap();

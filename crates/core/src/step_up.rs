@@ -203,6 +203,19 @@ pub fn close_session(event: &SessionEvent<'_>, stores: Stores<'_>, log: &dyn Log
     }
 }
 
+/// Whether this module's session hooks belong to `pam_totp_db.so`: a module without the
+/// database store (`pam_totp.so`) whose config says `store = "postgres"` with
+/// `step_up_seconds`, as its login was handed over.
+#[must_use]
+pub fn hands_over_sessions(args: &[String], stores: Stores<'_>) -> bool {
+    stores.postgres.is_none()
+        && matches!(
+            Config::from_module_args(args),
+            Ok(config) if config.store == pam_totp_config::Store::Postgres
+                && config.shortcuts().step_up_seconds > 0
+        )
+}
+
 fn shortcuts_of<'s>(
     event: &SessionEvent<'_>,
     stores: Stores<'s>,

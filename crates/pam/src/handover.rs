@@ -12,6 +12,9 @@
 //! group or others (a symlink, as Debian names things, is followed and its target
 //! checked, as is the directory holding the target). Anything else fails closed:
 //! syslog says why, the user sees the usual "cannot be checked" message.
+//!
+//! With `step_up_seconds`, the session hooks go the same way (the database keeps the
+//! verified sessions); a failure there is logged and never fails the session.
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString, OsStr, c_char, c_int, c_void};
@@ -28,8 +31,9 @@ use pam_totp_os::trusted_file::{Owner, Refused, Rules};
 /// The database-store module's installed name, looked for beside this module.
 pub(crate) const SIBLING: &str = "pam_totp_db.so";
 
-/// `pam_sm_authenticate` as libpam calls it (`<security/pam_modules.h>`).
-type Authenticate = unsafe extern "C" fn(*mut PamHandle, PamFlag, c_int, *const *const c_char) -> c_int;
+/// `pam_sm_authenticate`, `pam_sm_open_session` and `pam_sm_close_session` as libpam
+/// calls them (`<security/pam_modules.h>`: one signature for all three).
+type Hook = unsafe extern "C" fn(*mut PamHandle, PamFlag, c_int, *const *const c_char) -> c_int;
 
 thread_local! {
     /// Set while this thread is inside a hand-over from this copy of the module: a
@@ -40,17 +44,38 @@ thread_local! {
 
 /// Runs the login in `pam_totp_db.so`; on any failure to do so, fails closed.
 pub(crate) fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> PamResultCode {
-    if HANDING_OVER.with(|busy| busy.replace(true)) {
-        return refuse(pamh, &format!("{SIBLING} is a build without the database client"));
-    }
-    let result = {
-        let _clear = ClearOnDrop;
-        hand_over(pamh, args, flags)
-    };
-    match result {
+    match guarded(pamh, args, flags, c"pam_sm_authenticate") {
         Ok(status) => status,
         Err(why) => refuse(pamh, &why),
     }
+}
+
+/// Runs a session hook (`hook`) in `pam_totp_db.so`, which keeps the verified sessions
+/// of `store = "postgres"`. Never fails the session: a failure is logged, and sudo asks
+/// for a code as always.
+pub(crate) fn session(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag, hook: &CStr) -> PamResultCode {
+    if let Err(why) = guarded(pamh, args, flags, hook) {
+        PamLogger(pamh).log(
+            Priority::Err,
+            &format!(
+                "store = \"postgres\" needs {SIBLING} beside pam_totp.so: {why}; sudo will ask for a code"
+            ),
+        );
+    }
+    PamResultCode::PAM_SUCCESS
+}
+
+fn guarded(
+    pamh: &mut PamHandle,
+    args: &[&CStr],
+    flags: PamFlag,
+    hook: &CStr,
+) -> Result<PamResultCode, String> {
+    if HANDING_OVER.with(|busy| busy.replace(true)) {
+        return Err(format!("{SIBLING} is a build without the database client"));
+    }
+    let _clear = ClearOnDrop;
+    hand_over(pamh, args, flags, hook)
 }
 
 /// Clears [`HANDING_OVER`] however the hand-over ends (an unwinding panic included), so
@@ -72,17 +97,21 @@ fn refuse(pamh: &PamHandle, why: &str) -> PamResultCode {
     PamResultCode::PAM_SYSTEM_ERR
 }
 
-fn hand_over(handle: &mut PamHandle, arguments: &[&CStr], flags: PamFlag) -> Result<PamResultCode, String> {
+fn hand_over(
+    handle: &mut PamHandle,
+    arguments: &[&CStr],
+    flags: PamFlag,
+    hook: &CStr,
+) -> Result<PamResultCode, String> {
     let module = checked(&sibling()?)?;
     let library = Library::open(&module)?;
-    let function = library.authenticate()?;
+    let function = library.hook(hook)?;
     // The same arguments libpam gave us, as the C array it gave them in; the strings
     // are libpam's, alive for this whole call, and `argv` outlives the call below.
     let argv: Vec<*const c_char> = arguments.iter().map(|arg| arg.as_ptr()).collect();
     let count = c_int::try_from(argv.len()).map_err(|_| "too many module arguments".to_owned())?;
     let handle = std::ptr::from_mut::<PamHandle>(handle);
-    // SAFETY: `function` is the full module's `pam_sm_authenticate`, with the C signature
-    // `Authenticate` names, and `library` keeps it loaded until after the call. `handle`
+    // SAFETY: `function` is the full module's `hook`, with the C signature `Hook` names, and `library` keeps it loaded until after the call. `handle`
     // is the live handle libpam passed to this call (held exclusively by us meanwhile);
     // `argv` holds `count` valid NUL-terminated strings and lives across the call. The
     // callee is a PAM module: it catches its own panics and does not unwind into us.
@@ -170,16 +199,23 @@ impl Library {
         Ok(Library(handle))
     }
 
-    fn authenticate(&self) -> Result<Authenticate, String> {
-        // SAFETY: `self.0` is a live handle from dlopen; the name is a static C string.
-        let symbol = unsafe { libc::dlsym(self.0, c"pam_sm_authenticate".as_ptr()) };
+    /// `name`: one of the hooks that [`Hook`] names.
+    fn hook(&self, name: &CStr) -> Result<Hook, String> {
+        // SAFETY: `self.0` is a live handle from dlopen; `name` is NUL-terminated and
+        // lives across the call.
+        let symbol = unsafe { libc::dlsym(self.0, name.as_ptr()) };
         if symbol.is_null() {
-            return Err(format!("no pam_sm_authenticate in it: {}", last_dl_error()));
+            return Err(format!(
+                "no {} in it: {}",
+                name.to_string_lossy(),
+                last_dl_error()
+            ));
         }
-        // SAFETY: a PAM module's `pam_sm_authenticate` has exactly the C signature
-        // `Authenticate` names (`<security/pam_modules.h>`); a non-null data pointer
-        // from dlsym is the function's address, valid while the object is loaded.
-        Ok(unsafe { std::mem::transmute::<*mut c_void, Authenticate>(symbol) })
+        // SAFETY: a PAM module's `pam_sm_authenticate`, `pam_sm_open_session` and
+        // `pam_sm_close_session` have exactly the C signature `Hook` names
+        // (`<security/pam_modules.h>`); a non-null data pointer from dlsym is the
+        // function's address, valid while the object is loaded.
+        Ok(unsafe { std::mem::transmute::<*mut c_void, Hook>(symbol) })
     }
 }
 

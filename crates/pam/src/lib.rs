@@ -79,17 +79,17 @@ macro_rules! pam_module {
             fn sm_open_session(
                 pamh: &mut $crate::pam::module::PamHandle,
                 args: Vec<&std::ffi::CStr>,
-                _flags: $crate::pam::constants::PamFlag,
+                flags: $crate::pam::constants::PamFlag,
             ) -> $crate::pam::constants::PamResultCode {
-                $crate::open_session(pamh, &args, $stores)
+                $crate::open_session(pamh, &args, flags, $stores)
             }
 
             fn sm_close_session(
                 pamh: &mut $crate::pam::module::PamHandle,
                 args: Vec<&std::ffi::CStr>,
-                _flags: $crate::pam::constants::PamFlag,
+                flags: $crate::pam::constants::PamFlag,
             ) -> $crate::pam::constants::PamResultCode {
-                $crate::close_session(pamh, &args, $stores)
+                $crate::close_session(pamh, &args, flags, $stores)
             }
 
             fn sm_setcred(
@@ -223,7 +223,16 @@ fn put_env(pamh: &PamHandle, name_value: &str) -> Result<(), ConversationError> 
 /// One `pam_sm_open_session`: `step_up_seconds`' ticket taken out of the PAM
 /// environment (the user's shell never gets it) and redeemed for this audit session.
 /// Never fails the session.
-pub fn open_session(pamh: &mut PamHandle, raw_args: &[&CStr], stores: Stores<'_>) -> PamResultCode {
+pub fn open_session(
+    pamh: &mut PamHandle,
+    raw_args: &[&CStr],
+    flags: PamFlag,
+    stores: Stores<'_>,
+) -> PamResultCode {
+    if hands_over_sessions(raw_args, stores) {
+        // The ticket stays in the PAM environment: pam_totp_db.so takes it out.
+        return handover::session(pamh, raw_args, flags, c"pam_sm_open_session");
+    }
     let ticket = get_env(pamh, step_up::TICKET_ENV);
     if ticket.is_some() {
         let _ = put_env(pamh, step_up::TICKET_ENV);
@@ -234,10 +243,32 @@ pub fn open_session(pamh: &mut PamHandle, raw_args: &[&CStr], stores: Stores<'_>
 }
 
 /// One `pam_sm_close_session`: this audit session is no longer verified.
-pub fn close_session(pamh: &mut PamHandle, raw_args: &[&CStr], stores: Stores<'_>) -> PamResultCode {
+pub fn close_session(
+    pamh: &mut PamHandle,
+    raw_args: &[&CStr],
+    flags: PamFlag,
+    stores: Stores<'_>,
+) -> PamResultCode {
+    if hands_over_sessions(raw_args, stores) {
+        return handover::session(pamh, raw_args, flags, c"pam_sm_close_session");
+    }
     session_event(pamh, raw_args, |event, log| {
         step_up::close_session(event, stores, log);
     })
+}
+
+/// `pam_totp.so` (no database store) with `store = "postgres"` and `step_up_seconds`:
+/// the session hooks belong to `pam_totp_db.so`, as the login did.
+fn hands_over_sessions(raw_args: &[&CStr], stores: Stores<'_>) -> bool {
+    step_up::hands_over_sessions(&text_args(raw_args), stores)
+}
+
+/// The module arguments as text (a non-UTF-8 byte becomes U+FFFD: no such key exists).
+fn text_args(raw_args: &[&CStr]) -> Vec<String> {
+    raw_args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn session_event(
@@ -245,10 +276,7 @@ fn session_event(
     raw_args: &[&CStr],
     run: impl FnOnce(&SessionEvent<'_>, &dyn Logger),
 ) -> PamResultCode {
-    let args: Vec<String> = raw_args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = text_args(raw_args);
     let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
         return PamResultCode::PAM_SUCCESS;
     };

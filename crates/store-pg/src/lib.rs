@@ -30,6 +30,7 @@ pub mod login;
 pub mod migrate;
 pub mod pg_store;
 pub mod self_enroll;
+mod shortcuts;
 mod tls;
 
 use std::fmt;

@@ -12,7 +12,7 @@ use pam_totp_config::Config;
 use pam_totp_core::login_state::LoginState;
 use pam_totp_core::ports::{
     AdminFailure, AdminPlace, AdminStore, Decoy, Enrollment, Failure, Found, Judged, Login, LoginStore,
-    Missing, NoRecord, Opened, Session, Settled, StoreFailure, Stored, Unlocked,
+    Missing, NoRecord, Opened, Session, Settled, Shortcuts, StoreFailure, Stored, Unlocked,
 };
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_os::account::Account;
@@ -46,7 +46,7 @@ impl std::error::Error for Unavailable {
     }
 }
 
-fn unavailable(e: DbError) -> StoreFailure {
+pub(crate) fn unavailable(e: DbError) -> StoreFailure {
     StoreFailure::new(Unavailable(e))
 }
 
@@ -123,6 +123,10 @@ impl LoginStore for PgStore {
     }
 
     fn checked_enrollment(&self) -> Option<&dyn CheckedEnrollment> {
+        Some(self)
+    }
+
+    fn shortcuts(&self) -> Option<&dyn Shortcuts> {
         Some(self)
     }
 }
