@@ -112,10 +112,7 @@ pub fn authenticate(
     flags: PamFlag,
     stores: Stores<'_>,
 ) -> PamResultCode {
-    let args: Vec<String> = raw_args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = text_args(raw_args);
     #[cfg(feature = "panic-test")]
     if args.iter().any(|a| a == "test_panic") {
         #[allow(clippy::panic)]
