@@ -258,6 +258,8 @@ const OS_CALLS: &[&str] = &[
     "File::",
     "trusted_file",
     "privs::",
+    "gethostname",
+    "SystemTime::now",
 ];
 
 /// The [`OS_CALLS`] that `code`'s non-test part makes, outside comments.

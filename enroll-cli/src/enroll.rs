@@ -35,7 +35,11 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, args: &Enrol
             "--no-confirm is for root only; leave it out and type the code your app shows".to_owned(),
         ));
     }
-    let (issuer, account) = uri::labels(&config.codes(), &target.account.name);
+    let (issuer, account) = uri::labels(
+        &config.codes(),
+        &target.account.name,
+        &pam_totp_os::account::host_name(),
+    );
     let mut place = backend.place(config, target)?;
     let exists = place.exists()?;
     if exists && !args.force {

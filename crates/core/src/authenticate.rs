@@ -128,7 +128,7 @@ pub fn authenticate_with(
                 remember::after_code(&config, login, &proofs.ssh_keys, store, log);
                 step_up::after_code(&config, login, proofs.audit_session, store, conv, log);
             }
-            self_enroll::after_success(login, &config, store, outcome, conv, log)
+            self_enroll::after_success(login, &config, store, stores.accounts, outcome, conv, log)
         }
         Ok(Judged::LockedOut(until)) => refuse_locked_out(login, &config, conv, log, until),
         Err(e) => system_error(login, conv, log, &e),
@@ -148,17 +148,19 @@ fn without_enrollment(
     match missing {
         Missing::Unknown => refuse_after_prompt(login, config, store, conv, log, "unknown user"),
         Missing::NotEnrolled(proof) => not_enrolled(login, config, store, accounts, conv, log, &proof),
-        Missing::MarkedForEnrollment => match self_enroll::marked(login, config, store, conv, log) {
-            Some(outcome) => outcome,
-            None => refuse_after_prompt(
-                login,
-                config,
-                store,
-                conv,
-                log,
-                "reset by an admin, enroll_at_login is off",
-            ),
-        },
+        Missing::MarkedForEnrollment => {
+            match self_enroll::marked(login, config, store, accounts, conv, log) {
+                Some(outcome) => outcome,
+                None => refuse_after_prompt(
+                    login,
+                    config,
+                    store,
+                    conv,
+                    log,
+                    "reset by an admin, enroll_at_login is off",
+                ),
+            }
+        }
         // Never a way in (nullok, grace period, enrollment at login): refused after the
         // prompt, as anyone without a way in is.
         Missing::NotAllowed => refuse_after_prompt(login, config, store, conv, log, NOT_ALLOWED),
@@ -229,7 +231,7 @@ fn not_enrolled(
     let grace = rollout::in_grace_period(&config.rollout(), login.now);
     if config.enroll_at_login
         && let Some(outcome) = match store.checked_enrollment() {
-            Some(checked) => self_enroll::enroll(login, config, checked, grace, conv, log),
+            Some(checked) => self_enroll::enroll(login, config, checked, accounts, grace, conv, log),
             None => login_enroll::run(login, config, store, accounts, grace, conv, log),
         }
     {

@@ -72,7 +72,7 @@ pub fn run(
     let codes = config.codes();
     let record = Record::new(secret, codes.algorithm, codes.digits, codes.period, created);
 
-    show_secret(&codes, login.user, &record, conv);
+    show_secret(&codes, login.user, &accounts.host_name(), &record, conv);
     let prompt = if grace {
         format!(
             "Code shown by your app (or press Enter to skip until {}): ",
@@ -217,10 +217,11 @@ pub(crate) fn show_recovery_codes(codes: &[RecoveryCode], conv: &mut dyn Convers
 pub(crate) fn show_secret(
     codes: &CodeParameters<'_>,
     user: &str,
+    host: &str,
     record: &Record,
     conv: &mut dyn Conversation,
 ) {
-    let (issuer, account) = uri::labels(codes, user);
+    let (issuer, account) = uri::labels(codes, user, host);
     let uri = uri::key_uri(record, &issuer, &account);
     conv.show_info(
         "This host now requires a second factor. Scan this QR code with your \

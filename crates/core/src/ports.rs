@@ -86,7 +86,7 @@ pub trait Logger {
 }
 
 /// The host's users and groups, as the flow asks about them (rollout's exemptions,
-/// `enroll_at_login`'s account).
+/// `enroll_at_login`'s account), and its name (a new enrollment's labels).
 pub trait Accounts {
     /// Looks a user up by name.
     ///
@@ -103,6 +103,8 @@ pub trait Accounts {
     /// # Errors
     /// The group database could not be asked.
     fn group_id(&self, name: &str) -> Result<Option<Gid>, AccountError>;
+    /// This host's name, for the labels of a new enrollment's app entry.
+    fn host_name(&self) -> String;
 }
 
 /// The PAM-visible result of one login.
@@ -858,6 +860,10 @@ pub(crate) mod scripted {
                 .iter()
                 .find(|(group, _)| *group == name)
                 .map(|(_, gid)| Gid::from_raw(*gid)))
+        }
+
+        fn host_name(&self) -> String {
+            "host1".to_owned()
         }
     }
 }

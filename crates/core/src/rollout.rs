@@ -149,6 +149,9 @@ mod tests {
             fn group_id(&self, name: &str) -> Result<Option<nix::unistd::Gid>, AccountError> {
                 self.0.group_id(name)
             }
+            fn host_name(&self) -> String {
+                self.0.host_name()
+            }
         }
         let by_group = Config {
             exempt_groups: vec!["operators".to_owned()],

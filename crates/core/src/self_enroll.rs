@@ -12,8 +12,8 @@ use pam_totp_config::{Config, clock};
 
 use crate::login_enroll::{self, ATTEMPTS};
 use crate::ports::{
-    CheckedEnrollment, Conversation, Logger, Login, LoginStore, NewSecret, Outcome, Priority, StoreFailure,
-    UNAVAILABLE_MESSAGE, Written,
+    Accounts, CheckedEnrollment, Conversation, Logger, Login, LoginStore, NewSecret, Outcome, Priority,
+    StoreFailure, UNAVAILABLE_MESSAGE, Written,
 };
 use crate::record::Record;
 use crate::recovery;
@@ -26,12 +26,13 @@ pub fn enroll(
     login: &Login<'_>,
     config: &Config,
     store: &dyn CheckedEnrollment,
+    accounts: &dyn Accounts,
     grace: bool,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Option<Outcome> {
     let skip_until = grace.then_some(config.enforce_after.as_str());
-    let (record, code) = match ask(login, config, skip_until, conv, log) {
+    let (record, code) = match ask(login, config, accounts, skip_until, conv, log) {
         Asked::Confirmed(record, code) => (record, code),
         Asked::Skipped => return None,
         Asked::Done(outcome) => return Some(outcome),
@@ -49,11 +50,12 @@ pub fn marked(
     login: &Login<'_>,
     config: &Config,
     store: &dyn LoginStore,
+    accounts: &dyn Accounts,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Option<Outcome> {
     let checked = store.checked_enrollment().filter(|_| config.enroll_at_login)?;
-    Some(enroll(login, config, checked, false, conv, log).unwrap_or(Outcome::Denied))
+    Some(enroll(login, config, checked, accounts, false, conv, log).unwrap_or(Outcome::Denied))
 }
 
 /// After the store's verdict: on success, with `enroll_at_login` on a store that checks
@@ -62,6 +64,7 @@ pub fn after_success(
     login: &Login<'_>,
     config: &Config,
     store: &dyn LoginStore,
+    accounts: &dyn Accounts,
     outcome: Outcome,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
@@ -71,7 +74,7 @@ pub fn after_success(
     }
     store
         .checked_enrollment()
-        .and_then(|checked| change_if_requested(login, config, checked, conv, log))
+        .and_then(|checked| change_if_requested(login, config, checked, accounts, conv, log))
         .unwrap_or(outcome)
 }
 
@@ -81,6 +84,7 @@ pub fn change_if_requested(
     login: &Login<'_>,
     config: &Config,
     store: &dyn CheckedEnrollment,
+    accounts: &dyn Accounts,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Option<Outcome> {
@@ -100,7 +104,7 @@ pub fn change_if_requested(
     conv.show_info(
         "You asked to change your second factor: your current one stays until you confirm the new one.",
     );
-    let (record, code) = match ask(login, config, None, conv, log) {
+    let (record, code) = match ask(login, config, accounts, None, conv, log) {
         Asked::Confirmed(record, code) => (record, code),
         Asked::Skipped => return None,
         Asked::Done(Outcome::Denied) => {
@@ -124,6 +128,7 @@ enum Asked {
 fn ask(
     login: &Login<'_>,
     config: &Config,
+    accounts: &dyn Accounts,
     skip_until: Option<&str>,
     conv: &mut dyn Conversation,
     log: &dyn Logger,
@@ -147,7 +152,7 @@ fn ask(
         codes.period,
         clock::rfc3339(login.now),
     );
-    login_enroll::show_secret(&codes, login.user, &record, conv);
+    login_enroll::show_secret(&codes, login.user, &accounts.host_name(), &record, conv);
     let prompt = match skip_until {
         Some(until) => format!("Code shown by your app (or press Enter to skip until {until}): "),
         None => "Code shown by your app: ".to_owned(),

@@ -39,15 +39,11 @@ pub fn key_uri(record: &Record, issuer: &str, account: &str) -> Zeroizing<String
     ))
 }
 
-/// The issuer (the config's, else the host name) and account (`user@host`) the app
-/// shows. The Key URI Format ends the issuer at `:`, so a host name's colons become
-/// dashes; the config's issuer cannot hold one (`Config` refuses it).
+/// The issuer (the config's, else `host`, this host's name) and account (`user@host`)
+/// the app shows. The Key URI Format ends the issuer at `:`, so a host name's colons
+/// become dashes; the config's issuer cannot hold one (`Config` refuses it).
 #[must_use]
-pub fn labels(codes: &CodeParameters<'_>, user: &str) -> (String, String) {
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_owned());
+pub fn labels(codes: &CodeParameters<'_>, user: &str, host: &str) -> (String, String) {
     let issuer = if codes.issuer.is_empty() {
         host.replace(':', "-")
     } else {
@@ -83,14 +79,13 @@ mod tests {
 
     #[test]
     fn labels_never_hold_a_colon() {
-        let (issuer, account) = labels(&Config::default().codes(), "alice");
-        assert!(!issuer.contains(':') && !account.contains(':'));
-        assert!(account.starts_with("alice@"));
+        let (issuer, account) = labels(&Config::default().codes(), "alice", "fe80::1");
+        assert_eq!((issuer.as_str(), account.as_str()), ("fe80--1", "alice@fe80--1"));
         let named = Config {
             issuer: "Educloud".to_owned(),
             ..Config::default()
         };
-        assert_eq!(labels(&named.codes(), "bob").0, "Educloud");
+        assert_eq!(labels(&named.codes(), "bob", "host1").0, "Educloud");
     }
 
     fn record() -> Record {

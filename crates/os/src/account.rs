@@ -119,6 +119,16 @@ impl Account {
     }
 }
 
+/// This host's name (`gethostname`), as the authenticator app shows it; `localhost`
+/// when it cannot be had.
+#[must_use]
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! The host's users and groups (NSS passwd and group), as the login flow's
+//! The host's users and groups (NSS passwd and group) and its name, as the login flow's
 //! [`Accounts`] port: the module's and the tests' one way to ask them.
 
 use std::ffi::CString;
@@ -26,6 +26,10 @@ impl Accounts for SystemAccounts {
         Ok(Group::from_name(name)
             .map_err(AccountError::Lookup)?
             .map(|group| group.gid))
+    }
+
+    fn host_name(&self) -> String {
+        pam_totp_os::account::host_name()
     }
 }
 
