@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pam_client::{AUTH_ERR, Login, SUCCESS};
 use testkit::netns::NetHost;
-use testkit::postgres::{Cluster, PgHost, Pki, enroll, set_policy, state};
+use testkit::postgres::{Cluster, LIBFAKETIME, PgHost, Pki, enroll, set_policy, state};
 use testkit::{Fixture, SECRET, TEST_USER, oathtool, settle_in_step, wrong_code};
 
 const CONFDIR: &str = "PAM_TOTP_HOST_CONFDIR";
@@ -22,7 +22,6 @@ const REAL_CODE: &str = "PAM_TOTP_HOST_REAL_CODE";
 
 /// Host A's clock runs this many seconds ahead of the real one, host B's as many behind.
 const SKEW: i64 = 300;
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 fn unix_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
