@@ -21,7 +21,8 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    // Relative to the package built: both modules name this one file the same way.
+    println!("cargo:rerun-if-changed=../pam_totp/build.rs");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
     if linker_takes(&cc, "-Wl,-z,pack-relative-relocs") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-z,pack-relative-relocs");
