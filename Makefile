@@ -127,11 +127,12 @@ lint:
 # apart so that no other build ever holds it. cargo runs every test binary through
 # testkit/run-hermetic (.cargo/config.toml): a private mount namespace with a user database
 # and /home of its own, so the suite neither reads nor changes the host's users.
+# --no-fail-fast: every test binary runs, so one failing area does not hide another's.
 test: lint
 	$(CARGO) build --workspace
 	$(CARGO) build -p pam_totp --features panic-test --target-dir target/panic-test
 	$(MAKE) packages
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 	$(MAKE) fuzz
 	@$(MAKE) -s selinux-check
 
