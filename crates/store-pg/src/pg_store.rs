@@ -380,7 +380,8 @@ impl AdminStore for PgAdmin {
         }))
     }
 
-    /// Every enrolled user, whether or not this host knows the account.
+    /// Every enrolled user and every user reset and not enrolled again, whether or not
+    /// this host knows the account.
     fn accounts(&mut self, _config: &Config) -> Result<Vec<Account>, AdminFailure> {
         let names = admin::list_users(&mut self.client).map_err(admin_failed)?;
         Ok(names
