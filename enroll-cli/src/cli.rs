@@ -161,13 +161,16 @@ pub enum Command {
     /// Show the enrollment: since when, parameters, recovery codes left, and (root only:
     /// the login state is root's) failures, lock-out, last login, failed attempts since
     /// it and the last clock offset seen; and whether this host's clock is synchronised
-    /// (adjtimex). Never the secret.
+    /// (adjtimex). With store = "postgres", also a `reset` the user has not followed by
+    /// enrolling again (since when; who is in the audit log) and a re-enrollment ticket
+    /// held by a host ("change your OTP"). Never the secret.
     Status {
         /// One JSON object on standard output, for scripts.
         #[arg(long)]
         json: bool,
     },
-    /// Every enrolled user with their status (root only).
+    /// Every enrolled user with their status (root only); with store = "postgres", users
+    /// reset and not enrolled again too (parameters `RESET`).
     List {
         /// One JSON array on standard output, for scripts.
         #[arg(long)]

@@ -4,7 +4,9 @@
 //! The record says since when, with which parameters, and how many recovery codes
 //! were issued. Failures, lock-out, last login and burnt recovery codes are in the
 //! login state, which only root can read (an invariant): a user's own `status` says so
-//! instead of guessing.
+//! instead of guessing. With the database (root only), the changes under way too: an
+//! admin's `reset` the user has not followed by enrolling again, and a live
+//! re-enrollment ticket; a record file has neither (`reset` there is `remove`).
 
 use pam_totp_config::Config;
 use pam_totp_core::ports::Stored;
@@ -52,6 +54,15 @@ pub struct Status {
     pub last_clock_offset: Option<i32>,
     /// Failed attempts since the last successful login (shown at the next one).
     pub failures_since_login: Option<u32>,
+    /// With the database: Unix time an admin reset the user (`totp-enroll reset`) who has
+    /// not enrolled again since; they enroll at their next login on an
+    /// `enroll_at_login` host. Who reset them is in the audit log (syslog), not the
+    /// database.
+    pub marked_for_enrollment_since: Option<u64>,
+    /// With the database: the host role holding a live re-enrollment ticket ("change
+    /// your OTP" after an accepted code), and the Unix time it expires.
+    pub reenroll_ticket_host: Option<String>,
+    pub reenroll_ticket_expires: Option<u64>,
     /// What the kernel says of this host's clock (`adjtimex`): `synchronised` or `not
     /// synchronised` (no time service keeps it).
     pub host_clock: &'static str,
@@ -81,6 +92,9 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         realms: None,
         last_clock_offset: None,
         failures_since_login: None,
+        marked_for_enrollment_since: None,
+        reenroll_ticket_host: None,
+        reenroll_ticket_expires: None,
         host_clock: if pam_totp_store_file::clock_watch::host_unsynchronised() {
             "not synchronised"
         } else {
@@ -132,6 +146,12 @@ pub fn of(config: &Config, place: &mut Place<'_>, user: &str, as_root: bool) -> 
         status.period = Some(info.period);
         status.recovery_codes_issued = info.recovery_codes;
     }
+    let pending = place.pending()?;
+    status.marked_for_enrollment_since = pending.marked_for_enrollment_at;
+    if let Some(ticket) = pending.reenroll_ticket {
+        status.reenroll_ticket_host = Some(ticket.host_role);
+        status.reenroll_ticket_expires = Some(ticket.expires_at);
+    }
     if as_root {
         let state = place.peek_state()?.unwrap_or_default();
         let now = std::time::SystemTime::now()
@@ -173,8 +193,18 @@ fn print_human(status: &Status) {
             status.digits.unwrap_or(0),
             status.period.unwrap_or(0)
         );
+    } else if let Some(since) = status.marked_for_enrollment_since {
+        println!("enrolled:        no: reset by an admin at {}", when(since));
+        println!("                 the old secret no longer works; they enroll again at their next login");
+        println!("                 on a host with enroll_at_login = true");
     } else {
         println!("enrolled:        no (run totp-enroll to enroll)");
+    }
+    if let (Some(host), Some(until)) = (&status.reenroll_ticket_host, status.reenroll_ticket_expires) {
+        println!(
+            "re-enrollment:   a ticket for a new secret (\"change your OTP\") is held by {host} until {}",
+            when(until)
+        );
     }
     println!(
         "record:          {}{}",
@@ -274,6 +304,11 @@ pub fn run(config: &Config, backend: &mut Backend, target: &Target, json: bool) 
              --user {} (or totp-enroll --user {} --force)",
             status.user, status.user, status.user
         ))),
+        (false, _) if status.marked_for_enrollment_since.is_some() => Err(CliError::Refused(format!(
+            "{} was reset and is not enrolled again yet; they enroll at their next login on a host \
+             with enroll_at_login = true",
+            status.user
+        ))),
         (false, _) => Err(CliError::Refused(format!(
             "{} is not enrolled; run totp-enroll to enroll",
             status.user
@@ -295,7 +330,8 @@ pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool)
         let mut place = backend.place_of(config, &account)?;
         all.push(of(config, &mut place, &account.name, true)?);
     }
-    all.retain(|status| status.enrolled);
+    // A user reset and not enrolled again is listed too: they are to enroll.
+    all.retain(|status| status.enrolled || status.marked_for_enrollment_since.is_some());
     audit::record(&format!("enrolled users listed by {}", target.caller_name));
     if json {
         println!("{}", to_json(&all)?);
@@ -311,6 +347,7 @@ pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool)
     );
     for s in &all {
         let parameters = match (&s.record_error, &s.algorithm) {
+            _ if !s.enrolled => "RESET".to_owned(),
             (Some(_), _) | (None, None) => "UNUSABLE".to_owned(),
             (None, Some(algorithm)) => {
                 format!("{algorithm}/{}/{}s", s.digits.unwrap_or(0), s.period.unwrap_or(0))
@@ -319,7 +356,11 @@ pub fn list(config: &Config, backend: &mut Backend, target: &Target, json: bool)
         println!(
             "{:<20} {:<20} {:<16} {:>9} {:>8} {:<7} {}",
             s.user,
-            s.created.as_deref().unwrap_or("-"),
+            // A reset user: since when they are to enroll.
+            s.created
+                .clone()
+                .or_else(|| s.marked_for_enrollment_since.map(when))
+                .unwrap_or_else(|| "-".to_owned()),
             parameters,
             s.recovery_codes_left.map_or_else(
                 || "-".to_owned(),

@@ -6,7 +6,7 @@
 
 use pam_totp_config::Config;
 use pam_totp_core::login_state::LoginState;
-use pam_totp_core::ports::{AdminFailure, AdminPlace, AdminStore, Stored};
+use pam_totp_core::ports::{AdminFailure, AdminPlace, AdminStore, Pending, Stored};
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_core::secret::SecretKey;
 use pam_totp_os::account::Account;
@@ -123,6 +123,11 @@ impl Place<'_> {
             .map(|code| Zeroizing::new(code.as_str().to_owned()))
             .collect();
         self.0.offer_codes(&plain);
+    }
+
+    /// The changes under way (the database's reset mark and re-enrollment ticket).
+    pub fn pending(&mut self) -> CliResult<Pending> {
+        self.0.pending().map_err(CliError::Store)
     }
 
     /// The user's realms, where the store has realms (the database).

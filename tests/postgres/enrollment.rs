@@ -34,7 +34,7 @@ fn admin_conninfo(cluster: &Cluster) -> String {
 }
 
 /// The admin host: a config that says `store = "postgres"` with the admin role.
-fn admin_host(cluster: &Cluster) -> Fixture {
+pub(crate) fn admin_host(cluster: &Cluster) -> Fixture {
     let fixture = Fixture::new("", "");
     fixture.write_config(&format!(
         "store = \"postgres\"\npostgres = \"{}\"\n",

@@ -7,6 +7,7 @@
 
 mod at_rest;
 mod clock_and_failures;
+mod console_log;
 mod enrollment;
 mod hostile_host;
 mod hosts;
@@ -14,6 +15,7 @@ mod logins;
 mod migration;
 mod outage;
 mod pgbouncer;
+mod reset_status;
 mod schema;
 mod self_enrollment;
 mod shortcuts;

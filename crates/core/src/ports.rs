@@ -394,7 +394,8 @@ pub struct Settled {
     pub locked_until_before: u64,
     /// Recovery codes left after a login with one.
     pub recovery_left: Option<usize>,
-    /// The attempt was counted on the console's own counters (`lockout_exempt`).
+    /// The attempt was counted on the console's own counters (`lockout_exempt`); with
+    /// the database, which does not say, an attempt the host sent as a console one.
     pub console: bool,
     /// A refused code was right for a time this many seconds from the verdict's clock
     /// (positive: ahead), outside the window (shown by `clock_hint`).
@@ -717,6 +718,26 @@ impl From<StoreFailure> for AdminFailure {
     }
 }
 
+/// What a store holds for a user besides the enrollment: the changes under way, which
+/// only the database records (a record file has no reset mark nor ticket).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// Unix time an admin reset the user (`totp-enroll reset`) who has not enrolled
+    /// again since: they enroll at their next login on an `enroll_at_login` host.
+    pub marked_for_enrollment_at: Option<u64>,
+    /// A live re-enrollment ticket ("change your OTP" after an accepted code).
+    pub reenroll_ticket: Option<ReenrollTicket>,
+}
+
+/// A re-enrollment ticket the database granted and nobody used yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReenrollTicket {
+    /// The host role that holds it (the one whose `host_verify` accepted the code).
+    pub host_role: String,
+    /// Unix time it stops being valid.
+    pub expires_at: u64,
+}
+
 /// What [`AdminPlace::unlock`] cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unlocked {
@@ -766,6 +787,14 @@ pub trait AdminPlace {
     /// The store could not be asked.
     fn realms(&mut self) -> Result<Option<Vec<String>>, StoreFailure> {
         Ok(None)
+    }
+    /// The changes under way for the user ([`Pending`]); none where the store keeps
+    /// none (files).
+    ///
+    /// # Errors
+    /// The store could not be asked.
+    fn pending(&mut self) -> Result<Pending, StoreFailure> {
+        Ok(Pending::default())
     }
     /// Removes the record and clears failures, lock-outs and burns (replay protection
     /// stays where the store keeps state apart); `false` if there was no record.

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::{Client, DbError, bits_from_db, bits_to_db, from_db, to_db};
 use pam_totp_config::algorithm::Algorithm;
 use pam_totp_core::login_state::{FailureSource, LoginState};
+use pam_totp_core::ports::{Pending, ReenrollTicket};
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_core::secret::SecretKey;
 use pam_totp_os::account::check_user_name;
@@ -84,8 +85,22 @@ pub fn write_enrollment(
     codes: Codes<'_>,
     realms: Option<&[String]>,
 ) -> Result<Written, DbError> {
-    in_transaction(client, |client| upsert(client, user, record, codes, realms, true))
-        .map(|(written, _)| written)
+    in_transaction(client, |client| {
+        let (written, _) = upsert(client, user, record, codes, realms, true)?;
+        forget_reset(client, user)?;
+        Ok(written)
+    })
+}
+
+/// The admin's own enrollment ends a reset: a later `remove` must not bring the old
+/// mark back.
+fn forget_reset(client: &mut Client, user: &str) -> Result<(), DbError> {
+    client.execute(
+        "end the reset",
+        "DELETE FROM pam_totp.enroll_marks WHERE user_name = $1",
+        &[&user],
+    )?;
+    Ok(())
 }
 
 /// [`write_enrollment`] inside a transaction the caller holds (the migration's).
@@ -125,9 +140,12 @@ pub fn insert_enrollment_if_absent(
     realms: Option<&[String]>,
 ) -> Result<Option<Written>, DbError> {
     in_transaction(client, |client| {
-        upsert(client, user, record, codes, realms, false)
+        let (written, new) = upsert(client, user, record, codes, realms, false)?;
+        if new {
+            forget_reset(client, user)?;
+        }
+        Ok(new.then_some(written))
     })
-    .map(|(written, new)| new.then_some(written))
 }
 
 fn upsert(
@@ -433,6 +451,45 @@ pub fn marked_for_enrollment(client: &mut Client, user: &str) -> Result<bool, Db
     Ok(!rows.is_empty())
 }
 
+/// What is under way for `user`: an admin's reset not followed by an enrollment yet
+/// (`enroll_marks`), and a re-enrollment ticket not used nor expired
+/// (`reenroll_tickets`: its host role and end, never its hash).
+///
+/// # Errors
+/// The query failed.
+pub fn pending(client: &mut Client, user: &str) -> Result<Pending, DbError> {
+    const ACTION: &str = "read the changes under way";
+    checked(user)?;
+    let rows = client.query(
+        ACTION,
+        "SELECT (SELECT floor(extract(epoch FROM m.marked_at))::bigint
+                 FROM pam_totp.enroll_marks m WHERE m.user_name = $1
+                 AND NOT EXISTS (SELECT 1 FROM pam_totp.enrollments e WHERE e.user_name = $1)),
+                t.host_role, t.expires_at
+         FROM (SELECT 1) AS one
+         LEFT JOIN pam_totp.reenroll_tickets t
+             ON t.user_name = $1 AND t.expires_at >= floor(extract(epoch FROM now()))::bigint",
+        &[&user],
+    )?;
+    let row = rows.first().ok_or(DbError::NoResultRow { action: ACTION })?;
+    let q = |source| DbError::Query {
+        action: ACTION,
+        source,
+    };
+    let marked: Option<i64> = row.try_get(0).map_err(q)?;
+    let host_role: Option<String> = row.try_get(1).map_err(q)?;
+    let expires_at: Option<i64> = row.try_get(2).map_err(q)?;
+    Ok(Pending {
+        marked_for_enrollment_at: marked.map(from_db),
+        reenroll_ticket: host_role
+            .zip(expires_at)
+            .map(|(host_role, expires_at)| ReenrollTicket {
+                host_role,
+                expires_at: from_db(expires_at),
+            }),
+    })
+}
+
 /// Clears `user`'s failures and lock-outs, the console's too (used steps and burnt codes
 /// stay, so no code becomes usable again); `false` if the user has no state.
 ///
@@ -449,7 +506,7 @@ pub fn unlock(client: &mut Client, user: &str) -> Result<bool, DbError> {
     Ok(n == 1)
 }
 
-/// Every enrolled user name, sorted.
+/// Every enrolled user name, and every user reset and not enrolled again yet, sorted.
 ///
 /// # Errors
 /// The query failed.
@@ -458,7 +515,8 @@ pub fn list_users(client: &mut Client) -> Result<Vec<String>, DbError> {
     client
         .query(
             ACTION,
-            "SELECT user_name FROM pam_totp.enrollments ORDER BY user_name",
+            "SELECT user_name FROM pam_totp.enrollments
+             UNION SELECT user_name FROM pam_totp.enroll_marks ORDER BY user_name",
             &[],
         )?
         .iter()

@@ -12,7 +12,7 @@ use pam_totp_config::Config;
 use pam_totp_core::login_state::LoginState;
 use pam_totp_core::ports::{
     AdminFailure, AdminPlace, AdminStore, Decoy, Enrollment, Failure, Found, Judged, Login, LoginStore,
-    Missing, NoRecord, Opened, Session, Settled, Shortcuts, StoreFailure, Stored, Unlocked,
+    Missing, NoRecord, Opened, Pending, Session, Settled, Shortcuts, StoreFailure, Stored, Unlocked,
 };
 use pam_totp_core::record::{Record, StoredRecord};
 use pam_totp_os::account::Account;
@@ -287,8 +287,11 @@ impl Session for PgSession {
                 .recovery_left
                 .filter(|_| verified.verdict == Verdict::AcceptedRecovery)
                 .map(|left| usize::try_from(left).unwrap_or(usize::MAX)),
-            // Whose attempts have the console's counters is the database's policy.
-            console: false,
+            // host_verify does not say which counters it charged, so the line says what
+            // the host claimed (`p_console` above): for the database's lockout_exempt
+            // accounts, which a host cannot read, that is the console's counters (the
+            // file store's line); for others, still where the attempt came from.
+            console: login.at_local_console(),
             clock_offset: verified
                 .clock_offset
                 .filter(|_| verified.verdict == Verdict::InvalidCode),
@@ -377,7 +380,8 @@ impl AdminStore for PgAdmin {
         }))
     }
 
-    /// Every enrolled user, whether or not this host knows the account.
+    /// Every enrolled user and every user reset and not enrolled again, whether or not
+    /// this host knows the account.
     fn accounts(&mut self, _config: &Config) -> Result<Vec<Account>, AdminFailure> {
         let names = admin::list_users(&mut self.client).map_err(admin_failed)?;
         Ok(names
@@ -490,6 +494,10 @@ impl AdminPlace for PgPlace<'_> {
         admin::user_realms(self.client, &self.user)
             .map(Some)
             .map_err(admin_failed)
+    }
+
+    fn pending(&mut self) -> Result<Pending, StoreFailure> {
+        admin::pending(self.client, &self.user).map_err(admin_failed)
     }
 
     /// The state row goes with the enrollment (the schema's ON DELETE CASCADE).
