@@ -30,8 +30,15 @@ pub enum Call {
     Relabel,
     /// `dlopen`.
     Load,
-    /// A TCP connection (tokio-postgres' `connect`).
+    /// A connection: TCP, or a unix socket (tokio-postgres' `connect`, which picks one by
+    /// the `host` it is given).
     Connect,
+    /// A path looked at, not opened (`symlink_metadata`, `fs::metadata`, `fstatat`,
+    /// `canonicalize`): `getattr` on what it names, `search` on the way there. The
+    /// `metadata()` of an open file is an fstat and needs nothing new.
+    Stat,
+    /// An open file's mode or times changed (`fchmod`, `set_modified`): `setattr`.
+    SetAttr,
 }
 
 /// Who performs an operation, i.e. in which SELinux domains it runs.
@@ -67,6 +74,8 @@ pub enum Object {
     TcpPort(u16),
     /// The domain's own socket.
     OwnSocket,
+    /// Another process's domain: the server a unix socket connects to (`connectto`).
+    Peer(&'static str),
 }
 
 /// One permission check: object, class, permissions.
@@ -100,6 +109,12 @@ const fn path(path: &'static str, class: &'static str, perms: &'static [&'static
 const READ_DIR: &[&str] = &["getattr", "open", "read", "search"];
 const READ_FILE: &[&str] = &["getattr", "open", "read", "ioctl"];
 const ADD_ENTRY: &[&str] = &["search", "write", "add_name", "remove_name"];
+/// The client's own unix socket, as tokio's `UnixStream::connect` uses it.
+const UNIX_SOCKET: Need = Need {
+    object: Object::OwnSocket,
+    class: "unix_stream_socket",
+    perms: &["create", "connect", "read", "write"],
+};
 
 /// Every operation; see the module documentation.
 pub const OPERATIONS: &[Operation] = &[
@@ -131,6 +146,17 @@ pub const OPERATIONS: &[Operation] = &[
         needs: &[
             path("/home/alice", "dir", READ_DIR),
             path("/home/alice/.pam_totp", "file", READ_FILE),
+        ],
+    },
+    Operation {
+        what: "stat the home when a home store's record directory is missing (to name it)",
+        source: "crates/store-file/src/record_store.rs",
+        calls: &[Call::Stat],
+        by: Domains::LoginAndSudo,
+        store: Store::Files,
+        needs: &[
+            path("/home", "dir", &["search"]),
+            path("/home/alice", "dir", &["getattr"]),
         ],
     },
     Operation {
@@ -173,8 +199,22 @@ pub const OPERATIONS: &[Operation] = &[
                 "file",
                 &["create", "getattr", "open", "read", "write", "lock"],
             ),
-            // The hourly warning that the host clock is not synchronised: its marker's
-            // mtime (both stores).
+        ],
+    },
+    Operation {
+        what: "create, read and touch .clock-warned (the hourly unsynchronised-clock warning)",
+        source: "crates/store-file/src/state.rs",
+        // The database store's logins too (clock_watch.rs): state_dir is on every host.
+        calls: &[Call::Open, Call::SetAttr],
+        by: Domains::LoginAndSudo,
+        store: Store::Any,
+        needs: &[
+            path(
+                "/var/lib/pam_totp",
+                "dir",
+                &["getattr", "open", "read", "search", "write", "add_name"],
+            ),
+            // Its mtime says when the warning was last logged (set_modified: setattr).
             path(
                 "/var/lib/pam_totp/.clock-warned",
                 "file",
@@ -196,7 +236,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         what: "lock .shortcuts.lock and replace .remembered-keys / .verified-sessions",
         source: "crates/os/src/trusted_file.rs",
-        calls: &[Call::Open, Call::Rename, Call::Unlink],
+        calls: &[Call::Open, Call::SetAttr, Call::Rename, Call::Unlink],
         by: Domains::LoginAndSudo,
         store: Store::Files,
         needs: &[
@@ -219,7 +259,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         what: "write a record at login (enroll_at_login, system store)",
         source: "crates/store-file/src/record_store.rs",
-        calls: &[Call::Unlink, Call::List],
+        // Stat: whether a record appeared meanwhile (fstatat), before a secret is shown.
+        calls: &[Call::Stat, Call::Unlink, Call::List],
         by: Domains::Login,
         store: Store::Files,
         needs: &[
@@ -231,20 +272,24 @@ pub const OPERATIONS: &[Operation] = &[
                     "create", "getattr", "open", "write", "setattr", "rename", "unlink",
                 ],
             ),
-            path("/var/lib/pam_totp/records/alice", "file", &["unlink"]),
+            path("/var/lib/pam_totp/records/alice", "file", &["getattr", "unlink"]),
         ],
     },
     Operation {
         what: "load pam_totp_db.so (store = \"postgres\" in pam_totp.so)",
         source: "crates/pam/src/handover.rs",
-        calls: &[Call::Load],
+        // Stat: its path resolved and checked (owner, mode; its directory's) before dlopen.
+        calls: &[Call::Stat, Call::Load],
         by: Domains::LoginAndSudo,
         store: Store::Postgres,
-        needs: &[path(
-            "/usr/lib64/security/pam_totp_db.so",
-            "file",
-            &["getattr", "open", "read", "map", "execute"],
-        )],
+        needs: &[
+            path("/usr/lib64/security", "dir", &["getattr", "search"]),
+            path(
+                "/usr/lib64/security/pam_totp_db.so",
+                "file",
+                &["getattr", "open", "read", "map", "execute"],
+            ),
+        ],
     },
     Operation {
         what: "connect to PostgreSQL, tcp 5432",
@@ -266,9 +311,46 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
+        what: "connect to a unix socket in /run/postgresql: a host-local PgBouncer or PostgreSQL server",
+        source: "crates/store-pg/src/client.rs",
+        calls: &[Call::Connect],
+        by: Domains::LoginAndSudo,
+        store: Store::Postgres,
+        needs: &[
+            UNIX_SOCKET,
+            path("/run", "dir", &["search"]),
+            path("/run/postgresql", "dir", &["search"]),
+            // packaging/pgbouncer/pgbouncer.ini's port; a server's .s.PGSQL.5432 is the same.
+            path("/run/postgresql/.s.PGSQL.6432", "sock_file", &["write"]),
+            // RHEL has no policy module for PgBouncer: systemd runs /usr/bin/pgbouncer
+            // (bin_t) as unconfined_service_t.
+            Need {
+                object: Object::Peer("unconfined_service_t"),
+                class: "unix_stream_socket",
+                perms: &["connectto"],
+            },
+            Need {
+                object: Object::Peer("postgresql_t"),
+                class: "unix_stream_socket",
+                perms: &["connectto"],
+            },
+        ],
+    },
+    Operation {
+        what: "enroll_at_login: stat ~/.pam_totp_change_request, with the user's rights, after an accepted code",
+        source: "crates/store-pg/src/self_enroll.rs",
+        calls: &[Call::Stat],
+        by: Domains::LoginAndSudo,
+        store: Store::Postgres,
+        needs: &[
+            path("/home/alice", "dir", &["search"]),
+            path("/home/alice/.pam_totp_change_request", "file", &["getattr"]),
+        ],
+    },
+    Operation {
         what: "totp-enroll writes ~/.pam_totp (temporary file, then rename)",
         source: "crates/os/src/trusted_file.rs",
-        calls: &[Call::Open, Call::Rename, Call::Unlink],
+        calls: &[Call::Open, Call::SetAttr, Call::Rename, Call::Unlink],
         by: Domains::Command,
         store: Store::Files,
         needs: &[
@@ -278,14 +360,15 @@ pub const OPERATIONS: &[Operation] = &[
                 "file",
                 &["create", "getattr", "open", "write", "setattr"],
             ),
-            // Renamed and replaced once labelled as the record (below).
-            path("/home/alice/.pam_totp", "file", &["rename", "unlink"]),
+            // Looked for first (record_store.rs: fstatat); renamed and replaced once
+            // labelled as the record (below).
+            path("/home/alice/.pam_totp", "file", &["getattr", "rename", "unlink"]),
         ],
     },
     Operation {
         what: "totp-enroll creates a file holding a secret (QR image) new, mode set",
         source: "crates/os/src/trusted_file.rs",
-        calls: &[Call::Open],
+        calls: &[Call::Open, Call::SetAttr],
         by: Domains::Command,
         store: Store::Files,
         needs: &[
@@ -294,6 +377,22 @@ pub const OPERATIONS: &[Operation] = &[
                 "/home/alice/alice.png",
                 "file",
                 &["create", "getattr", "open", "write", "setattr"],
+            ),
+        ],
+    },
+    Operation {
+        what: "totp-enroll --force on a database host leaves ~/.pam_totp_change_request (a new file)",
+        // enroll-cli/src/change_request.rs: remove_file, then trusted_file::create.
+        source: "crates/os/src/trusted_file.rs",
+        calls: &[Call::Open, Call::SetAttr],
+        by: Domains::Command,
+        store: Store::Postgres,
+        needs: &[
+            path("/home/alice", "dir", ADD_ENTRY),
+            path(
+                "/home/alice/.pam_totp_change_request",
+                "file",
+                &["create", "getattr", "open", "write", "setattr", "unlink"],
             ),
         ],
     },
@@ -377,6 +476,21 @@ mod tests {
         (".connect(", Call::Connect),
         ("TcpStream", Call::Connect),
         ("UnixStream", Call::Connect),
+        // A path's stat. Not `.exists()`, `.is_dir()` or `.metadata()`: the ports'
+        // `exists()`, `Metadata::is_dir` and `File::metadata` (an fstat) share those
+        // names, so a `Path::exists` goes unseen (store-file's admin.rs asks it of the
+        // state directory, whose getattr the command's entries for it hold).
+        ("symlink_metadata(", Call::Stat),
+        ("fs::metadata(", Call::Stat),
+        ("fstatat(", Call::Stat),
+        ("lstat(", Call::Stat),
+        ("canonicalize(", Call::Stat),
+        ("try_exists(", Call::Stat),
+        ("set_modified(", Call::SetAttr),
+        ("set_times(", Call::SetAttr),
+        ("fchmod(", Call::SetAttr),
+        ("set_permissions(", Call::SetAttr),
+        ("fchown(", Call::SetAttr),
     ];
 
     fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
