@@ -3,9 +3,10 @@
 Usage: /usr/bin/python3 selinux_policy.py TREE < queries.json (TREE: a built policy
 source tree: tmp/policy.bin, tmp/*.mod.fc, base.fc)
 Each query: {"domain": "sshd_t" | "@attribute", "object": {"path": P} | {"tcp_port": N}
-| {"own_socket": true} | {"type": T}, "class": C, "perms": [...], "bools": {NAME: bool}}.
+| {"own": true} | {"type": T}, "class": C, "perms": [...], "bools": {NAME: bool}}.
 A domain "@attr" stands for every type with that attribute; {"type": T} is an object of
-that type itself (the server domain a unix socket connects to). Prints one answer per query, per
+that type itself (the server domain a unix socket connects to, proc_t), {"own": true}
+the domain's own (its socket, its /proc/self files). Prints one answer per query, per
 domain: {"domain", "label", "missing": [perms the policy does not grant]}.
 
 Labels come from the tree's file_contexts files (the modules' *.mod.fc and base.fc), after

@@ -82,8 +82,8 @@ fn object_json(object: Object) -> serde_json::Value {
     match object {
         Object::Path(path) => serde_json::json!({ "path": path }),
         Object::TcpPort(port) => serde_json::json!({ "tcp_port": port }),
-        Object::OwnSocket => serde_json::json!({ "own_socket": true }),
-        Object::Peer(domain) => serde_json::json!({ "type": domain }),
+        Object::Own => serde_json::json!({ "own": true }),
+        Object::Type(name) => serde_json::json!({ "type": name }),
     }
 }
 
@@ -93,7 +93,7 @@ fn connects(operation: &Operation) -> bool {
     operation
         .needs
         .iter()
-        .any(|n| matches!(n.object, Object::TcpPort(_) | Object::Peer(_)))
+        .any(|n| matches!(n.object, Object::TcpPort(_)) || n.perms.contains(&"connectto"))
 }
 
 /// One verdict: an operation's need, for one domain, with the tunable off or on.
@@ -239,7 +239,7 @@ fn allowed(verdicts: &[Verdict], operation: &Operation, domain: &str, tunable: b
 fn labels(verdicts: &[Verdict], operation: &Operation) -> String {
     let mut found: Vec<String> = Vec::new();
     for v in verdicts.iter().filter(|v| std::ptr::eq(v.operation, operation)) {
-        if let (Object::Path(_) | Object::TcpPort(_) | Object::Peer(_), Some(label)) =
+        if let (Object::Path(_) | Object::TcpPort(_) | Object::Type(_), Some(label)) =
             (v.need.object, &v.label)
             && !found.contains(label)
         {
