@@ -3,12 +3,15 @@
 Usage: /usr/bin/python3 selinux_policy.py TREE < queries.json (TREE: a built policy
 source tree: tmp/policy.bin, tmp/*.mod.fc, base.fc)
 Each query: {"domain": "sshd_t" | "@attribute", "object": {"path": P} | {"tcp_port": N}
-| {"own_socket": true}, "class": C, "perms": [...], "bools": {NAME: bool}}. A domain
-"@attr" stands for every type with that attribute. Prints one answer per query, per
+| {"own": true} | {"type": T}, "class": C, "perms": [...], "bools": {NAME: bool}}.
+A domain "@attr" stands for every type with that attribute; {"type": T} is an object of
+that type itself (the server domain a unix socket connects to, proc_t), {"own": true}
+the domain's own (its socket, its /proc/self files). Prints one answer per query, per
 domain: {"domain", "label", "missing": [perms the policy does not grant]}.
 
-Labels come from the tree's file_contexts files (the modules' *.mod.fc and base.fc), with
-libselinux's choice among matching lines approximated: an exact path beats a regular
+Labels come from the tree's file_contexts files (the modules' *.mod.fc and base.fc), after
+the path aliases of config/file_contexts.subs_dist (/run is looked up as /var/run, as
+libselinux does), with libselinux's choice among matching lines approximated: an exact path beats a regular
 expression, then the longer fixed prefix, the longer expression, a line with a file type,
 the later line. Conditional rules count when their boolean expression, evaluated with
 the policy's defaults and the query's "bools", selects their branch. Constraints (MCS)
@@ -51,8 +54,26 @@ def load_contexts(paths):
     return entries
 
 
+def load_aliases(path):
+    """subs_dist's "alias original" pairs, the longer alias first (/run/lock before /run)."""
+    pairs = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            fields = line.split()
+            if len(fields) == 2 and not fields[0].startswith("#"):
+                pairs.append((fields[0], fields[1]))
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+
+def unalias(aliases, path):
+    for alias, original in aliases:
+        if path == alias or path.startswith(alias + "/"):
+            return original + path[len(alias):]
+    return path
+
+
 def label_of(entries, path, cls):
-    kinds = {"file": ("", "--"), "dir": ("", "-d")}[cls]
+    kinds = {"file": ("", "--"), "dir": ("", "-d"), "sock_file": ("", "-s")}[cls]
     best = None
     for key, regex, kind, label in entries:
         if kind in kinds and regex.fullmatch(path) and (best is None or key > best[0]):
@@ -107,6 +128,7 @@ def main():
     tree = sys.argv[1]
     policy = setools.SELinuxPolicy(f"{tree}/tmp/policy.bin")
     contexts = load_contexts(sorted(glob.glob(f"{tree}/tmp/*.mod.fc")) + [f"{tree}/base.fc"])
+    aliases = load_aliases(f"{tree}/config/file_contexts.subs_dist")
     defaults = {str(b): b.state for b in policy.bools()}
     answers = []
     for query in json.load(sys.stdin):
@@ -119,9 +141,11 @@ def main():
         for domain in domains:
             thing = query["object"]
             if "path" in thing:
-                label = label_of(contexts, thing["path"], query["class"])
+                label = label_of(contexts, unalias(aliases, thing["path"]), query["class"])
             elif "tcp_port" in thing:
                 label = port_type(policy, thing["tcp_port"])
+            elif "type" in thing:
+                label = thing["type"]
             else:
                 label = domain
             if label is None:

@@ -3,6 +3,8 @@
 //! compiled policy is asked whether each operation of `src/access.rs` is allowed, for
 //! every domain that performs it, under the labels the `.fc` files give, with the
 //! tunable `pam_totp_use_postgresql` off and on. The table it finds must be README's.
+//! The module's operations in homes are asked once more on `nfs_t` (homes on NFS), with
+//! `use_nfs_home_dirs` on and off.
 //!
 //! `packaging/selinux/build-policy` builds it (as for `make rpm`) from
 //! `SELINUX_POLICY_SOURCES` (the tarball, or the directory holding it), else
@@ -80,8 +82,18 @@ fn object_json(object: Object) -> serde_json::Value {
     match object {
         Object::Path(path) => serde_json::json!({ "path": path }),
         Object::TcpPort(port) => serde_json::json!({ "tcp_port": port }),
-        Object::OwnSocket => serde_json::json!({ "own_socket": true }),
+        Object::Own => serde_json::json!({ "own": true }),
+        Object::Type(name) => serde_json::json!({ "type": name }),
     }
+}
+
+/// Whether an operation connects to the database (a TCP port or a server's unix
+/// socket): what the tunable `pam_totp_use_postgresql` must open.
+fn connects(operation: &Operation) -> bool {
+    operation
+        .needs
+        .iter()
+        .any(|n| matches!(n.object, Object::TcpPort(_)) || n.perms.contains(&"connectto"))
 }
 
 /// One verdict: an operation's need, for one domain, with the tunable off or on.
@@ -113,34 +125,99 @@ fn ask(tree: &Path) -> Vec<Verdict> {
             }
         }
     }
-    let input = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(input.path(), serde_json::to_vec(&queries).unwrap()).unwrap();
-    let output = run(Command::new("/usr/bin/python3")
-        .arg(repo("tests/selinux_policy.py"))
-        .arg(tree)
-        .stdin(std::fs::File::open(input.path()).unwrap()));
-    let answers: Vec<Vec<serde_json::Value>> = serde_json::from_str(&output).unwrap();
-    assert_eq!(answers.len(), keys.len());
     let mut verdicts = Vec::new();
-    for ((operation, need, tunable), answer) in keys.into_iter().zip(answers) {
+    for ((operation, need, tunable), answer) in keys.into_iter().zip(answers(tree, &queries)) {
         assert!(!answer.is_empty(), "{}: no domain answered", operation.what);
         for one in answer {
             verdicts.push(Verdict {
                 operation,
                 need,
-                domain: one["domain"].as_str().unwrap().to_owned(),
+                domain: one.domain,
                 tunable,
-                label: one["label"].as_str().map(str::to_owned),
-                missing: one["missing"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.as_str().unwrap().to_owned())
-                    .collect(),
+                label: one.label,
+                missing: one.missing,
             });
         }
     }
     verdicts
+}
+
+/// `selinux_policy.py`'s answer to one query, for one domain.
+struct Answer {
+    domain: String,
+    label: Option<String>,
+    missing: Vec<String>,
+}
+
+fn answers(tree: &Path, queries: &[serde_json::Value]) -> Vec<Vec<Answer>> {
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), serde_json::to_vec(queries).unwrap()).unwrap();
+    let output = run(Command::new("/usr/bin/python3")
+        .arg(repo("tests/selinux_policy.py"))
+        .arg(tree)
+        .stdin(std::fs::File::open(input.path()).unwrap()));
+    let answers: Vec<Vec<serde_json::Value>> = serde_json::from_str(&output).unwrap();
+    assert_eq!(answers.len(), queries.len());
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer
+                .into_iter()
+                .map(|one| Answer {
+                    domain: one["domain"].as_str().unwrap().to_owned(),
+                    label: one["label"].as_str().map(str::to_owned),
+                    missing: one["missing"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p.as_str().unwrap().to_owned())
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Homes on NFS (README): every file there is `nfs_t`, whatever the `.fc` says. What the
+/// module does in a home, with `use_nfs_home_dirs` on and off: the domains that miss a
+/// permission on `nfs_t`, as "operation: domain missing [...]".
+fn nfs_home_refusals(tree: &Path, use_nfs_home_dirs: bool) -> Vec<String> {
+    let mut queries = Vec::new();
+    let mut keys = Vec::new();
+    for operation in OPERATIONS
+        .iter()
+        .filter(|o| matches!(o.by, Domains::LoginAndSudo | Domains::Login))
+    {
+        for need in operation.needs {
+            let Object::Path(path) = need.object else {
+                continue;
+            };
+            if !path.starts_with("/home/") {
+                continue;
+            }
+            for domain in domains(operation.by) {
+                queries.push(serde_json::json!({
+                    "domain": domain,
+                    "object": { "type": "nfs_t" },
+                    "class": need.class,
+                    "perms": need.perms,
+                    "bools": { TUNABLE: true, "use_nfs_home_dirs": use_nfs_home_dirs },
+                }));
+                keys.push((operation, path));
+            }
+        }
+    }
+    assert!(!keys.is_empty());
+    let mut refusals = Vec::new();
+    for ((operation, path), answer) in keys.into_iter().zip(answers(tree, &queries)) {
+        for one in answer.into_iter().filter(|a| !a.missing.is_empty()) {
+            refusals.push(format!(
+                "{} ({path} on NFS): {} missing {:?}",
+                operation.what, one.domain, one.missing
+            ));
+        }
+    }
+    refusals
 }
 
 fn label_of(verdicts: &[Verdict], path: &str) -> String {
@@ -162,7 +239,8 @@ fn allowed(verdicts: &[Verdict], operation: &Operation, domain: &str, tunable: b
 fn labels(verdicts: &[Verdict], operation: &Operation) -> String {
     let mut found: Vec<String> = Vec::new();
     for v in verdicts.iter().filter(|v| std::ptr::eq(v.operation, operation)) {
-        if let (Object::Path(_) | Object::TcpPort(_), Some(label)) = (v.need.object, &v.label)
+        if let (Object::Path(_) | Object::TcpPort(_) | Object::Type(_), Some(label)) =
+            (v.need.object, &v.label)
             && !found.contains(label)
         {
             found.push(label.clone());
@@ -186,11 +264,10 @@ fn tables(verdicts: &[Verdict]) -> String {
         .iter()
         .filter(|o| matches!(o.by, Domains::LoginAndSudo | Domains::Login))
     {
-        let gated = operation
-            .needs
+        let tunable_matters = module
             .iter()
-            .any(|n| matches!(n.object, Object::TcpPort(_)));
-        let rows: &[(bool, &str)] = if gated {
+            .any(|d| allowed(verdicts, operation, d, false) != allowed(verdicts, operation, d, true));
+        let rows: &[(bool, &str)] = if tunable_matters {
             &[
                 (false, " (tunable off)"),
                 (true, " (`pam_totp_use_postgresql` on)"),
@@ -264,12 +341,8 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
 
     // Only the database store connects anywhere: the tunable is named after it.
     for operation in OPERATIONS {
-        let connects = operation
-            .needs
-            .iter()
-            .any(|n| matches!(n.object, Object::TcpPort(_)));
         assert!(
-            !connects || operation.store == Store::Postgres,
+            !connects(operation) || operation.store == Store::Postgres,
             "{}",
             operation.what
         );
@@ -295,9 +368,9 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
 
     let mut refused = Vec::new();
     for v in &verdicts {
-        // With the tunable off, connecting to PostgreSQL may be denied (see below).
-        let tcp = matches!(v.need.object, Object::TcpPort(_));
-        if !v.missing.is_empty() && (!tcp || v.tunable) {
+        // With the tunable off, the database store's operations may be denied: a
+        // database host turns it on (README), and connecting needs it (see below).
+        if !v.missing.is_empty() && (v.operation.store != Store::Postgres || v.tunable) {
             refused.push(format!(
                 "{} ({}): {} on {:?} ({}) {}: missing {:?}, tunable {}",
                 v.operation.what,
@@ -312,16 +385,16 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
         }
     }
     assert!(refused.is_empty(), "the policy disagrees: {refused:#?}");
-    // The tunable is what opens the database to sshd and the console (xdm_t may connect
-    // to any port already; the table shows it).
-    for domain in ["sshd_t", "local_login_t", "staff_sudo_t"] {
-        let denied_without = verdicts.iter().any(|v| {
-            matches!(v.need.object, Object::TcpPort(_))
-                && v.domain == domain
-                && !v.tunable
-                && !v.missing.is_empty()
-        });
-        assert!(denied_without, "{domain} reaches PostgreSQL with {TUNABLE} off");
+    // The tunable is what opens the database, over TCP or a unix socket, to sshd, the
+    // console and sudo (xdm_t may connect to any port already; the table shows it).
+    for operation in OPERATIONS.iter().filter(|o| connects(o)) {
+        for domain in ["sshd_t", "local_login_t", "staff_sudo_t"] {
+            assert!(
+                !allowed(&verdicts, operation, domain, false),
+                "{domain} may {:?} with {TUNABLE} off",
+                operation.what
+            );
+        }
     }
 
     // Every member of sudodomain was asked, not only the shown ones.
@@ -334,6 +407,14 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
             "{domain} not checked"
         );
     }
+
+    // On NFS homes, `use_nfs_home_dirs` is what the module needs, and all it needs.
+    let on_nfs = nfs_home_refusals(&tree, true);
+    assert!(on_nfs.is_empty(), "with use_nfs_home_dirs on: {on_nfs:#?}");
+    assert!(
+        !nfs_home_refusals(&tree, false).is_empty(),
+        "NFS homes are readable with use_nfs_home_dirs off: README says to turn it on"
+    );
 
     let found = tables(&verdicts);
     std::fs::write(repo("target/selinux-policy/table.md"), &found).unwrap();
