@@ -161,8 +161,8 @@ bench:
 	$(CARGO) build --release -p pam_totp -p pam-bench
 	target/release/pam-bench --out target/bench.md
 
-# A throwaway cluster on 127.0.0.1:$(PG_PORT), pg-load against it, the cluster stopped
-# and removed whatever the outcome. It loads pam_totp_db.so (target/release/
+# A throwaway cluster on 127.0.0.1:$(PG_PORT), pg-load against it, its ptpg* users
+# removed and the cluster stopped and removed whatever the outcome. It loads pam_totp_db.so (target/release/
 # libpam_totp_db.so) directly: what it measures is the database, not the hand-over. PG_LOAD_ARGS e.g. "--logins 20000".
 PG_PORT ?= 55432
 PG_DIR := $(CURDIR)/target/pg-cluster
@@ -174,7 +174,7 @@ bench-postgres:
 	    --admin "host=$(PG_DIR) port=$(PG_PORT) user=totp_admin dbname=totp sslmode=disable" \
 	    --host "host=127.0.0.1 port=$(PG_PORT) user=totp_host dbname=totp sslmode=disable passfile=$(PG_DIR).pass" \
 	    $(PG_LOAD_ARGS); \
-	status=$$?; sh scripts/pg-cluster.sh stop $(PG_DIR); exit $$status
+	status=$$?; target/release/pg-load --cleanup; sh scripts/pg-cluster.sh stop $(PG_DIR); exit $$status
 
 # The same run through a host-local PgBouncer (scripts/pg-bouncer.sh: the shipped
 # packaging/pgbouncer/ config): the module connects to its unix socket as root (peer),
@@ -189,7 +189,7 @@ bench-postgres-pgbouncer:
 	    --host "host=$(PG_BOUNCER_DIR) port=6432 user=root dbname=totp sslmode=disable" \
 	    --host-role totp_host --pooler-pidfile $(PG_BOUNCER_DIR)/pgbouncer.pid \
 	    $(PG_LOAD_ARGS); \
-	status=$$?; sh scripts/pg-bouncer.sh stop $(PG_BOUNCER_DIR); \
+	status=$$?; target/release/pg-load --cleanup; sh scripts/pg-bouncer.sh stop $(PG_BOUNCER_DIR); \
 	sh scripts/pg-cluster.sh stop $(PG_DIR); exit $$status
 
 demo:
