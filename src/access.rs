@@ -62,8 +62,30 @@ pub enum Store {
     Any,
     /// `store = "files"` (the default).
     Files,
-    /// `store = "postgres"`: allowed only with the tunable `pam_totp_use_postgresql` on.
+    /// `store = "postgres"`: at login, allowed only with [`Tunable::UsePostgresql`] on.
     Postgres,
+}
+
+/// A boolean of `packaging/selinux/pam_totp.te` (all off by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunable {
+    /// `pam_totp_use_postgresql`: the database over TCP or a PostgreSQL server's unix socket.
+    UsePostgresql,
+    /// `pam_totp_connect_pgbouncer`: with the first, any unconfined service's unix socket,
+    /// for the host-local PgBouncer (RHEL runs it as `unconfined_service_t`).
+    ConnectPgbouncer,
+}
+
+impl Tunable {
+    pub const ALL: [Tunable; 2] = [Tunable::UsePostgresql, Tunable::ConnectPgbouncer];
+
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tunable::UsePostgresql => "pam_totp_use_postgresql",
+            Tunable::ConnectPgbouncer => "pam_totp_connect_pgbouncer",
+        }
+    }
 }
 
 /// The object of an access.
@@ -97,6 +119,9 @@ pub struct Operation {
     pub calls: &'static [Call],
     pub by: Domains,
     pub store: Store,
+    /// The booleans that, all on, must let the policy allow it (in the order README's
+    /// table turns them on); none: always allowed.
+    pub tunables: &'static [Tunable],
     pub needs: &'static [Need],
 }
 
@@ -126,6 +151,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Any,
+        tunables: &[],
         needs: &[path("/etc/security/pam_totp.toml", "file", READ_FILE)],
     },
     Operation {
@@ -134,6 +160,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Any,
+        tunables: &[],
         needs: &[
             path("/etc/security", "dir", READ_DIR),
             path("/etc/security/pam_totp.key", "file", READ_FILE),
@@ -145,6 +172,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/home/alice", "dir", READ_DIR),
             path("/home/alice/.pam_totp", "file", READ_FILE),
@@ -156,6 +184,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Stat],
         by: Domains::LoginAndSudo,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/home", "dir", &["search"]),
             path("/home/alice", "dir", &["getattr"]),
@@ -167,6 +196,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/root", "dir", READ_DIR),
             path("/root/.pam_totp", "file", READ_FILE),
@@ -178,6 +208,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/var/lib/pam_totp", "dir", &["search"]),
             path("/var/lib/pam_totp/records", "dir", READ_DIR),
@@ -190,6 +221,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open, Call::Lock],
         by: Domains::LoginAndSudo,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path(
                 "/var/lib/pam_totp",
@@ -210,6 +242,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open, Call::SetAttr],
         by: Domains::LoginAndSudo,
         store: Store::Any,
+        tunables: &[],
         needs: &[
             path(
                 "/var/lib/pam_totp",
@@ -230,6 +263,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/var/lib/pam_totp", "dir", &["search"]),
             path("/var/lib/pam_totp/.verified-sessions", "file", READ_FILE),
@@ -241,6 +275,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open, Call::SetAttr, Call::Rename, Call::Unlink],
         by: Domains::LoginAndSudo,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/var/lib/pam_totp", "dir", ADD_ENTRY),
             path(
@@ -264,6 +299,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open],
         by: Domains::LoginAndSudo,
         store: Store::Any,
+        tunables: &[],
         needs: &[
             Need {
                 object: Object::Type("proc_t"),
@@ -290,6 +326,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Stat, Call::Unlink, Call::List],
         by: Domains::Login,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/var/lib/pam_totp/records", "dir", ADD_ENTRY),
             path(
@@ -309,6 +346,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Stat, Call::Load],
         by: Domains::LoginAndSudo,
         store: Store::Postgres,
+        tunables: &[Tunable::UsePostgresql],
         needs: &[
             path("/usr/lib64/security", "dir", &["getattr", "search"]),
             path(
@@ -324,6 +362,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Connect],
         by: Domains::LoginAndSudo,
         store: Store::Postgres,
+        tunables: &[Tunable::UsePostgresql],
         needs: &[
             Need {
                 object: Object::Own,
@@ -338,26 +377,43 @@ pub const OPERATIONS: &[Operation] = &[
         ],
     },
     Operation {
-        what: "connect to a unix socket in /run/postgresql: a host-local PgBouncer or PostgreSQL server",
+        what: "connect to a PostgreSQL server's unix socket in /run/postgresql",
         source: "crates/store-pg/src/client.rs",
         calls: &[Call::Connect],
         by: Domains::LoginAndSudo,
         store: Store::Postgres,
+        tunables: &[Tunable::UsePostgresql],
         needs: &[
             UNIX_SOCKET,
             path("/run", "dir", &["search"]),
             path("/run/postgresql", "dir", &["search"]),
-            // packaging/pgbouncer/pgbouncer.ini's port; a server's .s.PGSQL.5432 is the same.
+            path("/run/postgresql/.s.PGSQL.5432", "sock_file", &["write"]),
+            Need {
+                object: Object::Type("postgresql_t"),
+                class: "unix_stream_socket",
+                perms: &["connectto"],
+            },
+        ],
+    },
+    Operation {
+        what: "connect to a host-local PgBouncer's unix socket in /run/postgresql",
+        source: "crates/store-pg/src/client.rs",
+        calls: &[Call::Connect],
+        by: Domains::LoginAndSudo,
+        store: Store::Postgres,
+        // Connecting to unconfined_service_t reaches every unconfined service's socket:
+        // a boolean of its own.
+        tunables: &[Tunable::UsePostgresql, Tunable::ConnectPgbouncer],
+        needs: &[
+            UNIX_SOCKET,
+            path("/run", "dir", &["search"]),
+            path("/run/postgresql", "dir", &["search"]),
+            // packaging/pgbouncer/pgbouncer.ini's port.
             path("/run/postgresql/.s.PGSQL.6432", "sock_file", &["write"]),
             // RHEL has no policy module for PgBouncer: systemd runs /usr/bin/pgbouncer
             // (bin_t) as unconfined_service_t.
             Need {
                 object: Object::Type("unconfined_service_t"),
-                class: "unix_stream_socket",
-                perms: &["connectto"],
-            },
-            Need {
-                object: Object::Type("postgresql_t"),
                 class: "unix_stream_socket",
                 perms: &["connectto"],
             },
@@ -369,6 +425,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Stat],
         by: Domains::LoginAndSudo,
         store: Store::Postgres,
+        tunables: &[Tunable::UsePostgresql],
         needs: &[
             path("/home/alice", "dir", &["search"]),
             path("/home/alice/.pam_totp_change_request", "file", &["getattr"]),
@@ -380,6 +437,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open, Call::SetAttr, Call::Rename, Call::Unlink],
         by: Domains::Command,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/home/alice", "dir", ADD_ENTRY),
             path(
@@ -398,6 +456,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open, Call::SetAttr],
         by: Domains::Command,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/home/alice", "dir", ADD_ENTRY),
             path(
@@ -414,6 +473,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Open, Call::SetAttr],
         by: Domains::Command,
         store: Store::Postgres,
+        tunables: &[],
         needs: &[
             path("/home/alice", "dir", ADD_ENTRY),
             path(
@@ -429,6 +489,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Relabel],
         by: Domains::Command,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path(
                 "/home/alice/.pam_totp.tmp.4242",
@@ -444,6 +505,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Relabel],
         by: Domains::RootCommand,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/root", "dir", ADD_ENTRY),
             path(
@@ -460,6 +522,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::List],
         by: Domains::RootCommand,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/var/lib/pam_totp", "dir", READ_DIR),
             path("/var/lib/pam_totp/records", "dir", READ_DIR),
@@ -471,6 +534,7 @@ pub const OPERATIONS: &[Operation] = &[
         calls: &[Call::Unlink],
         by: Domains::RootCommand,
         store: Store::Files,
+        tunables: &[],
         needs: &[
             path("/var/lib/pam_totp", "dir", ADD_ENTRY),
             path("/var/lib/pam_totp/alice.state", "file", &["unlink"]),

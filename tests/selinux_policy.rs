@@ -1,8 +1,9 @@
 //! RHEL with SELinux enforcing, checked on a host without SELinux: the RHEL 9 targeted
 //! policy is built from source with `packaging/selinux/pam_totp.te/.if/.fc`, and the
 //! compiled policy is asked whether each operation of `src/access.rs` is allowed, for
-//! every domain that performs it, under the labels the `.fc` files give, with the
-//! tunable `pam_totp_use_postgresql` off and on. The table it finds must be README's.
+//! every domain that performs it, under the labels the `.fc` files give, with each
+//! combination of the booleans `pam_totp_use_postgresql` and `pam_totp_connect_pgbouncer`.
+//! The table it finds must be README's.
 //! The module's operations in homes are asked once more on `nfs_t` (homes on NFS), with
 //! `use_nfs_home_dirs` on and off.
 //!
@@ -20,9 +21,35 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pam_totp_tests::access::{Domains, Need, OPERATIONS, Object, Operation, Store};
+use pam_totp_tests::access::{Domains, Need, OPERATIONS, Object, Operation, Store, Tunable};
 
-const TUNABLE: &str = "pam_totp_use_postgresql";
+/// The booleans' values, in `Tunable::ALL`'s order.
+type Bools = [bool; Tunable::ALL.len()];
+
+/// Every combination of the booleans.
+const COMBINATIONS: [Bools; 4] = [[false, false], [true, false], [false, true], [true, true]];
+
+fn bools_json(bools: Bools) -> serde_json::Map<String, serde_json::Value> {
+    Tunable::ALL
+        .iter()
+        .zip(bools)
+        .map(|(t, on)| (t.name().to_owned(), on.into()))
+        .collect()
+}
+
+/// Whether all the booleans `operation` is allowed under are on.
+fn opened(operation: &Operation, bools: Bools) -> bool {
+    operation
+        .tunables
+        .iter()
+        .all(|t| bools[Tunable::ALL.iter().position(|a| a == t).unwrap()])
+}
+
+/// The first `count` of the operation's booleans on, the others off.
+fn first_on(operation: &Operation, count: usize) -> Bools {
+    let on = &operation.tunables[..count];
+    Tunable::ALL.map(|t| on.contains(&t))
+}
 
 /// The domains the README table shows, in its column order; the test checks every
 /// member of `sudodomain` besides.
@@ -88,7 +115,7 @@ fn object_json(object: Object) -> serde_json::Value {
 }
 
 /// Whether an operation connects to the database (a TCP port or a server's unix
-/// socket): what the tunable `pam_totp_use_postgresql` must open.
+/// socket): what the booleans must open.
 fn connects(operation: &Operation) -> bool {
     operation
         .needs
@@ -96,12 +123,12 @@ fn connects(operation: &Operation) -> bool {
         .any(|n| matches!(n.object, Object::TcpPort(_)) || n.perms.contains(&"connectto"))
 }
 
-/// One verdict: an operation's need, for one domain, with the tunable off or on.
+/// One verdict: an operation's need, for one domain, with the booleans as given.
 struct Verdict {
     operation: &'static Operation,
     need: Need,
     domain: String,
-    tunable: bool,
+    bools: Bools,
     label: Option<String>,
     missing: Vec<String>,
 }
@@ -112,28 +139,28 @@ fn ask(tree: &Path) -> Vec<Verdict> {
     for operation in OPERATIONS {
         for need in operation.needs {
             for domain in domains(operation.by) {
-                for tunable in [false, true] {
+                for bools in COMBINATIONS {
                     queries.push(serde_json::json!({
                         "domain": domain,
                         "object": object_json(need.object),
                         "class": need.class,
                         "perms": need.perms,
-                        "bools": { TUNABLE: tunable },
+                        "bools": bools_json(bools),
                     }));
-                    keys.push((operation, *need, tunable));
+                    keys.push((operation, *need, bools));
                 }
             }
         }
     }
     let mut verdicts = Vec::new();
-    for ((operation, need, tunable), answer) in keys.into_iter().zip(answers(tree, &queries)) {
+    for ((operation, need, bools), answer) in keys.into_iter().zip(answers(tree, &queries)) {
         assert!(!answer.is_empty(), "{}: no domain answered", operation.what);
         for one in answer {
             verdicts.push(Verdict {
                 operation,
                 need,
                 domain: one.domain,
-                tunable,
+                bools,
                 label: one.label,
                 missing: one.missing,
             });
@@ -196,12 +223,14 @@ fn nfs_home_refusals(tree: &Path, use_nfs_home_dirs: bool) -> Vec<String> {
                 continue;
             }
             for domain in domains(operation.by) {
+                let mut bools = bools_json([true; Tunable::ALL.len()]);
+                bools.insert("use_nfs_home_dirs".to_owned(), use_nfs_home_dirs.into());
                 queries.push(serde_json::json!({
                     "domain": domain,
                     "object": { "type": "nfs_t" },
                     "class": need.class,
                     "perms": need.perms,
-                    "bools": { TUNABLE: true, "use_nfs_home_dirs": use_nfs_home_dirs },
+                    "bools": bools,
                 }));
                 keys.push((operation, path));
             }
@@ -228,12 +257,25 @@ fn label_of(verdicts: &[Verdict], path: &str) -> String {
         .unwrap_or_else(|| panic!("no label for {path}"))
 }
 
-/// Whether `operation` is allowed for `domain` (every need), with the tunable as given.
-fn allowed(verdicts: &[Verdict], operation: &Operation, domain: &str, tunable: bool) -> bool {
+/// Whether `operation` is allowed for `domain` (every need), with the booleans as given.
+fn allowed(verdicts: &[Verdict], operation: &Operation, domain: &str, bools: Bools) -> bool {
     verdicts
         .iter()
-        .filter(|v| std::ptr::eq(v.operation, operation) && v.domain == domain && v.tunable == tunable)
+        .filter(|v| std::ptr::eq(v.operation, operation) && v.domain == domain && v.bools == bools)
         .all(|v| v.missing.is_empty())
+}
+
+/// A table row's note: which booleans are on.
+fn bools_suffix(operation: &Operation, count: usize) -> String {
+    let names: Vec<String> = operation.tunables[..count]
+        .iter()
+        .map(|t| format!("`{}`", t.name()))
+        .collect();
+    if names.is_empty() {
+        " (booleans off)".to_owned()
+    } else {
+        format!(" ({} on)", names.join(" and "))
+    }
 }
 
 fn labels(verdicts: &[Verdict], operation: &Operation) -> String {
@@ -264,25 +306,28 @@ fn tables(verdicts: &[Verdict]) -> String {
         .iter()
         .filter(|o| matches!(o.by, Domains::LoginAndSudo | Domains::Login))
     {
-        let tunable_matters = module
-            .iter()
-            .any(|d| allowed(verdicts, operation, d, false) != allowed(verdicts, operation, d, true));
-        let rows: &[(bool, &str)] = if tunable_matters {
-            &[
-                (false, " (tunable off)"),
-                (true, " (`pam_totp_use_postgresql` on)"),
-            ]
+        // Its booleans turned on one after another, where that changes anything.
+        let steps: Vec<(Bools, String)> = (0..=operation.tunables.len())
+            .map(|count| (first_on(operation, count), bools_suffix(operation, count)))
+            .collect();
+        let booleans_matter = steps.iter().any(|(bools, _)| {
+            module.iter().any(|d| {
+                allowed(verdicts, operation, d, *bools) != allowed(verdicts, operation, d, steps[0].0)
+            })
+        });
+        let rows = if booleans_matter {
+            steps
         } else {
-            &[(false, "")]
+            vec![(steps[0].0, String::new())]
         };
-        for (tunable, suffix) in rows {
+        for (bools, suffix) in &rows {
             let cells: Vec<&str> = module
                 .iter()
                 .map(|d| {
                     if operation.by == Domains::Login && d.ends_with("_sudo_t") {
                         "not done"
                     } else {
-                        mark(allowed(verdicts, operation, d, *tunable))
+                        mark(allowed(verdicts, operation, d, *bools))
                     }
                 })
                 .collect();
@@ -312,7 +357,7 @@ fn tables(verdicts: &[Verdict]) -> String {
                 if operation.by == Domains::RootCommand && !ROOT_COMMAND_DOMAINS.contains(d) {
                     "not done"
                 } else {
-                    mark(allowed(verdicts, operation, d, false))
+                    mark(allowed(verdicts, operation, d, [false; Tunable::ALL.len()]))
                 }
             })
             .collect();
@@ -327,6 +372,63 @@ fn tables(verdicts: &[Verdict]) -> String {
     text
 }
 
+/// The booleans are what open the database, over TCP or a unix socket, to sshd, the
+/// console and sudo (`xdm_t` may connect to any port already; the table shows it): with
+/// any of an operation's booleans off, it is denied.
+fn connecting_needs_its_booleans(verdicts: &[Verdict]) {
+    for operation in OPERATIONS.iter().filter(|o| connects(o)) {
+        for bools in COMBINATIONS.into_iter().filter(|b| !opened(operation, *b)) {
+            for domain in ["sshd_t", "local_login_t", "staff_sudo_t"] {
+                assert!(
+                    !allowed(verdicts, operation, domain, bools),
+                    "{domain} may {:?} with {:?}",
+                    operation.what,
+                    bools_json(bools)
+                );
+            }
+        }
+    }
+    // Connecting to unconfined_service_t reaches every unconfined service's unix socket,
+    // abstract ones included: a database host (pam_totp_use_postgresql on) does not get
+    // that unless it turns pam_totp_connect_pgbouncer on for a local PgBouncer. Asked of
+    // the connectto alone: an abstract socket has no socket file whose denial hides it.
+    let unconfined = |n: &Need| n.object == Object::Type("unconfined_service_t");
+    let to_pgbouncer: Vec<&Operation> = OPERATIONS
+        .iter()
+        .filter(|o| o.needs.iter().any(unconfined))
+        .collect();
+    assert_eq!(
+        to_pgbouncer.len(),
+        1,
+        "one operation connects to unconfined_service_t"
+    );
+    for domain in ["sshd_t", "local_login_t", "staff_sudo_t"] {
+        let connectto = |bools: Bools| {
+            verdicts
+                .iter()
+                .filter(|v| {
+                    std::ptr::eq(v.operation, to_pgbouncer[0])
+                        && unconfined(&v.need)
+                        && v.domain == domain
+                        && v.bools == bools
+                })
+                .all(|v| v.missing.is_empty())
+        };
+        assert!(
+            !connectto([true, false]),
+            "{domain} may connect to unconfined_service_t with only pam_totp_use_postgresql on"
+        );
+        assert!(
+            !connectto([false, true]),
+            "{domain} may connect to unconfined_service_t with only pam_totp_connect_pgbouncer on"
+        );
+        assert!(
+            connectto([true, true]),
+            "{domain}: PgBouncer unreachable with both on"
+        );
+    }
+}
+
 #[test]
 fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
     let Some(tree) = build_policy() else {
@@ -339,10 +441,12 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
         .arg(tree.join("tmp/policy.bin"))
         .arg(tree.join("tmp/pam_totp.mod.fc")));
 
-    // Only the database store connects anywhere: the tunable is named after it.
+    // Only the database store connects anywhere, and only under the database boolean.
     for operation in OPERATIONS {
         assert!(
-            !connects(operation) || operation.store == Store::Postgres,
+            !connects(operation)
+                || (operation.store == Store::Postgres
+                    && operation.tunables.first() == Some(&Tunable::UsePostgresql)),
             "{}",
             operation.what
         );
@@ -368,11 +472,11 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
 
     let mut refused = Vec::new();
     for v in &verdicts {
-        // With the tunable off, the database store's operations may be denied: a
-        // database host turns it on (README), and connecting needs it (see below).
-        if !v.missing.is_empty() && (v.operation.store != Store::Postgres || v.tunable) {
+        // With its booleans off, an operation may be denied: a database host turns them
+        // on (README), and connecting needs them (see below).
+        if !v.missing.is_empty() && opened(v.operation, v.bools) {
             refused.push(format!(
-                "{} ({}): {} on {:?} ({}) {}: missing {:?}, tunable {}",
+                "{} ({}): {} on {:?} ({}) {}: missing {:?}, booleans {:?}",
                 v.operation.what,
                 v.operation.source,
                 v.domain,
@@ -380,22 +484,12 @@ fn the_rhel_policy_with_the_module_allows_every_operation_of_pam_totp() {
                 v.label.as_deref().unwrap_or("no label"),
                 v.need.class,
                 v.missing,
-                if v.tunable { "on" } else { "off" }
+                bools_json(v.bools)
             ));
         }
     }
     assert!(refused.is_empty(), "the policy disagrees: {refused:#?}");
-    // The tunable is what opens the database, over TCP or a unix socket, to sshd, the
-    // console and sudo (xdm_t may connect to any port already; the table shows it).
-    for operation in OPERATIONS.iter().filter(|o| connects(o)) {
-        for domain in ["sshd_t", "local_login_t", "staff_sudo_t"] {
-            assert!(
-                !allowed(&verdicts, operation, domain, false),
-                "{domain} may {:?} with {TUNABLE} off",
-                operation.what
-            );
-        }
-    }
+    connecting_needs_its_booleans(&verdicts);
 
     // Every member of sudodomain was asked, not only the shown ones.
     for domain in SHOWN_SUDO_DOMAINS
