@@ -149,6 +149,7 @@ fn code_login(server: &Sshd, code: &str) -> Seen {
 
 #[test]
 fn an_unenrolled_user_enrolls_over_ssh_in_the_database_and_after_a_reset_enrolls_again() {
+    let _home = crate::no_change_request();
     let cluster = Cluster::start();
     let server = db_server(&cluster);
     let secret = enroll_over_ssh(&server, &cluster);
@@ -179,6 +180,7 @@ fn an_unenrolled_user_enrolls_over_ssh_in_the_database_and_after_a_reset_enrolls
 
 #[test]
 fn a_user_of_another_realm_is_not_offered_enrollment() {
+    let _home = crate::no_change_request();
     let cluster = Cluster::start();
     let server = db_server(&cluster);
     admin::set_user_realms(&mut cluster.admin(), SSH_USER, &["p2".to_owned()]).unwrap();
@@ -199,6 +201,8 @@ fn a_user_of_another_realm_is_not_offered_enrollment() {
 
 #[test]
 fn a_user_who_asked_changes_their_otp_after_the_current_code_and_the_old_one_stops() {
+    let _home = crate::change_request();
+    let request = RequestFile;
     let cluster = Cluster::start();
     let server = db_server(&cluster);
     testkit::postgres::enroll(&cluster, SSH_USER, SECRET);
@@ -259,4 +263,16 @@ fn a_user_who_asked_changes_their_otp_after_the_current_code_and_the_old_one_sto
     let new = code_login(&server, &oathtool(&new_secret, 1));
     assert!(logged_in(&new), "{new:?}");
     assert!(!new.transcript.contains("by hand"), "{new:?}");
+    drop(request);
+}
+
+/// Removes the user's change request when dropped (the test passed or failed), before
+/// the lock is let go: the file would outlive the test in the shared home.
+struct RequestFile;
+
+impl Drop for RequestFile {
+    fn drop(&mut self) {
+        let home = nix::unistd::User::from_name(SSH_USER).unwrap().unwrap().dir;
+        let _ = std::fs::remove_file(home.join(testkit::product::db::self_enroll::CHANGE_REQUEST_FILE));
+    }
 }

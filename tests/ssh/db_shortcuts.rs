@@ -53,6 +53,7 @@ fn through_the_slim_module_the_session_hooks_reach_the_database_too() {
 }
 
 fn keys_and_sessions_on_the_database(slim: bool) {
+    let _home = crate::no_change_request();
     let cluster = Cluster::start();
     testkit::postgres::enroll(&cluster, SSH_USER, SECRET);
     let server = Sshd::start(

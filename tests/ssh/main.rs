@@ -6,6 +6,8 @@
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 mod basics;
 mod db_enrollment;
 mod db_shortcuts;
@@ -13,3 +15,18 @@ mod demo;
 mod enrollment;
 mod shortcuts;
 mod snippets;
+
+/// `~/.pam_totp_change_request` is one file in [`testkit::sshd::SSH_USER`]'s one home, and
+/// tests run at once: the test that asks for a change holds this for writing, every other
+/// database-store test for reading, so none of their logins sees a request not theirs.
+static CHANGE_REQUEST: RwLock<()> = RwLock::new(());
+
+/// For a database-store test that does not ask for a change.
+fn no_change_request() -> RwLockReadGuard<'static, ()> {
+    CHANGE_REQUEST.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// For the test that asks for one (it removes the file before it lets go).
+fn change_request() -> RwLockWriteGuard<'static, ()> {
+    CHANGE_REQUEST.write().unwrap_or_else(PoisonError::into_inner)
+}
