@@ -89,7 +89,7 @@ impl Cluster {
             .expect("the postgres system user (Debian's postgresql package creates it)");
         nix::unistd::chown(dir.path(), Some(postgres.uid), Some(postgres.gid)).expect("chown");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             dir,
             port: free_port(),
             listen: std::iter::once("127.0.0.1")
@@ -112,7 +112,17 @@ impl Cluster {
                 ],
             ),
         );
-        cluster.resume();
+        // A free port can be taken by someone else before the server binds it: try a few.
+        for tries in 1.. {
+            let started = cluster.pg_ctl_start();
+            if started.status.success() {
+                break;
+            }
+            if tries == 5 || !cluster.log().contains("could not bind") {
+                check("pg_ctl start", &started);
+            }
+            cluster.port = free_port();
+        }
         // Two calls: CREATE DATABASE may not share a (multi-statement) transaction.
         cluster.superuser_sql(&format!("CREATE ROLE {ADMIN} LOGIN CREATEROLE"));
         cluster.superuser_sql(&format!("CREATE DATABASE {DATABASE} OWNER {ADMIN}"));
@@ -169,6 +179,10 @@ impl Cluster {
 
     /// Starts the server (again), waiting until it accepts connections.
     pub fn resume(&self) {
+        check("pg_ctl start", &self.pg_ctl_start());
+    }
+
+    fn pg_ctl_start(&self) -> Output {
         let options = format!(
             "-c listen_addresses={} -p {} -k {} -c fsync=on -c max_connections=200 -c log_connections=on",
             self.listen,
@@ -176,22 +190,19 @@ impl Cluster {
             self.socket_dir().display()
         );
         let log = self.dir.path().join("server.log");
-        check(
-            "pg_ctl start",
-            &as_postgres(
-                "pg_ctl",
-                &[
-                    "-D",
-                    self.data().to_str().expect("utf-8"),
-                    "-l",
-                    log.to_str().expect("utf-8"),
-                    "-o",
-                    &options,
-                    "-w",
-                    "start",
-                ],
-            ),
-        );
+        as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data().to_str().expect("utf-8"),
+                "-l",
+                log.to_str().expect("utf-8"),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        )
     }
 
     /// Stops the server (fast shutdown: connections are closed, data is kept).
