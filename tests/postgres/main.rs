@@ -7,7 +7,6 @@
 
 mod at_rest;
 mod clock_and_failures;
-mod console_log;
 mod enrollment;
 mod hostile_host;
 mod hosts;

@@ -13,5 +13,6 @@ mod enrollment;
 mod logins;
 mod missing_directories;
 mod postgres;
+mod postgres_console;
 mod postgres_realms;
 mod slim_module;
