@@ -292,6 +292,15 @@ impl Cluster {
         db::admin::grant_host(&mut self.admin(), role).expect("grant pam_totp_host");
     }
 
+    /// [`Cluster::add_host_role`] with the password `<role>-password`, written to a
+    /// root-only passfile `dir/pgpass`, whose path it returns.
+    #[must_use]
+    pub fn add_host_role_with_passfile(&self, role: &str, dir: &Path) -> PathBuf {
+        let password = format!("{role}-password");
+        self.add_host_role(role, &password);
+        write_passfile(dir, &password)
+    }
+
     /// The `postgres = "..."` string for a host role, over TCP with a password file.
     #[must_use]
     pub fn conninfo(&self, role: &str, passfile: &Path) -> String {
@@ -341,8 +350,7 @@ impl PgHost {
     /// A host role `role` on `cluster`, with `extra` config lines; on 127.0.0.1.
     #[must_use]
     pub fn new(cluster: &Cluster, role: &str, extra: &str) -> PgHost {
-        let fixture = host_fixture(cluster, role);
-        let passfile = fixture.path("pgpass");
+        let (fixture, passfile) = host_fixture(cluster, role);
         fixture.write_config(&format!(
             "store = \"postgres\"\npostgres = \"{}\"\n{extra}",
             cluster.conninfo(role, &passfile)
@@ -357,7 +365,7 @@ impl PgHost {
     /// over TLS checked against `pki`'s CA with the server's name (`verify-full`).
     #[must_use]
     pub fn on_network(cluster: &Cluster, role: &str, extra: &str, pki: &Pki, network: NetHost) -> PgHost {
-        let fixture = host_fixture(cluster, role);
+        let (fixture, passfile) = host_fixture(cluster, role);
         let ca = fixture.path("db-ca.pem");
         std::fs::copy(pki.path("ca.pem"), &ca).expect("copy the CA");
         fixture.write_config(&format!(
@@ -366,7 +374,7 @@ impl PgHost {
             network.server_addr,
             cluster.port,
             ca.display(),
-            fixture.path("pgpass").display()
+            passfile.display()
         ));
         PgHost {
             fixture,
@@ -375,15 +383,22 @@ impl PgHost {
     }
 }
 
-/// A fixture for host role `role` (made on `cluster`), its password in a root-only passfile.
-fn host_fixture(cluster: &Cluster, role: &str) -> crate::Fixture {
-    let password = format!("{role}-password");
-    cluster.add_host_role(role, &password);
-    let fixture = crate::Fixture::new("", "");
-    let passfile = fixture.path("pgpass");
+/// `dir/pgpass`, root-only, holding `password` (libpq's passfile, which the module
+/// refuses unless it is private); its path.
+#[must_use]
+pub fn write_passfile(dir: &Path, password: &str) -> PathBuf {
+    let passfile = dir.join("pgpass");
     std::fs::write(&passfile, format!("{password}\n")).expect("passfile");
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    fixture
+    passfile
+}
+
+/// A fixture for host role `role` (made on `cluster`), and the root-only passfile in it
+/// that holds the role's password.
+fn host_fixture(cluster: &Cluster, role: &str) -> (crate::Fixture, PathBuf) {
+    let fixture = crate::Fixture::new("", "");
+    let passfile = cluster.add_host_role_with_passfile(role, fixture.dir.path());
+    (fixture, passfile)
 }
 
 /// Enrolls `user` with `secret` in the database, as the admin would.

@@ -138,9 +138,7 @@ fn grant_host_lets_a_role_have_codes_checked_for_its_realms_but_not_read_the_tab
     assert_ok(&fixture.enroll(&["--user", TEST_USER, "--secret", SECRET, "--no-confirm"]));
     assert_ok(&fixture.enroll(&["db", "grant-host", "host_c"]));
 
-    let passfile = fixture.path("pgpass");
-    std::fs::write(&passfile, "host-c-password\n").unwrap();
-    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let passfile = testkit::postgres::write_passfile(fixture.dir.path(), "host-c-password");
     let config = Config {
         store: testkit::product::Store::Postgres,
         postgres: cluster.conninfo("host_c", &passfile),

@@ -144,13 +144,7 @@ fn db_migrate_moves_version_2_records_to_columns_and_the_database_accepts_the_sa
     );
 
     // host_old was a host before: it is granted `default`, where every moved user is.
-    let passfile = keyed.path("pgpass");
-    std::fs::write(&passfile, "host-secret\n").unwrap();
-    std::fs::set_permissions(
-        &passfile,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
-    )
-    .unwrap();
+    let passfile = testkit::postgres::write_passfile(keyed.dir.path(), "host-secret");
     let config = testkit::product::Config {
         store: testkit::product::Store::Postgres,
         postgres: cluster.conninfo("host_old", &passfile),

@@ -1,20 +1,9 @@
 //! The database schema on a real PostgreSQL server: versioned migrations applied once,
 //! the admin functions, the atomic login functions, and least privilege for hosts.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-
-use testkit::postgres::Cluster;
+use testkit::postgres::{Cluster, write_passfile};
 use testkit::product::{Client, admin, db};
 use testkit::product::{Config, Store};
-
-/// A root-only directory holding a passfile for `role`.
-fn passfile(dir: &tempfile::TempDir, password: &str) -> PathBuf {
-    let path = dir.path().join("pgpass");
-    std::fs::write(&path, format!("{password}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
 
 pub fn host_client(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir) {
     cluster.add_host_role(role, "host-secret");
@@ -26,7 +15,7 @@ pub fn connect_host(cluster: &Cluster, role: &str) -> (Client, tempfile::TempDir
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         store: Store::Postgres,
-        postgres: cluster.conninfo(role, &passfile(&dir, "host-secret")),
+        postgres: cluster.conninfo(role, &write_passfile(dir.path(), "host-secret")),
         ..Config::default()
     };
     (db::connect(&config).expect("host connects"), dir)

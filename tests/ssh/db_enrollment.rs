@@ -5,7 +5,6 @@
 //! reset` sends the user back to enrollment; "change your OTP" replaces the secret only
 //! after the current code.
 
-use std::io::Write;
 use std::process::Command;
 
 use testkit::postgres::{ADMIN, Cluster, DATABASE};
@@ -21,20 +20,7 @@ const KBD: [&str; 2] = ["-o", "PreferredAuthentications=keyboard-interactive"];
 /// `sshd-enroll-at-login` stack with `enroll_at_login`.
 fn db_server(cluster: &Cluster) -> Sshd {
     let server = Sshd::start(Scenario::PasswordAndCode, "enroll_at_login");
-    cluster.add_host_role("host_a", "host-a-password");
-    let passfile = server.path("pgpass");
-    std::fs::write(&passfile, "host-a-password\n").unwrap();
-    std::fs::set_permissions(&passfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(server.config_path())
-        .unwrap();
-    writeln!(
-        config,
-        "store = \"postgres\"\npostgres = \"{}\"",
-        cluster.conninfo("host_a", &passfile)
-    )
-    .unwrap();
+    crate::use_database(&server, cluster, "host_a");
     let module_line = format!(
         "{} config={} enroll_at_login",
         server.path("pam_totp.so").display(),

@@ -2,7 +2,6 @@
 //! real sshd and ssh client with keys and real sudo, the module `pam_totp_db.so` as the
 //! host role `host_a` of a real cluster: the database keeps both, for that host role.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use testkit::postgres::Cluster;
@@ -10,25 +9,6 @@ use testkit::sshd::{SSH_USER, Scenario, Sshd};
 use testkit::{ModuleBuild, SECRET, module, oathtool, settle_in_step, wrong_code};
 
 use crate::shortcuts::{CODE_PROMPT, write_sudo_check};
-
-/// `server`'s module config pointed at `cluster` as the host role `role`.
-fn use_database(server: &Sshd, cluster: &Cluster, role: &str) {
-    let password = format!("{role}-password");
-    cluster.add_host_role(role, &password);
-    let passfile = server.path("pgpass");
-    std::fs::write(&passfile, format!("{password}\n")).unwrap();
-    std::fs::set_permissions(&passfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let mut config = std::fs::OpenOptions::new()
-        .append(true)
-        .open(server.config_path())
-        .unwrap();
-    writeln!(
-        config,
-        "store = \"postgres\"\npostgres = \"{}\"",
-        cluster.conninfo(role, &passfile)
-    )
-    .unwrap();
-}
 
 fn rows(cluster: &Cluster, sql: &str) -> Vec<String> {
     cluster
@@ -60,7 +40,7 @@ fn keys_and_sessions_on_the_database(slim: bool) {
         Scenario::PublicKeyStepUp,
         "step_up_seconds=300 remember_key_seconds=300",
     );
-    use_database(&server, &cluster, "host_a");
+    crate::use_database(&server, &cluster, "host_a");
     if slim {
         std::fs::copy(server.path("pam_totp.so"), server.path("pam_totp_db.so")).unwrap();
         std::fs::copy(module(ModuleBuild::FileStore), server.path("pam_totp.so")).unwrap();

@@ -6,7 +6,11 @@
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use std::io::Write;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use testkit::postgres::Cluster;
+use testkit::sshd::Sshd;
 
 mod basics;
 mod db_enrollment;
@@ -29,4 +33,19 @@ fn no_change_request() -> RwLockReadGuard<'static, ()> {
 /// For the test that asks for one (it removes the file before it lets go).
 fn change_request() -> RwLockWriteGuard<'static, ()> {
     CHANGE_REQUEST.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `server`'s module config pointed at `cluster` as the host role `role`.
+fn use_database(server: &Sshd, cluster: &Cluster, role: &str) {
+    let passfile = cluster.add_host_role_with_passfile(role, server.dir.path());
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(server.config_path())
+        .unwrap();
+    writeln!(
+        config,
+        "store = \"postgres\"\npostgres = \"{}\"",
+        cluster.conninfo(role, &passfile)
+    )
+    .unwrap();
 }
