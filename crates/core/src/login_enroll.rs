@@ -134,39 +134,21 @@ fn save(
     conv: &mut dyn Conversation,
     log: &dyn Logger,
 ) -> Outcome {
-    let system_error = |conv: &mut dyn Conversation, message: &str| {
-        log.log(
-            Priority::Err,
-            &format!("enrollment at login failed: {message}; {}", login.who()),
-        );
-        conv.show_error(UNAVAILABLE_MESSAGE);
-        Outcome::SystemError
-    };
     let mut locked = match location.lock(login.user) {
         Ok(locked) => locked,
-        Err(e) => return system_error(conv, &e.to_string()),
+        Err(e) => return enrollment_failed(login, conv, log, &e.to_string()),
     };
     match location.exists() {
         Ok(false) => {}
-        Ok(true) => {
-            conv.show_error("You were enrolled by another login meanwhile; log in again with its code.");
-            log.log(
-                Priority::Notice,
-                &format!(
-                    "authentication failure; {} reason=enrolled concurrently",
-                    login.who()
-                ),
-            );
-            return Outcome::Denied;
-        }
-        Err(e) => return system_error(conv, &e.to_string()),
+        Ok(true) => return enrolled_meanwhile(login, conv, log),
+        Err(e) => return enrollment_failed(login, conv, log, &e.to_string()),
     }
     let (record, codes) = match recovery::new_set(record) {
         Ok(set) => set,
-        Err(e) => return system_error(conv, &format!("cannot make recovery codes: {e}")),
+        Err(e) => return enrollment_failed(login, conv, log, &format!("cannot make recovery codes: {e}")),
     };
     if let Err(e) = location.write(&record) {
-        return system_error(conv, &e.to_string());
+        return enrollment_failed(login, conv, log, &e.to_string());
     }
     let after = LoginState {
         used_until: verify::step_end(step, record.period),
@@ -175,7 +157,7 @@ fn save(
         ..LoginState::default()
     };
     if let Err(e) = locked.save(after) {
-        return system_error(conv, &e.to_string());
+        return enrollment_failed(login, conv, log, &e.to_string());
     }
     drop(locked);
     log.log(
@@ -196,6 +178,40 @@ fn save(
         &format!("authentication success; {}", login.who()),
     );
     Outcome::Success
+}
+
+/// Enrollment at login could not be finished: the cause logged for the admin, the user
+/// told only that the service is unavailable.
+pub(crate) fn enrollment_failed(
+    login: &Login<'_>,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+    message: &str,
+) -> Outcome {
+    log.log(
+        Priority::Err,
+        &format!("enrollment at login failed: {message}; {}", login.who()),
+    );
+    conv.show_error(UNAVAILABLE_MESSAGE);
+    Outcome::SystemError
+}
+
+/// Another login enrolled the user while this one showed the QR code: this one's
+/// secret is not written.
+pub(crate) fn enrolled_meanwhile(
+    login: &Login<'_>,
+    conv: &mut dyn Conversation,
+    log: &dyn Logger,
+) -> Outcome {
+    conv.show_error("You were enrolled by another login meanwhile; log in again with its code.");
+    log.log(
+        Priority::Notice,
+        &format!(
+            "authentication failure; {} reason=enrolled concurrently",
+            login.who()
+        ),
+    );
+    Outcome::Denied
 }
 
 /// The new recovery codes, shown once, then a prompt so that sshd shows them now rather

@@ -10,7 +10,7 @@
 
 use pam_totp_config::{Config, clock};
 
-use crate::login_enroll::{self, ATTEMPTS};
+use crate::login_enroll::{self, ATTEMPTS, enrolled_meanwhile, enrollment_failed};
 use crate::ports::{
     Accounts, CheckedEnrollment, Conversation, Logger, Login, LoginStore, NewSecret, Outcome, Priority,
     StoreFailure, UNAVAILABLE_MESSAGE, Written,
@@ -212,17 +212,9 @@ fn write(
     log: &dyn Logger,
     store: impl FnOnce(&NewSecret<'_>) -> Result<Written, StoreFailure>,
 ) -> Outcome {
-    let system_error = |conv: &mut dyn Conversation, message: &str| {
-        log.log(
-            Priority::Err,
-            &format!("enrollment at login failed: {message}; {}", login.who()),
-        );
-        conv.show_error(UNAVAILABLE_MESSAGE);
-        Outcome::SystemError
-    };
     let recovery_codes = match recovery::new_codes() {
         Ok(codes) => codes,
-        Err(e) => return system_error(conv, &format!("cannot make recovery codes: {e}")),
+        Err(e) => return enrollment_failed(login, conv, log, &format!("cannot make recovery codes: {e}")),
     };
     let new = NewSecret {
         record,
@@ -239,13 +231,7 @@ fn write(
     };
     match store(&new) {
         Ok(Written::Enrolled) => {}
-        Ok(Written::AlreadyEnrolled) => {
-            return refused(
-                conv,
-                "You were enrolled by another login meanwhile; log in again with its code.",
-                "enrolled concurrently",
-            );
-        }
+        Ok(Written::AlreadyEnrolled) => return enrolled_meanwhile(login, conv, log),
         Ok(Written::CodeRefused) => {
             return refused(
                 conv,
@@ -260,7 +246,7 @@ fn write(
                 "enrollment refused by the database",
             );
         }
-        Err(e) => return system_error(conv, &e.to_string()),
+        Err(e) => return enrollment_failed(login, conv, log, &e.to_string()),
     }
     let (logged, shown) = if replacing {
         (
